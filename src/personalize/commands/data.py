@@ -1,0 +1,39 @@
+"""``personalize validate`` and ``personalize demo``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from personalize.commands.common import (CustomerCol, Decimal, FormatOpt, ItemCol, JsonOpt, OrderCol, PathArg,
+                                         PriceCol, QuantityCol, Query, Sep, TimeCol, TimeFormat, emit,
+                                         load_dataset)
+
+
+def _human_summary(s: dict) -> str:
+    lines = [f"input rows      {s['input_rows']:>12,}", f"kept rows       {s['kept_rows']:>12,}"]
+    for reason, n in s["dropped"].items():
+        lines.append(f"  dropped {reason:<22} {n:>10,}")
+    lines += [f"customers       {s['customers']:>12,}", f"items           {s['items']:>12,}",
+              f"first timestamp {s['first_timestamp']:>20}", f"last timestamp  {s['last_timestamp']:>20}"]
+    return "\n".join(lines)
+
+
+def validate(path: PathArg, format: FormatOpt = "generic", customer_col: CustomerCol = None, item_col: ItemCol = None,
+             time_col: TimeCol = None, time_format: TimeFormat = None, quantity_col: QuantityCol = None,
+             price_col: PriceCol = None, order_col: OrderCol = None, sep: Sep = None, decimal: Decimal = ".",
+             query: Query = None, json: JsonOpt = False) -> None:
+    """Load, validate and clean a purchase history; report what was kept and what was dropped, and why."""
+    t0 = time.perf_counter()
+    ds = load_dataset(format, path, customer_col=customer_col, item_col=item_col, time_col=time_col,
+                      time_format=time_format, quantity_col=quantity_col, price_col=price_col,
+                      order_col=order_col, sep=sep, decimal=decimal, query=query)
+    summary = {"format": format, "path": path, **ds.summary(), "seconds": round(time.perf_counter() - t0, 3)}
+    emit(summary, json, _human_summary(summary))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("validate")(validate)

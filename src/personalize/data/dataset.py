@@ -1,0 +1,282 @@
+"""The one validated way data enters personalize."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from personalize.data import io as dio
+from personalize.data.cleaning import CleaningOptions, CleaningReport, clean_transactions
+from personalize.data.schema import TABLES, TRANSACTIONS
+from personalize.data.validate import apply_mapping, cast_table, prepare_table
+from personalize.data.vocab import Vocabulary
+from personalize.errors import DataError
+
+_AUX = ("items", "customers", "offers", "exposures")
+Weight = Literal["count", "quantity", "spend"]
+
+
+def _split_mapping(mapping: Mapping | None) -> dict[str, dict[str, str]]:
+    """Accept a flat mapping (for transactions) or one nested per table."""
+    if not mapping:
+        return {}
+    if all(isinstance(v, Mapping) for v in mapping.values()) and set(mapping) <= set(TABLES):
+        return {k: dict(v) for k, v in mapping.items()}
+    if any(isinstance(v, Mapping) for v in mapping.values()):
+        raise DataError(f"column mapping mixes tables and columns; use {{table: {{field: column}}}} with tables "
+                        f"{sorted(TABLES)}")
+    return {"transactions": dict(mapping)}
+
+
+def _to_timestamp(value, name: str) -> pd.Timestamp:
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError) as exc:
+        raise DataError(f"{name} is not a date or timestamp: {value!r} ({exc})") from None
+    if ts is pd.NaT:
+        raise DataError(f"{name} is missing")
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    return ts
+
+
+class Dataset:
+    """Validated purchase history: transactions plus optional items, customers, offers and exposures.
+
+    Build one with :meth:`from_frames`, :meth:`from_csv`, :meth:`from_parquet`
+    or :meth:`from_sql` (or an adapter in :mod:`personalize.data.adapters`).
+    Transactions are cleaned (see :mod:`personalize.data.cleaning`), sorted by
+    time and indexed against vocabularies shared by every time slice.
+    """
+
+    def __init__(self, transactions: pd.DataFrame, *, items: pd.DataFrame | None, customers: pd.DataFrame | None,
+                 offers: pd.DataFrame | None, exposures: pd.DataFrame | None, customer_vocab: Vocabulary,
+                 item_vocab: Vocabulary, customer_idx: np.ndarray, item_idx: np.ndarray,
+                 report: CleaningReport) -> None:
+        # internal: use the from_* constructors, which validate
+        self.transactions = transactions
+        self.items = items
+        self.customers = customers
+        self.offers = offers
+        self.exposures = exposures
+        self.customer_vocab = customer_vocab
+        self.item_vocab = item_vocab
+        self.customer_idx = customer_idx
+        self.item_idx = item_idx
+        self.report = report
+        self._fingerprint: str | None = None
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_frames(cls, transactions: pd.DataFrame, *, items: pd.DataFrame | None = None,
+                    customers: pd.DataFrame | None = None, offers: pd.DataFrame | None = None,
+                    exposures: pd.DataFrame | None = None, mapping: Mapping | None = None,
+                    options: CleaningOptions | None = None, time_format: str | None = None,
+                    decimal: str = ".") -> "Dataset":
+        """Validate, clean and index DataFrames. ``mapping`` maps canonical field -> your column name."""
+        options = options or CleaningOptions()
+        maps = _split_mapping(mapping)
+        if transactions is None:
+            raise DataError("transactions are required", table="transactions")
+        decimal = transactions.attrs.get("decimal", decimal) if isinstance(transactions, pd.DataFrame) else decimal
+        tx = apply_mapping(transactions, TRANSACTIONS, maps.get("transactions"))
+        tx = cast_table(tx, TRANSACTIONS, time_format=time_format, decimal=decimal)
+        aux = {}
+        for name, df in zip(_AUX, (items, customers, offers, exposures)):
+            aux[name] = prepare_table(df, name, maps.get(name), decimal=decimal)
+        if aux["offers"] is not None:
+            from personalize.data.schema import OFFER_KINDS
+            bad = ~aux["offers"]["kind"].isin(OFFER_KINDS).to_numpy()
+            if bad.any():
+                raise DataError(f"unknown offer kind {aux['offers']['kind'][bad].head(3).tolist()}; expected one of "
+                                f"{list(OFFER_KINDS)}", table="offers", column="kind",
+                                rows=np.flatnonzero(bad)[:5].tolist())
+        item_index = pd.Index(aux["items"]["item_id"]) if aux["items"] is not None else None
+        tx, report = clean_transactions(tx, options, item_index)
+        tx["amount"] = tx["quantity"].to_numpy() * tx["price"].to_numpy()
+        if aux["exposures"] is not None:
+            aux["exposures"] = aux["exposures"].sort_values("exposed_at", kind="stable").reset_index(drop=True)
+        return cls._index(tx, report=report, **aux)
+
+    @classmethod
+    def _index(cls, tx: pd.DataFrame, *, report: CleaningReport, items=None, customers=None, offers=None,
+               exposures=None) -> "Dataset":
+        cust_codes, cust_uniques = pd.factorize(tx["customer_id"], sort=True)
+        item_codes, item_uniques = pd.factorize(tx["item_id"], sort=True)
+        cvocab = Vocabulary(pd.Index(np.asarray(cust_uniques, dtype=object)))
+        ivocab = Vocabulary(pd.Index(np.asarray(item_uniques, dtype=object)))
+        cidx = cust_codes.astype(np.int32)
+        iidx = item_codes.astype(np.int32)
+        extra_c = customers["customer_id"].to_numpy(dtype=object) if customers is not None else None
+        if extra_c is not None and (~pd.Index(extra_c).isin(cvocab.ids)).any():
+            cvocab = Vocabulary.from_values(cvocab.ids, extra_c)
+            cidx = cvocab.index(tx["customer_id"].to_numpy(dtype=object)).astype(np.int32)
+        extra_i = items["item_id"].to_numpy(dtype=object) if items is not None else None
+        if extra_i is not None and (~pd.Index(extra_i).isin(ivocab.ids)).any():
+            ivocab = Vocabulary.from_values(ivocab.ids, extra_i)
+            iidx = ivocab.index(tx["item_id"].to_numpy(dtype=object)).astype(np.int32)
+        return cls(tx, items=items, customers=customers, offers=offers, exposures=exposures, customer_vocab=cvocab,
+                   item_vocab=ivocab, customer_idx=cidx, item_idx=iidx, report=report)
+
+    @classmethod
+    def from_csv(cls, transactions: str | Path, *, items: str | Path | None = None,
+                 customers: str | Path | None = None, offers: str | Path | None = None,
+                 exposures: str | Path | None = None, sep: str | None = None, decimal: str = ".",
+                 encoding: str = "utf-8", **kwargs) -> "Dataset":
+        """Load CSV files (every column read as text, so ids keep leading zeros)."""
+        frames = {name: dio.read_csv(p, sep=sep, decimal=decimal, encoding=encoding, table=name)
+                  if p is not None else None
+                  for name, p in (("transactions", transactions), ("items", items), ("customers", customers),
+                                  ("offers", offers), ("exposures", exposures))}
+        return cls.from_frames(frames.pop("transactions"), decimal=decimal, **frames, **kwargs)
+
+    @classmethod
+    def from_parquet(cls, transactions: str | Path, *, items: str | Path | None = None,
+                     customers: str | Path | None = None, offers: str | Path | None = None,
+                     exposures: str | Path | None = None, **kwargs) -> "Dataset":
+        """Load Parquet files or globs (``sales/*.parquet``)."""
+        frames = {name: dio.read_parquet(p, table=name) if p is not None else None
+                  for name, p in (("transactions", transactions), ("items", items), ("customers", customers),
+                                  ("offers", offers), ("exposures", exposures))}
+        return cls.from_frames(frames.pop("transactions"), **frames, **kwargs)
+
+    @classmethod
+    def from_sql(cls, transactions: str, *, database: str | Path | None = None, setup: Sequence[str] = (),
+                 items: str | None = None, customers: str | None = None, offers: str | None = None,
+                 exposures: str | None = None, **kwargs) -> "Dataset":
+        """Load each table with a DuckDB query (against ``database``, after ``setup`` statements such as ATTACH)."""
+        frames = {name: dio.read_sql(q, database=database, setup=setup, table=name) if q is not None else None
+                  for name, q in (("transactions", transactions), ("items", items), ("customers", customers),
+                                  ("offers", offers), ("exposures", exposures))}
+        return cls.from_frames(frames.pop("transactions"), **frames, **kwargs)
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def n_customers(self) -> int:
+        """Customers with at least one kept transaction in this slice."""
+        return int(np.unique(self.customer_idx).size) if len(self.customer_idx) else 0
+
+    @property
+    def n_items(self) -> int:
+        """Items with at least one kept transaction in this slice."""
+        return int(np.unique(self.item_idx).size) if len(self.item_idx) else 0
+
+    @property
+    def first_timestamp(self) -> pd.Timestamp | None:
+        return self.transactions["timestamp"].iloc[0] if len(self.transactions) else None
+
+    @property
+    def last_timestamp(self) -> pd.Timestamp | None:
+        return self.transactions["timestamp"].iloc[-1] if len(self.transactions) else None
+
+    def __len__(self) -> int:
+        return len(self.transactions)
+
+    def __repr__(self) -> str:
+        return (f"Dataset({len(self)} transactions, {self.n_customers} customers, {self.n_items} items, "
+                f"{self.first_timestamp} .. {self.last_timestamp})")
+
+    def summary(self) -> dict:
+        """The numbers ``personalize validate`` prints."""
+        r = self.report
+        fmt = (lambda t: None if t is None else t.isoformat())
+        return {
+            "input_rows": r.input_rows,
+            "kept_rows": r.kept_rows,
+            "dropped": dict(r.dropped),
+            "details": dict(r.details),
+            "transactions": len(self),
+            "customers": self.n_customers,
+            "items": self.n_items,
+            "orders": int(self.transactions["order_id"].nunique()) if "order_id" in self.transactions else None,
+            "first_timestamp": fmt(self.first_timestamp),
+            "last_timestamp": fmt(self.last_timestamp),
+            "revenue": float(self.transactions["amount"].sum()),
+            "tables": {name: (None if getattr(self, name) is None else len(getattr(self, name))) for name in _AUX},
+        }
+
+    # ------------------------------------------------------------------ slicing
+    def _slice(self, lo: int, hi: int, exposures_before: pd.Timestamp | None = None,
+               exposures_from: pd.Timestamp | None = None) -> "Dataset":
+        exp = self.exposures
+        if exp is not None:
+            t = exp["exposed_at"]
+            m = np.ones(len(exp), dtype=bool)
+            if exposures_from is not None:
+                m &= (t >= exposures_from).to_numpy()
+            if exposures_before is not None:
+                m &= (t < exposures_before).to_numpy()
+            exp = exp.loc[m].reset_index(drop=True)
+        tx = self.transactions.iloc[lo:hi]
+        if lo:
+            tx = tx.reset_index(drop=True)
+        return Dataset(tx, items=self.items, customers=self.customers, offers=self.offers, exposures=exp,
+                       customer_vocab=self.customer_vocab, item_vocab=self.item_vocab,
+                       customer_idx=self.customer_idx[lo:hi], item_idx=self.item_idx[lo:hi], report=self.report)
+
+    def _pos(self, when) -> int:
+        ts = self.transactions["timestamp"].to_numpy()
+        return int(np.searchsorted(ts, np.datetime64(when, "ns"), side="left"))
+
+    def until(self, cutoff) -> "Dataset":
+        """Transactions (and exposures) strictly before ``cutoff``; vocabularies unchanged."""
+        c = _to_timestamp(cutoff, "cutoff")
+        return self._slice(0, self._pos(c), exposures_before=c)
+
+    def between(self, start, end) -> "Dataset":
+        """Transactions (and exposures) with ``start <= timestamp < end``."""
+        s, e = _to_timestamp(start, "start"), _to_timestamp(end, "end")
+        if e < s:
+            raise DataError(f"end {e} is before start {s}")
+        return self._slice(self._pos(s), self._pos(e), exposures_before=e, exposures_from=s)
+
+    # ------------------------------------------------------------------ matrices
+    def interaction_matrix(self, weight: Weight = "count", *, half_life_days: float | None = None,
+                           now=None) -> sp.csr_matrix:
+        """Customer x item matrix (float32) over the shared vocabularies.
+
+        ``weight``: ``count`` (number of lines), ``quantity`` (units) or ``spend``
+        (amount). ``half_life_days`` discounts older lines by ``0.5 ** (age / half_life)``
+        relative to ``now`` (default: the last timestamp of this slice).
+        """
+        if weight == "count":
+            w = np.ones(len(self), dtype=np.float64)
+        elif weight == "quantity":
+            w = self.transactions["quantity"].to_numpy(dtype=np.float64)
+        elif weight == "spend":
+            w = self.transactions["amount"].to_numpy(dtype=np.float64)
+        else:
+            raise DataError(f"weight must be 'count', 'quantity' or 'spend', got {weight!r}")
+        if half_life_days is not None and len(self):
+            if half_life_days <= 0:
+                raise DataError(f"half_life_days must be positive, got {half_life_days}")
+            ref = _to_timestamp(now, "now") if now is not None else self.last_timestamp
+            age = (np.datetime64(ref, "ns") - self.transactions["timestamp"].to_numpy()) / np.timedelta64(1, "D")
+            w = w * np.power(0.5, np.clip(age, 0, None) / half_life_days)
+        shape = (len(self.customer_vocab), len(self.item_vocab))
+        m = sp.csr_matrix((w.astype(np.float32), (self.customer_idx, self.item_idx)), shape=shape)
+        m.sum_duplicates()
+        return m
+
+    # ------------------------------------------------------------------ identity
+    def fingerprint(self) -> str:
+        """sha256 over the canonical transactions (and the other tables' sizes and keys)."""
+        if self._fingerprint is None:
+            h = hashlib.sha256()
+            cols = [c for c in ("customer_id", "item_id", "timestamp", "quantity", "price") if c in self.transactions]
+            h.update(str(len(self)).encode())
+            if len(self):
+                h.update(pd.util.hash_pandas_object(self.transactions[cols], index=False).to_numpy().tobytes())
+            for name in _AUX:
+                df = getattr(self, name)
+                if df is not None:
+                    h.update(name.encode())
+                    h.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
+            self._fingerprint = h.hexdigest()
+        return self._fingerprint
