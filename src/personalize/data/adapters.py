@@ -121,10 +121,13 @@ def _cdnow_frame(df: pd.DataFrame, id_col: str) -> pd.DataFrame:
 
 
 def load_cdnow(path: str | Path, *, options: CleaningOptions | None = None) -> Dataset:
-    """CDNOW master file: header then ``customer_id date number_of_cds dollar_value`` (whitespace separated)."""
+    """CDNOW master file: header then ``customer_id date number_of_cds dollar_value`` (whitespace separated).
+
+    The 1/10 sample file (no header, 5 columns) is recognised and loaded with :func:`load_cdnow_sample`.
+    """
     raw = dio.read_csv(path, sep="whitespace")
     if len(raw.columns) == 5 and "customer_id" not in raw.columns:
-        raise DataError("this looks like the CDNOW sample file (5 columns, no header): use --format cdnow_sample")
+        return load_cdnow_sample(path, options=options)
     _require(raw, ["customer_id", "date", "number_of_cds", "dollar_value"], "CDNOW master")
     raw = raw.rename(columns={"number_of_cds": "cds", "dollar_value": "dollars"})
     opts = options or CleaningOptions(zero_price="keep", drop_duplicates=False)

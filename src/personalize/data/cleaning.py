@@ -123,7 +123,7 @@ def clean_transactions(tx: pd.DataFrame, options: CleaningOptions,
             keep[m] = False
 
     if options.drop_duplicates:
-        drop("exact_duplicate", tx.duplicated(keep="first").to_numpy())
+        drop("exact_duplicate", _duplicated(tx))
     drop("guest", tx["customer_id"].isna().to_numpy())
     if options.non_product_items or options.non_product_pattern:
         np_mask = tx["item_id"].isin(list(options.non_product_items)).to_numpy().copy()
@@ -164,11 +164,27 @@ def clean_transactions(tx: pd.DataFrame, options: CleaningOptions,
             if options.unknown_items == "drop":
                 drop("unknown_item", unknown)
 
-    out = tx.loc[keep].copy()
+    if not keep.any():
+        raise DataError(f"no transactions left after cleaning ({n} input rows, dropped: {dropped})",
+                        table="transactions")
+    out = tx.loc[keep].reset_index(drop=True)
     out["quantity"] = qty[keep]
-    out = out.sort_values("timestamp", kind="stable").reset_index(drop=True)
+    if not out["timestamp"].is_monotonic_increasing:
+        order = np.argsort(out["timestamp"].to_numpy(), kind="stable")
+        out = out.take(order).reset_index(drop=True)
     report = CleaningReport(input_rows=n, kept_rows=int(keep.sum()), dropped=dropped, details=details)
     return out, report
+
+
+def _duplicated(tx: pd.DataFrame) -> np.ndarray:
+    """Exact duplicate rows (all but the first of each group), via 64-bit row hashes checked exactly."""
+    h = pd.util.hash_pandas_object(tx, index=False).to_numpy()
+    cand = pd.Series(h).duplicated(keep=False).to_numpy()
+    out = np.zeros(len(tx), dtype=bool)
+    if cand.any():
+        idx = np.flatnonzero(cand)
+        out[idx] = tx.iloc[idx].duplicated(keep="first").to_numpy()
+    return out
 
 
 def _net_returns(tx: pd.DataFrame, qty: np.ndarray, keep: np.ndarray, is_return: np.ndarray):

@@ -46,6 +46,34 @@ def _to_timestamp(value, name: str) -> pd.Timestamp:
     return ts
 
 
+def _check_offers(offers: pd.DataFrame) -> None:
+    """Offer rules the casts cannot see: no negative amounts, valid_from <= valid_to, eligibility a JSON object."""
+    import json
+
+    def fail(msg: str, column: str, mask) -> None:
+        mask = np.asarray(mask, dtype=bool)
+        if mask.any():
+            raise DataError(f"{msg} ({offers['offer_id'][mask].head(3).tolist()})", table="offers", column=column,
+                            rows=np.flatnonzero(mask)[:5].tolist())
+
+    for col in ("value", "min_spend", "unit_cost", "per_customer_cap"):
+        if col in offers:
+            fail("negative values", col, (offers[col] < 0).fillna(False).to_numpy(dtype=bool))
+    if "valid_from" in offers and "valid_to" in offers:
+        fail("valid_to is before valid_from", "valid_to",
+             (offers["valid_to"] < offers["valid_from"]).fillna(False).to_numpy(dtype=bool))
+    if "eligibility" in offers:
+        def not_object(text) -> bool:
+            if text is None or (isinstance(text, float) and np.isnan(text)):
+                return False
+            try:
+                return not isinstance(json.loads(text), dict)
+            except ValueError:
+                return True
+        fail("eligibility must be a JSON object, e.g. {\"segments\": [\"vip\"]}", "eligibility",
+             [not_object(t) for t in offers["eligibility"].tolist()])
+
+
 class Dataset:
     """Validated purchase history: transactions plus optional items, customers, offers and exposures.
 
@@ -97,6 +125,7 @@ class Dataset:
                 raise DataError(f"unknown offer kind {aux['offers']['kind'][bad].head(3).tolist()}; expected one of "
                                 f"{list(OFFER_KINDS)}", table="offers", column="kind",
                                 rows=np.flatnonzero(bad)[:5].tolist())
+            _check_offers(aux["offers"])
         item_index = pd.Index(aux["items"]["item_id"]) if aux["items"] is not None else None
         tx, report = clean_transactions(tx, options, item_index)
         tx["amount"] = tx["quantity"].to_numpy() * tx["price"].to_numpy()
@@ -222,7 +251,7 @@ class Dataset:
 
     def _pos(self, when) -> int:
         ts = self.transactions["timestamp"].to_numpy()
-        return int(np.searchsorted(ts, np.datetime64(when, "ns"), side="left"))
+        return int(np.searchsorted(ts, pd.Timestamp(when).to_datetime64().astype("datetime64[ns]"), side="left"))
 
     def until(self, cutoff) -> "Dataset":
         """Transactions (and exposures) strictly before ``cutoff``; vocabularies unchanged."""
@@ -257,7 +286,8 @@ class Dataset:
             if half_life_days <= 0:
                 raise DataError(f"half_life_days must be positive, got {half_life_days}")
             ref = _to_timestamp(now, "now") if now is not None else self.last_timestamp
-            age = (np.datetime64(ref, "ns") - self.transactions["timestamp"].to_numpy()) / np.timedelta64(1, "D")
+            ref64 = ref.to_datetime64().astype("datetime64[ns]")  # keeps nanoseconds, unlike np.datetime64(ref)
+            age = (ref64 - self.transactions["timestamp"].to_numpy()) / np.timedelta64(1, "D")
             w = w * np.power(0.5, np.clip(age, 0, None) / half_life_days)
         shape = (len(self.customer_vocab), len(self.item_vocab))
         m = sp.csr_matrix((w.astype(np.float32), (self.customer_idx, self.item_idx)), shape=shape)

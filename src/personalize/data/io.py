@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import glob
 import io
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -41,7 +42,7 @@ def read_csv(path: str | Path, *, sep: str | None = None, decimal: str = ".", en
         with opener(path, "rb") as fh:
             try:
                 head = fh.read(65536)
-            except OSError as exc:
+            except (OSError, EOFError, zlib.error) as exc:
                 raise DataError(f"cannot decompress {path.name}: {exc}", table=table) from None
     else:
         head = _head_bytes(path)
@@ -91,6 +92,8 @@ def read_csv(path: str | Path, *, sep: str | None = None, decimal: str = ".", en
         raise DataError(f"malformed CSV in {path.name}: {msg}", table=table) from None
     except (csv.Error, ValueError) as exc:
         raise DataError(f"cannot read {path.name}: {exc}", table=table) from None
+    except (OSError, EOFError, zlib.error) as exc:  # a compressed file corrupted after its first block
+        raise DataError(f"cannot decompress {path.name}: {exc}", table=table) from None
     df.columns = [str(c).strip() for c in df.columns]
     if len(df) == 0:
         raise DataError(f"no data rows (header only): {path.name}", table=table)
@@ -112,6 +115,10 @@ def _sniff(lines: list[str], name: str, table: str) -> str:
         counts = {len(next(csv.reader([ln], delimiter=cand))) for ln in lines[:20]}
         if len(counts) == 1 and counts.pop() > 1:
             return cand
+    # only one candidate splits the header: use it, so a ragged row is reported by its line number
+    in_header = [c for c in _CANDIDATE_SEPS if len(next(csv.reader([lines[0]], delimiter=c))) > 1]
+    if len(in_header) == 1:
+        return in_header[0]
     if len(lines) >= 1 and not any(c in lines[0] for c in _CANDIDATE_SEPS):
         raise DataError(f"could not detect the delimiter of {name}: the header has no , ; tab or | "
                         "(pass the delimiter explicitly, e.g. --sep ';')", table=table)

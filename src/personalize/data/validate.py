@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 import numpy as np
@@ -52,7 +53,7 @@ def cast_time(series: pd.Series, table: str, column: str, *, time_format: str | 
     if pd.api.types.is_datetime64_any_dtype(s.dtype):
         if getattr(s.dt, "tz", None) is not None:
             s = s.dt.tz_convert("UTC").dt.tz_localize(None)
-        out = s.astype("datetime64[ns]")
+        out = _to_ns(s, table, column)
     else:
         if pd.api.types.is_numeric_dtype(s.dtype) and time_format:
             s = s.astype("Int64").astype(str).where(s.notna(), None)
@@ -62,13 +63,25 @@ def cast_time(series: pd.Series, table: str, column: str, *, time_format: str | 
         raw = s.astype("str").str.strip()
         raw = raw.mask(raw == "", None)
         try:
+            # utc=True: offsets may differ row to row (daylight saving time); naive text stays as written
             if time_format:
-                parsed = pd.to_datetime(raw, format=time_format, errors="coerce")
+                parsed = pd.to_datetime(raw, format=time_format, errors="coerce", utc=True)
             else:
-                parsed = pd.to_datetime(raw, format="ISO8601", errors="coerce")
+                parsed = pd.to_datetime(raw, format="ISO8601", errors="coerce", utc=True)
                 bad_iso = parsed.isna() & raw.notna()
                 if bad_iso.any():  # fall back to per-element inference for non-ISO text
-                    parsed = parsed.where(~bad_iso, pd.to_datetime(raw.where(bad_iso), format="mixed", errors="coerce"))
+                    rest = raw.where(bad_iso)
+                    guess = pd.to_datetime(rest, format="mixed", errors="coerce", utc=True)
+                    # per-element inference reads 01/02/2011 month-first but 13/02/2011 day-first: refuse to guess
+                    other = pd.to_datetime(rest, format="mixed", errors="coerce", utc=True, dayfirst=True)
+                    ambiguous = (guess.notna() & other.notna() & (guess != other)).to_numpy()
+                    if ambiguous.any():
+                        raise DataError(f"ambiguous day/month order ({_sample(raw, ambiguous)}); declare the format, "
+                                        "e.g. --time-format %d/%m/%Y or %m/%d/%Y", table=table, column=column,
+                                        rows=_rows(ambiguous))
+                    parsed = parsed.where(~bad_iso, guess)
+        except DataError:
+            raise
         except (ValueError, TypeError, OverflowError) as exc:
             raise DataError(f"timestamps could not be parsed ({exc})", table=table, column=column) from None
         if getattr(parsed.dt, "tz", None) is not None:
@@ -78,12 +91,28 @@ def cast_time(series: pd.Series, table: str, column: str, *, time_format: str | 
             hint = f" with format {time_format!r}" if time_format else ""
             raise DataError(f"unparseable timestamps{hint} ({_sample(raw, bad)})", table=table, column=column,
                             rows=_rows(bad))
-        out = parsed.astype("datetime64[ns]")
+        out = _to_ns(parsed, table, column)
     if required:
         missing = out.isna().to_numpy()
         if missing.any():
             raise DataError("missing timestamps", table=table, column=column, rows=_rows(missing))
     return out
+
+
+_NS_LO, _NS_HI = "1677-09-22", "2262-04-11"  # whole days inside the datetime64[ns] range
+
+
+def _to_ns(s: pd.Series, table: str, column: str) -> pd.Series:
+    """Cast naive datetimes of any unit to datetime64[ns], naming rows outside its range (1677..2262)."""
+    if s.dtype == np.dtype("datetime64[ns]"):
+        return s
+    vals = s.to_numpy()  # compare in the data's own unit (casting to ns first would overflow); NaT compares False
+    unit = np.datetime_data(vals.dtype)[0]
+    oob = (vals < np.datetime64(_NS_LO, unit)) | (vals >= np.datetime64(_NS_HI, unit))
+    if oob.any():
+        raise DataError(f"timestamps out of range (supported: {_NS_LO} to {_NS_HI}; found "
+                        f"{', '.join(str(v) for v in s[oob].head(3))})", table=table, column=column, rows=_rows(oob))
+    return s.astype("datetime64[ns]")
 
 
 def cast_float(series: pd.Series, table: str, column: str, *, decimal: str = ".", required: bool = True) -> pd.Series:
@@ -94,6 +123,14 @@ def cast_float(series: pd.Series, table: str, column: str, *, decimal: str = "."
         raw = s.astype("str").str.strip()
         raw = raw.mask(raw == "", None)
         if decimal != ".":
+            # '.' is then only a thousands separator (1.234,50): reject '2.5', which would silently become 25
+            grouped = raw.str.contains(".", regex=False).fillna(False).to_numpy(dtype=bool)
+            if grouped.any():
+                ok = raw.str.fullmatch(r"[-+]?\d{1,3}(\.\d{3})+(" + re.escape(decimal) + r"\d*)?").fillna(False)
+                wrong = grouped & ~ok.to_numpy(dtype=bool)
+                if wrong.any():
+                    raise DataError(f"expected numbers with decimal mark {decimal!r}, found {_sample(raw, wrong)}",
+                                    table=table, column=column, rows=_rows(wrong))
             raw = raw.str.replace(".", "", regex=False).str.replace(decimal, ".", regex=False)
         num = pd.to_numeric(raw, errors="coerce")
         bad = (num.isna() & raw.notna()).to_numpy()

@@ -1,0 +1,763 @@
+"""Customer lifetime value.
+
+Two families:
+
+* :func:`simple_clv` — the formula retail teams use: purchase frequency x
+  average order value x retention, summed (and optionally discounted) over a
+  horizon of periods, with the retention rate estimated from the data.
+* The probabilistic model of Fader, Hardie & Lee: BG/NBD
+  (:class:`BGNBDModel`, "Counting your customers the easy way", Marketing
+  Science 2005) for the number of future purchases and P(alive), and the
+  Gamma-Gamma spend model (:class:`GammaGammaModel`, Fader, Hardie & Lee 2005
+  spend note) for the value of a purchase; :func:`discounted_clv` combines them.
+
+Both models are fitted by maximum likelihood with scipy (L-BFGS-B on the log
+of the parameters, analytic gradients, log-likelihoods written with
+``gammaln`` / ``logaddexp`` so they stay finite for large counts).
+
+Calibration summary (:func:`calibration_summary`), the standard definitions:
+
+* purchases are aggregated per customer and calendar day (several orders on
+  one day count as one purchase whose value is their sum), as in the papers;
+* ``frequency`` x = number of *repeat* purchase days in the calibration period
+  (the first purchase is excluded);
+* ``recency`` t_x = time from the first to the last purchase day;
+* ``T`` = time from the first purchase day to the calibration end day;
+* ``monetary_value`` = mean value of the repeat purchase days (0 when x = 0);
+* times are measured in days and divided by the time unit's length in days
+  (``"D"`` 1, ``"W"`` 7, ``"M"`` 365.25/12, ``"Y"`` 365.25), so a customer
+  who first bought on 1997-01-01 has T = 272 / 7 = 38.86 weeks at a
+  calibration end of 1997-09-30, as in the BG/NBD paper.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import optimize
+from scipy.special import digamma, gammaln, hyp2f1
+from threadpoolctl import threadpool_limits
+
+from personalize.analytics._frames import as_timestamp, customer_codes, transactions_of
+from personalize.errors import DataError, NotFittedError, PersonalizeError
+
+__all__ = [
+    "TIME_UNITS",
+    "ConvergenceError",
+    "calibration_summary",
+    "summary_from_arrays",
+    "BGNBDModel",
+    "GammaGammaModel",
+    "discounted_clv",
+    "simple_clv",
+    "holdout_comparison",
+    "cumulative_repeat_purchases",
+]
+
+#: length of one time unit in days
+TIME_UNITS: dict[str, float] = {"D": 1.0, "W": 7.0, "M": 365.25 / 12.0, "Y": 365.25}
+
+_LOG_BOUND = 25.0  # parameters live in [e^-25, e^25]; hitting this bound means "did not converge"
+
+
+class ConvergenceError(PersonalizeError):
+    """A maximum-likelihood fit did not converge to an interior optimum."""
+
+
+def _unit_days(time_unit: str) -> float:
+    try:
+        return TIME_UNITS[str(time_unit).upper()]
+    except KeyError:
+        raise PersonalizeError(
+            f"time_unit must be one of {', '.join(TIME_UNITS)}, got {time_unit!r}") from None
+
+
+def _day_numbers(ts: pd.Series) -> np.ndarray:
+    """Whole days since the epoch (calendar day of each timestamp)."""
+    return ts.to_numpy(dtype="datetime64[ns]").astype("datetime64[D]").astype(np.int64)
+
+
+def _ts_day(ts: pd.Timestamp) -> int:
+    return int(np.datetime64(ts.normalize().to_datetime64(), "D").astype(np.int64))
+
+
+# ---------------------------------------------------------------------------
+# calibration summary
+# ---------------------------------------------------------------------------
+
+def calibration_summary(data: Any, *, calibration_end: Any = None, holdout_end: Any = None,
+                        time_unit: str = "D") -> pd.DataFrame:
+    """Per-customer (frequency, recency, T, monetary_value) for BG/NBD and Gamma-Gamma.
+
+    ``data`` is a Dataset or a canonical transactions frame (``customer_id``,
+    ``timestamp`` and ``amount`` or ``quantity`` x ``price``).
+    ``calibration_end`` is an *inclusive* date (default: the last transaction
+    day): transactions on that day belong to the calibration period.
+    Customers whose first purchase is after it are not in the summary.
+    With ``holdout_end`` (inclusive) the frame also has
+    ``frequency_holdout`` (purchase days in (calibration_end, holdout_end]),
+    ``monetary_value_holdout`` (mean value per purchase day there, 0 if none)
+    and ``duration_holdout`` (the holdout length in time units).
+
+    Returns a frame indexed by ``customer_id`` (sorted) with columns
+    ``frequency`` (int64), ``recency``, ``T``, ``monetary_value`` (float64),
+    ``first_purchase`` (datetime64) and the holdout columns; ``attrs`` holds
+    ``time_unit`` and the ISO dates used.
+    """
+    _unit_days(time_unit)
+    tx = transactions_of(data)
+    if len(tx) == 0:
+        raise DataError("no transactions to summarize", table="transactions")
+    day = _day_numbers(tx["timestamp"])
+    amount = tx["amount"].to_numpy(np.float64)
+    if not np.isfinite(amount).all():
+        bad = np.flatnonzero(~np.isfinite(amount))[:5].tolist()
+        raise DataError("amount must be finite", table="transactions", column="amount", rows=bad)
+    cal_end = (as_timestamp(calibration_end, "calibration_end").normalize()
+               if calibration_end is not None else tx["timestamp"].max().normalize())
+    cal_day = _ts_day(cal_end)
+    hold_day = None
+    if holdout_end is not None:
+        hold_end = as_timestamp(holdout_end, "holdout_end").normalize()
+        hold_day = _ts_day(hold_end)
+        if hold_day <= cal_day:
+            raise DataError(f"holdout_end {hold_end.date()} must be after calibration_end "
+                            f"{cal_end.date()}")
+
+    cidx = None if isinstance(data, pd.DataFrame) else getattr(data, "customer_idx", None)
+    if cidx is not None and len(cidx) == len(tx):  # Dataset: reuse its customer codes
+        codes, ids = np.asarray(cidx, dtype=np.int64), np.asarray(data.customer_vocab.ids, dtype=object)
+    else:
+        codes, ids = customer_codes(tx["customer_id"])
+    return summary_from_arrays(codes, ids, day, amount, cal_day=cal_day, hold_day=hold_day,
+                               time_unit=time_unit)
+
+
+def summary_from_arrays(codes: np.ndarray, ids: np.ndarray, day: np.ndarray, amount: np.ndarray, *,
+                        cal_day: int, hold_day: int | None = None,
+                        time_unit: str = "D") -> pd.DataFrame:
+    """Core of :func:`calibration_summary` on arrays.
+
+    ``codes`` (int, 0..len(ids)-1), ``day`` (whole days since 1970-01-01) and
+    ``amount`` are aligned per transaction or per order; ``cal_day`` and
+    ``hold_day`` are inclusive day numbers.
+    """
+    unit = _unit_days(time_unit)
+    codes = np.asarray(codes, dtype=np.int64)
+    day = np.asarray(day, dtype=np.int64)
+    n_cust = len(ids)
+    # aggregate per (customer, day): one purchase per calendar day
+    dmin = int(day.min())
+    span = int(day.max()) - dmin + 1
+    key = codes * span + (day - dmin)
+    ukey, inv = np.unique(key, return_inverse=True)
+    day_amount = np.bincount(inv.ravel(), weights=amount, minlength=len(ukey))
+    k_cust = ukey // span
+    k_day = ukey % span + dmin  # ukey sorted -> grouped by customer, days ascending
+
+    in_cal = k_day <= cal_day
+    c_cal, d_cal, a_cal = k_cust[in_cal], k_day[in_cal], day_amount[in_cal]
+    n_days = np.bincount(c_cal, minlength=n_cust)
+    present = n_days > 0
+    cal_iso = np.datetime64(int(cal_day), "D").astype(str)
+    if not present.any():
+        raise DataError(f"no transactions on or before calibration_end {cal_iso}",
+                        table="transactions", column="timestamp")
+    starts = np.flatnonzero(np.r_[True, c_cal[1:] != c_cal[:-1]])
+    ends = np.r_[starts[1:], len(c_cal)] - 1
+    grp = c_cal[starts]
+    first_day = np.zeros(n_cust, np.int64)
+    last_day = np.zeros(n_cust, np.int64)
+    first_amt = np.zeros(n_cust)
+    first_day[grp] = d_cal[starts]
+    last_day[grp] = d_cal[ends]
+    first_amt[grp] = a_cal[starts]
+    total = np.bincount(c_cal, weights=a_cal, minlength=n_cust)
+
+    freq = (n_days - 1)[present]
+    repeat_value = (total - first_amt)[present]
+    monetary = np.where(freq > 0, repeat_value / np.maximum(freq, 1), 0.0)
+    out = pd.DataFrame(
+        {
+            "frequency": freq.astype(np.int64),
+            "recency": (last_day - first_day)[present] / unit,
+            "T": (cal_day - first_day[present]) / unit,
+            "monetary_value": monetary,
+            "first_purchase": (first_day[present].astype("datetime64[D]")
+                               .astype("datetime64[ns]")),
+        },
+        index=pd.Index(np.asarray(ids, dtype=object)[present], name="customer_id", dtype="str"),
+    )
+    if hold_day is not None:
+        in_hold = (k_day > cal_day) & (k_day <= hold_day)
+        hf = np.bincount(k_cust[in_hold], minlength=n_cust)[present]
+        hv = np.bincount(k_cust[in_hold], weights=day_amount[in_hold], minlength=n_cust)[present]
+        out["frequency_holdout"] = hf.astype(np.int64)
+        out["monetary_value_holdout"] = np.where(hf > 0, hv / np.maximum(hf, 1), 0.0)
+        out["duration_holdout"] = (hold_day - cal_day) / unit
+    out.attrs["time_unit"] = str(time_unit).upper()
+    out.attrs["calibration_end"] = cal_iso
+    if hold_day is not None:
+        out.attrs["holdout_end"] = np.datetime64(int(hold_day), "D").astype(str)
+    return out
+
+
+def _summary_arrays(summary: Any, frequency=None, recency=None, T=None):
+    if summary is not None:
+        if not isinstance(summary, pd.DataFrame):
+            raise DataError("summary must be a DataFrame from calibration_summary()")
+        for col in ("frequency", "recency", "T"):
+            if col not in summary.columns:
+                raise DataError("required column is missing", table="summary", column=col)
+        frequency, recency, T = summary["frequency"], summary["recency"], summary["T"]
+    x = np.asarray(frequency, dtype=np.float64)
+    tx = np.asarray(recency, dtype=np.float64)
+    T = np.asarray(T, dtype=np.float64)
+    x, tx, T = np.broadcast_arrays(x, tx, T)
+    return x, tx, T
+
+
+def _check_rft(x: np.ndarray, tx: np.ndarray, T: np.ndarray) -> None:
+    if x.size == 0:
+        raise DataError("empty summary: no customers to fit", table="summary")
+    checks = [
+        ("frequency", ~np.isfinite(x) | (x < 0) | (x != np.round(x))),
+        ("recency", ~np.isfinite(tx) | (tx < 0)),
+        ("T", ~np.isfinite(T) | (T < tx - 1e-9)),
+        ("recency", (x == 0) & (tx != 0)),
+    ]
+    for col, bad in checks:
+        if bad.any():
+            rows = np.flatnonzero(bad.ravel())[:5].tolist()
+            msg = {"frequency": "must be a non-negative whole number",
+                   "recency": "must be >= 0 (and 0 when frequency is 0)",
+                   "T": "must be >= recency"}[col]
+            raise DataError(msg, table="summary", column=col, rows=rows)
+
+
+def _minimize(fun, theta0: np.ndarray, names: tuple[str, ...], model: str, *, max_iter: int,
+              tol: float) -> optimize.OptimizeResult:
+    """L-BFGS-B on log-parameters; raises ConvergenceError on failure."""
+    bounds = [(-_LOG_BOUND, _LOG_BOUND)] * len(theta0)
+    # L-BFGS-B makes tiny BLAS calls: with several BLAS threads on a busy machine each call
+    # waits for thread hand-offs (measured 4x slower), so the fit runs single-threaded.
+    with threadpool_limits(1, "blas"):
+        res = optimize.minimize(fun, theta0, jac=True, method="L-BFGS-B", bounds=bounds,
+                                options={"maxiter": max_iter, "ftol": tol, "gtol": 1e-9})
+    _, grad = fun(res.x)
+    stationary = np.all(np.isfinite(res.x)) and np.isfinite(res.fun) and \
+        float(np.max(np.abs(grad))) < 1e-4
+    at_bound = np.abs(res.x) >= _LOG_BOUND - 1e-6
+    if at_bound.any():
+        which = ", ".join(n for n, b in zip(names, at_bound) if b)
+        raise ConvergenceError(
+            f"{model} fit did not converge: parameter(s) {which} ran to "
+            f"{'0' if (res.x[at_bound] < 0).all() else 'infinity'}; the data may not identify "
+            "the model (too few repeat purchases, or every customer alive/dead)")
+    if not (res.success or stationary):
+        raise ConvergenceError(f"{model} fit did not converge after {res.nit} iterations: "
+                               f"{res.message}")
+    return res
+
+
+# ---------------------------------------------------------------------------
+# BG/NBD
+# ---------------------------------------------------------------------------
+
+class BGNBDModel:
+    """BG/NBD model of repeat purchasing and drop-out (Fader, Hardie & Lee 2005).
+
+    Purchase rate lambda ~ Gamma(r, alpha); after each purchase the customer
+    drops out with probability p ~ Beta(a, b). Times are in the unit of the
+    calibration summary (``alpha`` scales with it).
+
+    Hyperparameters: ``penalizer`` adds ``penalizer * sum(log(theta)^2)`` to
+    the mean negative log-likelihood (0 = plain maximum likelihood);
+    ``max_iter`` and ``tol`` control L-BFGS-B.
+
+    Fitted attributes: ``params_`` (dict r, alpha, a, b), ``log_likelihood_``
+    (total at the optimum), ``n_customers_``, ``n_iter_``, ``time_unit_``.
+    """
+
+    param_names = ("r", "alpha", "a", "b")
+
+    def __init__(self, *, penalizer: float = 0.0, max_iter: int = 1000, tol: float = 1e-12):
+        self.penalizer = penalizer
+        self.max_iter = max_iter
+        self.tol = tol
+
+    # -- likelihood --------------------------------------------------------
+    @staticmethod
+    def _loglik_terms(params, x, tx, T):
+        r, alpha, a, b = params
+        A1 = gammaln(r + x) - gammaln(r) + r * math.log(alpha)
+        A2 = gammaln(a + b) + gammaln(b + x) - gammaln(b) - gammaln(a + b + x)
+        A3 = -(r + x) * np.log(alpha + T)
+        pos = x > 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            A4 = np.where(pos, math.log(a) - np.log(np.where(pos, b + x - 1, 1.0))
+                          - (r + x) * np.log(alpha + tx), -np.inf)
+        return A1, A2, A3, A4
+
+    @classmethod
+    def _loglik(cls, params, x, tx, T):
+        A1, A2, A3, A4 = cls._loglik_terms(params, x, tx, T)
+        return A1 + A2 + np.logaddexp(A3, A4)
+
+    def _objective(self, theta, x, tx, T, w, wsum):
+        r, alpha, a, b = np.exp(theta)
+        A1, A2, A3, A4 = self._loglik_terms((r, alpha, a, b), x, tx, T)
+        m = np.logaddexp(A3, A4)
+        ll = A1 + A2 + m
+        w4 = np.exp(A4 - m)  # share of the "dropped out right after the last purchase" term
+        w3 = 1.0 - w4
+        pos = x > 0
+        bx1 = np.where(pos, b + x - 1, 1.0)
+        d_r = digamma(r + x) - digamma(r) + math.log(alpha) - w3 * np.log(alpha + T) \
+            - w4 * np.log(alpha + tx)
+        d_alpha = r / alpha - w3 * (r + x) / (alpha + T) - w4 * (r + x) / (alpha + tx)
+        dg_ab = digamma(a + b)
+        dg_abx = digamma(a + b + x)
+        d_a = dg_ab - dg_abx + w4 / a
+        d_b = dg_ab + digamma(b + x) - digamma(b) - dg_abx - np.where(pos, w4 / bx1, 0.0)
+        grad = np.array([
+            r * (w * d_r).sum(), alpha * (w * d_alpha).sum(), a * (w * d_a).sum(), b * (w * d_b).sum(),
+        ]) / wsum
+        f = -(w * ll).sum() / wsum + self.penalizer * float(np.dot(theta, theta))
+        g = -grad + 2.0 * self.penalizer * theta
+        if not np.isfinite(f):
+            return 1e300, np.zeros_like(theta)
+        return f, g
+
+    # -- fit ---------------------------------------------------------------
+    def fit(self, summary: pd.DataFrame | None = None, *, frequency=None, recency=None, T=None,
+            weights=None) -> "BGNBDModel":
+        """Fit on a calibration summary (or ``frequency``/``recency``/``T`` arrays).
+
+        ``weights`` (optional) counts how many customers each row stands for.
+        Identical rows are merged internally, so the cost grows with the
+        number of distinct (x, t_x, T) triples.
+        """
+        if self.penalizer < 0:
+            raise PersonalizeError("penalizer must be >= 0")
+        x, tx, T = _summary_arrays(summary, frequency, recency, T)
+        x, tx, T = x.ravel(), tx.ravel(), T.ravel()
+        _check_rft(x, tx, T)
+        w = np.ones_like(x) if weights is None else np.asarray(weights, np.float64).ravel()
+        if w.shape != x.shape or (w < 0).any() or not np.isfinite(w).all():
+            raise DataError("weights must be finite, >= 0 and one per customer", column="weights")
+        triples = np.column_stack([x, tx, T])
+        uniq, inv = np.unique(triples, axis=0, return_inverse=True)
+        uw = np.bincount(inv.ravel(), weights=w, minlength=len(uniq))
+        ux, utx, uT = uniq[:, 0], uniq[:, 1], uniq[:, 2]
+        wsum = float(uw.sum())
+        if wsum <= 0:
+            raise DataError("weights sum to zero", column="weights")
+
+        if (ux == 0).all():
+            raise ConvergenceError("BG/NBD fit needs repeat purchases: every customer has "
+                                   "frequency 0")
+        mean_x = float((uw * ux).sum() / wsum)
+        mean_T = float(np.dot(uw, uT) / wsum)
+        starts = [
+            np.log([1.0, max(mean_T / max(mean_x, 1e-3), 1e-3), 1.0, 1.0]),
+            np.log([0.5, max(mean_T, 1e-3), 0.5, 2.0]),
+        ]
+        fun = lambda th: self._objective(th, ux, utx, uT, uw, wsum)  # noqa: E731
+        best, err = None, None
+        for th0 in starts:
+            try:
+                res = _minimize(fun, th0, self.param_names, "BG/NBD",
+                                max_iter=self.max_iter, tol=self.tol)
+            except ConvergenceError as exc:
+                err = exc
+                continue
+            if best is None or res.fun < best.fun:
+                best = res
+        if best is None:
+            raise err  # type: ignore[misc]
+        r, alpha, a, b = np.exp(best.x)
+        self.params_ = {"r": float(r), "alpha": float(alpha), "a": float(a), "b": float(b)}
+        self.log_likelihood_ = float((uw * self._loglik((r, alpha, a, b), ux, utx, uT)).sum())
+        self.n_customers_ = int(round(wsum))
+        self.n_iter_ = int(best.nit)
+        self.time_unit_ = (summary.attrs.get("time_unit") if isinstance(summary, pd.DataFrame)
+                           else None)
+        return self
+
+    def _p(self):
+        if not hasattr(self, "params_"):
+            raise NotFittedError("BGNBDModel is not fitted: call fit() first")
+        p = self.params_
+        return p["r"], p["alpha"], p["a"], p["b"]
+
+    # -- predictions -------------------------------------------------------
+    def log_likelihood(self, summary=None, *, frequency=None, recency=None, T=None) -> np.ndarray:
+        """Per-customer log-likelihood under the fitted parameters."""
+        x, tx, T = _summary_arrays(summary, frequency, recency, T)
+        return self._loglik(self._p(), x, tx, T)
+
+    def _log_odds_dead(self, x, tx, T):
+        """log of a/(b+x-1) * ((alpha+T)/(alpha+t_x))^(r+x) for x>0, -inf for x=0."""
+        r, alpha, a, b = self._p()
+        pos = x > 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(pos, math.log(a) - np.log(np.where(pos, b + x - 1, 1.0))
+                            + (r + x) * (np.log(alpha + T) - np.log(alpha + tx)), -np.inf)
+
+    def p_alive(self, summary=None, *, frequency=None, recency=None, T=None) -> np.ndarray:
+        """P(customer still active at T | x, t_x, T)."""
+        x, tx, T = _summary_arrays(summary, frequency, recency, T)
+        return np.exp(-np.logaddexp(0.0, self._log_odds_dead(x, tx, T)))
+
+    def expected_purchases(self, t, summary=None, *, frequency=None, recency=None,
+                           T=None) -> np.ndarray:
+        """E[number of purchases in (T, T + t] | x, t_x, T] (equation 10 of the paper)."""
+        r, alpha, a, b = self._p()
+        x, tx, T = _summary_arrays(summary, frequency, recency, T)
+        t = np.asarray(t, np.float64)
+        if (t < 0).any():
+            raise PersonalizeError("horizon t must be >= 0")
+        z = t / (alpha + T + t)
+        log_ratio = (r + x) * (np.log(alpha + T) - np.log(alpha + T + t))
+        term = 1.0 - np.exp(log_ratio) * hyp2f1(r + x, b + x, a + b + x - 1.0, z)
+        num = (a + b + x - 1.0) / (a - 1.0) * term
+        den_log = np.logaddexp(0.0, self._log_odds_dead(x, tx, T))
+        return num * np.exp(-den_log)
+
+    def expected_purchases_new(self, t) -> np.ndarray:
+        """E[X(t)]: purchases in (0, t] of a new customer (repeat purchases after the first)."""
+        r, alpha, a, b = self._p()
+        t = np.asarray(t, np.float64)
+        z = t / (alpha + t)
+        return (a + b - 1.0) / (a - 1.0) * (
+            1.0 - np.exp(r * (np.log(alpha) - np.log(alpha + t))) * hyp2f1(r, b, a + b - 1.0, z))
+
+    def to_dict(self) -> dict:
+        """JSON-able state (parameters, log-likelihood, time unit)."""
+        self._p()
+        return {"model": "bgnbd", "params": dict(self.params_),
+                "log_likelihood": self.log_likelihood_, "n_customers": self.n_customers_,
+                "time_unit": self.time_unit_,
+                "hyperparameters": {"penalizer": self.penalizer, "max_iter": self.max_iter,
+                                    "tol": self.tol}}
+
+    @classmethod
+    def from_dict(cls, state: dict) -> "BGNBDModel":
+        if state.get("model") != "bgnbd":
+            raise PersonalizeError("not a BG/NBD model state")
+        m = cls(**state.get("hyperparameters", {}))
+        m.params_ = {k: float(state["params"][k]) for k in cls.param_names}
+        m.log_likelihood_ = float(state.get("log_likelihood", float("nan")))
+        m.n_customers_ = int(state.get("n_customers", 0))
+        m.n_iter_ = 0
+        m.time_unit_ = state.get("time_unit")
+        return m
+
+
+# ---------------------------------------------------------------------------
+# Gamma-Gamma
+# ---------------------------------------------------------------------------
+
+class GammaGammaModel:
+    """Gamma-Gamma model of the value of a purchase (Fader, Hardie & Lee 2005 spend note).
+
+    Purchase values of a customer are Gamma(p, nu) with nu ~ Gamma(q, v);
+    it assumes value and frequency are independent. Fitted on customers with
+    at least one repeat purchase (frequency > 0) and a positive mean repeat
+    value; ``monetary_value`` is that mean over the x repeat purchases.
+
+    Hyperparameters as :class:`BGNBDModel`. Fitted: ``params_`` (p, q, v),
+    ``log_likelihood_``, ``n_customers_``, ``n_iter_``.
+    """
+
+    param_names = ("p", "q", "v")
+
+    def __init__(self, *, penalizer: float = 0.0, max_iter: int = 1000, tol: float = 1e-12):
+        self.penalizer = penalizer
+        self.max_iter = max_iter
+        self.tol = tol
+
+    @staticmethod
+    def _loglik(params, x, m):
+        p, q, v = params
+        px = p * x
+        return (gammaln(px + q) - gammaln(px) - gammaln(q) + q * math.log(v)
+                + (px - 1.0) * np.log(m) + px * np.log(x) - (px + q) * np.log(x * m + v))
+
+    def _objective(self, theta, x, m, w, wsum):
+        p, q, v = np.exp(theta)
+        ll = self._loglik((p, q, v), x, m)
+        px = p * x
+        dg = digamma(px + q)
+        lxmv = np.log(x * m + v)
+        d_p = x * (dg - digamma(px) + np.log(m) + np.log(x) - lxmv)
+        d_q = dg - digamma(q) + math.log(v) - lxmv
+        d_v = q / v - (px + q) / (x * m + v)
+        grad = np.array([p * (w * d_p).sum(), q * (w * d_q).sum(), v * (w * d_v).sum()]) / wsum
+        f = -(w * ll).sum() / wsum + self.penalizer * float(np.dot(theta, theta))
+        if not np.isfinite(f):
+            return 1e300, np.zeros_like(theta)
+        return f, -grad + 2.0 * self.penalizer * theta
+
+    @staticmethod
+    def _arrays(summary, frequency, monetary_value):
+        if summary is not None:
+            for col in ("frequency", "monetary_value"):
+                if col not in summary.columns:
+                    raise DataError("required column is missing", table="summary", column=col)
+            frequency, monetary_value = summary["frequency"], summary["monetary_value"]
+        x = np.asarray(frequency, np.float64)
+        m = np.asarray(monetary_value, np.float64)
+        return np.broadcast_arrays(x, m)
+
+    def fit(self, summary: pd.DataFrame | None = None, *, frequency=None, monetary_value=None,
+            weights=None) -> "GammaGammaModel":
+        """Fit on the repeat buyers of a summary (rows with frequency 0 are ignored).
+
+        Raises DataError when a repeat buyer has a non-positive or missing
+        ``monetary_value`` (drop those customers first, e.g.
+        ``summary[summary.monetary_value > 0]``).
+        """
+        if self.penalizer < 0:
+            raise PersonalizeError("penalizer must be >= 0")
+        x, m = self._arrays(summary, frequency, monetary_value)
+        x, m = x.ravel(), m.ravel()
+        w = np.ones_like(x) if weights is None else np.asarray(weights, np.float64).ravel()
+        if w.shape != x.shape:
+            raise DataError("weights must be one per customer", column="weights")
+        rep = x > 0
+        bad = rep & ~(np.isfinite(m) & (m > 0))
+        if bad.any():
+            rows = np.flatnonzero(bad)
+            labels = (summary.index[rows[:5]].tolist() if isinstance(summary, pd.DataFrame)
+                      else rows[:5].tolist())
+            raise DataError(f"{len(rows)} repeat buyer(s) have a non-positive or missing mean "
+                            "spend; Gamma-Gamma needs positive values", table="summary",
+                            column="monetary_value", rows=labels)
+        x, m, w = x[rep], m[rep], w[rep]
+        if len(x) < 2:
+            raise ConvergenceError("Gamma-Gamma fit needs at least 2 repeat buyers")
+        wsum = float(w.sum())
+        mean_m = float((w * m).sum() / wsum)
+        fun = lambda th: self._objective(th, x, m, w, wsum)  # noqa: E731
+        best, err = None, None
+        for p0, q0 in ((2.0, 3.0), (1.0, 2.0)):
+            th0 = np.log([p0, q0, mean_m * (q0 - 1.0) / p0])
+            try:
+                res = _minimize(fun, th0, self.param_names, "Gamma-Gamma",
+                                max_iter=self.max_iter, tol=self.tol)
+            except ConvergenceError as exc:
+                err = exc
+                continue
+            if best is None or res.fun < best.fun:
+                best = res
+        if best is None:
+            raise err  # type: ignore[misc]
+        p, q, v = np.exp(best.x)
+        self.params_ = {"p": float(p), "q": float(q), "v": float(v)}
+        self.log_likelihood_ = float((w * self._loglik((p, q, v), x, m)).sum())
+        self.n_customers_ = int(round(wsum))
+        self.n_iter_ = int(best.nit)
+        return self
+
+    def _p(self):
+        if not hasattr(self, "params_"):
+            raise NotFittedError("GammaGammaModel is not fitted: call fit() first")
+        return self.params_["p"], self.params_["q"], self.params_["v"]
+
+    @property
+    def population_mean_spend_(self) -> float:
+        """E[value of a purchase] for a customer with no history: p v / (q - 1) (inf if q <= 1)."""
+        p, q, v = self._p()
+        return p * v / (q - 1.0) if q > 1.0 else float("inf")
+
+    def expected_spend(self, summary=None, *, frequency=None, monetary_value=None) -> np.ndarray:
+        """E[value of a purchase | x, m_x] = p (v + x m_x) / (p x + q - 1).
+
+        Customers with x = 0 get the population mean p v / (q - 1).
+        """
+        p, q, v = self._p()
+        x, m = self._arrays(summary, frequency, monetary_value)
+        m = np.where(x > 0, m, 0.0)
+        return p * (v + x * m) / (p * x + q - 1.0)
+
+    def to_dict(self) -> dict:
+        self._p()
+        return {"model": "gamma_gamma", "params": dict(self.params_),
+                "log_likelihood": self.log_likelihood_, "n_customers": self.n_customers_,
+                "hyperparameters": {"penalizer": self.penalizer, "max_iter": self.max_iter,
+                                    "tol": self.tol}}
+
+    @classmethod
+    def from_dict(cls, state: dict) -> "GammaGammaModel":
+        if state.get("model") != "gamma_gamma":
+            raise PersonalizeError("not a Gamma-Gamma model state")
+        m = cls(**state.get("hyperparameters", {}))
+        m.params_ = {k: float(state["params"][k]) for k in cls.param_names}
+        m.log_likelihood_ = float(state.get("log_likelihood", float("nan")))
+        m.n_customers_ = int(state.get("n_customers", 0))
+        m.n_iter_ = 0
+        return m
+
+
+# ---------------------------------------------------------------------------
+# CLV
+# ---------------------------------------------------------------------------
+
+def discounted_clv(bgnbd: BGNBDModel, gamma_gamma: GammaGammaModel, summary: pd.DataFrame, *,
+                   horizon: float, step: float = 1.0, discount_rate: float = 0.0,
+                   margin: float = 1.0) -> pd.Series:
+    """Discounted expected value of each customer's purchases over ``horizon`` time units.
+
+    The horizon is cut into steps of ``step`` units; the purchases expected in
+    step k, E[X(k*step)] - E[X((k-1)*step)] from BG/NBD, are valued at the
+    Gamma-Gamma expected spend times ``margin`` and discounted by
+    ``(1 + discount_rate) ** k`` (``discount_rate`` is per step: e.g. with
+    weekly summaries, step=4.35 and a monthly rate). Returns a Series indexed
+    like ``summary``.
+    """
+    if horizon <= 0 or step <= 0:
+        raise PersonalizeError("horizon and step must be > 0")
+    if discount_rate <= -1:
+        raise PersonalizeError("discount_rate must be > -1")
+    n_steps = int(math.ceil(horizon / step - 1e-9))
+    times = np.minimum(np.arange(1, n_steps + 1) * step, horizon)
+    spend = gamma_gamma.expected_spend(summary) * margin
+    prev = np.zeros(len(summary))
+    value = np.zeros(len(summary))
+    for k, t in enumerate(times, start=1):  # loop over steps, vectorized over customers
+        cur = bgnbd.expected_purchases(t, summary)
+        value += (cur - prev) / (1.0 + discount_rate) ** k
+        prev = cur
+    return pd.Series(value * spend, index=summary.index, name="clv")
+
+
+def simple_clv(data: Any, *, as_of: Any, period_days: float = 365.0, horizon_periods: int = 1,
+               discount_rate: float = 0.0, margin: float = 1.0, arrays: Any = None) -> pd.DataFrame:
+    """The retail formula: CLV = purchase frequency x AOV x retention (x margin), over a horizon.
+
+    Definitions (only transactions strictly before ``as_of`` are used; orders
+    as in :func:`personalize.analytics.profiles`):
+
+    * ``frequency`` = orders in the last period (``period_days`` before ``as_of``);
+    * ``aov`` = mean order value in that period (all-time mean when the
+      customer did not buy in the last period);
+    * ``retention`` = population repeat rate: share of the customers who
+      bought in the period before last who bought again in the last period;
+    * ``clv`` = frequency x aov x margin x sum_{k=1..H} (retention / (1 + d))^k
+      with H = ``horizon_periods`` and d = ``discount_rate`` per period.
+
+    Customers who did not buy in the last period get frequency 0 and clv 0.
+    Raises DataError when nobody bought in the period before last (the data
+    are shorter than two periods: use a smaller ``period_days``).
+    Returns a frame indexed by customer_id with frequency, aov, retention, clv.
+    """
+    from personalize.analytics.profiles import prepare_arrays
+
+    if period_days <= 0 or horizon_periods < 1:
+        raise PersonalizeError("period_days must be > 0 and horizon_periods >= 1")
+    if discount_rate <= -1:
+        raise PersonalizeError("discount_rate must be > -1")
+    a = arrays if arrays is not None else prepare_arrays(data, as_of)
+    n = len(a.ids)
+    p_ns = int(period_days * 86_400_000_000_000)
+    c_ns = a.as_of.value
+    last = a.order_ts >= c_ns - p_ns
+    prev = (a.order_ts >= c_ns - 2 * p_ns) & ~last
+    freq = np.bincount(a.order_cust[last], minlength=n)
+    val = np.bincount(a.order_cust[last], weights=a.order_amount[last], minlength=n)
+    all_v = np.bincount(a.order_cust, weights=a.order_amount, minlength=n)
+    aov = np.where(freq > 0, val / np.maximum(freq, 1), all_v / np.maximum(a.counts, 1))
+    in_prev = np.bincount(a.order_cust[prev], minlength=n) > 0
+    n_prev = int(in_prev.sum())
+    if n_prev == 0:
+        raise DataError(f"nobody bought in the period before last ({period_days:g} days before "
+                        f"{a.as_of.date()} and earlier): cannot estimate retention; use a shorter "
+                        "period_days", table="transactions", column="timestamp")
+    retention = float((in_prev & (freq > 0)).sum() / n_prev)
+    g = retention / (1.0 + discount_rate)
+    factor = sum(g ** k for k in range(1, horizon_periods + 1))
+    out = pd.DataFrame({"frequency": freq.astype(np.int64), "aov": aov,
+                        "retention": retention, "clv": freq * aov * margin * factor},
+                       index=pd.Index(a.ids, name="customer_id", dtype="str"))
+    out.attrs["retention"] = retention
+    out.attrs["retained_of"] = n_prev
+    return out
+
+
+# ---------------------------------------------------------------------------
+# holdout checks
+# ---------------------------------------------------------------------------
+
+def cumulative_repeat_purchases(data: Any, summary: pd.DataFrame, bgnbd: BGNBDModel, *,
+                                end: Any = None) -> pd.DataFrame:
+    """Actual vs predicted cumulative repeat purchases per time unit (figure 2 of the paper).
+
+    For each time unit boundary after the start of the data up to ``end``
+    (default: the last transaction), the actual count is the number of repeat
+    purchase days of the summary's customers so far, the predicted count is
+    sum_i E[X(t - s_i)] with s_i the customer's first purchase. Returns a
+    frame with ``time`` (units since the first purchase in the data), ``date``,
+    ``actual``, ``predicted``.
+    """
+    unit = _unit_days(summary.attrs.get("time_unit", "D"))
+    tx = transactions_of(data)
+    tx = tx.loc[tx["customer_id"].isin(summary.index)]
+    day = _day_numbers(tx["timestamp"])
+    codes, _ = customer_codes(tx["customer_id"])
+    span_key = codes * (int(day.max()) + 1) + day
+    ukey = np.unique(span_key)
+    u_day = ukey % (int(day.max()) + 1)
+    u_c = ukey // (int(day.max()) + 1)
+    is_first = np.r_[True, u_c[1:] != u_c[:-1]]
+    repeat_days = np.sort(u_day[~is_first])
+    first = np.sort(_day_numbers(summary["first_purchase"]))
+    start = int(first.min())
+    last_day = _ts_day(as_timestamp(end, "end")) if end is not None else int(day.max())
+    n_units = int(math.floor((last_day - start + 1) / unit + 1e-9))
+    bounds = start + np.arange(1, n_units + 1) * unit  # exclusive day boundary of each unit
+    actual = np.searchsorted(repeat_days, bounds, side="left")
+    # group customers by first-purchase day to vectorize the prediction
+    fd, cnt = np.unique(first, return_counts=True)
+    age = (bounds[:, None] - (fd[None, :] + 1)) / unit  # units since the first purchase day's end
+    predicted = (bgnbd.expected_purchases_new(np.clip(age, 0, None)) * cnt[None, :]).sum(axis=1)
+    dates = (np.floor(bounds).astype(np.int64) - 1).astype("datetime64[D]").astype("datetime64[ns]")
+    return pd.DataFrame({"time": np.arange(1, n_units + 1, dtype=np.float64),
+                         "date": dates, "actual": actual.astype(np.float64),
+                         "predicted": predicted})
+
+
+def holdout_comparison(bgnbd: BGNBDModel, summary: pd.DataFrame) -> dict:
+    """Predicted vs actual repeat purchases in the holdout period of ``summary``.
+
+    ``summary`` must come from ``calibration_summary(..., holdout_end=...)``.
+    Returns totals, the mean absolute error per customer and a table by
+    calibration frequency (0..7+), as in table 2 of the BG/NBD paper.
+    """
+    if "frequency_holdout" not in summary.columns:
+        raise DataError("summary has no holdout columns: pass holdout_end to "
+                        "calibration_summary()", table="summary", column="frequency_holdout")
+    t = float(summary["duration_holdout"].iloc[0])
+    pred = bgnbd.expected_purchases(t, summary)
+    act = summary["frequency_holdout"].to_numpy(np.float64)
+    bucket = np.minimum(summary["frequency"].to_numpy(), 7)
+    by = (pd.DataFrame({"frequency": bucket, "actual": act, "predicted": pred})
+          .groupby("frequency").agg(customers=("actual", "size"), actual=("actual", "mean"),
+                                    predicted=("predicted", "mean")))
+    return {
+        "duration": t,
+        "customers": int(len(summary)),
+        "predicted_total": float(pred.sum()),
+        "actual_total": float(act.sum()),
+        "mae_per_customer": float(np.mean(np.abs(pred - act))),
+        "by_frequency": [
+            {"frequency": (f"{int(k)}+" if k == 7 else str(int(k))),
+             "customers": int(r.customers), "actual_mean": float(r.actual),
+             "predicted_mean": float(r.predicted)}
+            for k, r in by.iterrows()
+        ],
+    }

@@ -1,0 +1,116 @@
+"""PNG plots of segments, tiers and the CLV holdout check (matplotlib, Agg canvas).
+
+Figures are drawn on a ``FigureCanvasAgg`` directly (no pyplot state, no
+display needed) and written atomically (temporary file, then ``os.replace``).
+Each function returns the path written.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from personalize.errors import DataError
+
+__all__ = ["plot_group_sizes", "plot_segments", "plot_tiers", "plot_clv_holdout"]
+
+
+def _figure(width: float, height: float):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig: Any, path: str | os.PathLike) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, format="png", bbox_inches="tight")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def plot_group_sizes(view: pd.DataFrame, column: str, path: str | os.PathLike, *,
+                     value: str = "monetary", order: list[str] | None = None,
+                     title: str | None = None) -> Path:
+    """Bar charts of the number of customers and the total ``value`` per group of ``column``."""
+    for col in (column, value):
+        if col not in view.columns:
+            raise DataError("column is missing", table="customer view", column=col)
+    g = view.groupby(column, observed=True, sort=False)[value].agg(["size", "sum"])
+    if order is not None:
+        g = g.reindex([o for o in order if o in g.index] + [i for i in g.index if i not in order])
+    else:
+        g = g.sort_values("size", ascending=False)
+    labels = [str(i) for i in g.index]
+    fig = _figure(max(6.0, 0.9 * len(labels) + 2), 6.5)
+    ax1, ax2 = fig.subplots(2, 1, sharex=True)
+    x = np.arange(len(labels))
+    ax1.bar(x, g["size"].to_numpy(), color="#4c72b0")
+    ax1.set_ylabel("customers")
+    for xi, v in zip(x, g["size"].to_numpy()):
+        ax1.annotate(f"{int(v):,}", (xi, v), ha="center", va="bottom", fontsize=8)
+    ax2.bar(x, g["sum"].to_numpy(), color="#55a868")
+    ax2.set_ylabel(f"total {value}")
+    ax2.set_xticks(x, labels, rotation=30, ha="right")
+    fig.suptitle(title or f"customers and {value} by {column}")
+    return _save(fig, path)
+
+
+def plot_segments(view: pd.DataFrame, path: str | os.PathLike, *, value: str = "monetary") -> Path:
+    """Segment sizes and value (needs the ``segment`` column of ``customer_view``)."""
+    from personalize.analytics.segments import SEGMENT_NAMES
+
+    return plot_group_sizes(view, "segment", path, value=value, order=list(SEGMENT_NAMES),
+                            title="RFM segments: size and value")
+
+
+def plot_tiers(view: pd.DataFrame, path: str | os.PathLike, *, value: str = "t12m_spend") -> Path:
+    """Membership tier sizes and trailing spend, lowest tier first."""
+    if "tier_level" in view.columns:
+        order = (view[["tier", "tier_level"]].dropna().drop_duplicates()
+                 .sort_values("tier_level")["tier"].astype(str).tolist())
+    else:
+        order = None
+    return plot_group_sizes(view, "tier", path, value=value, order=order,
+                            title="membership tiers: size and trailing spend")
+
+
+def plot_clv_holdout(cumulative: pd.DataFrame, path: str | os.PathLike, *,
+                     calibration_end: Any = None, time_unit: str = "W") -> Path:
+    """Actual vs BG/NBD-predicted cumulative repeat purchases (figure 2 of the BG/NBD paper).
+
+    ``cumulative`` comes from :func:`personalize.analytics.clv.cumulative_repeat_purchases`.
+    """
+    for col in ("time", "actual", "predicted"):
+        if col not in cumulative.columns:
+            raise DataError("column is missing", table="cumulative", column=col)
+    fig = _figure(8, 4.5)
+    ax = fig.subplots()
+    ax.plot(cumulative["time"], cumulative["actual"], color="black", label="actual")
+    ax.plot(cumulative["time"], cumulative["predicted"], color="#c44e52", linestyle="--",
+            label="BG/NBD")
+    if calibration_end is not None and "date" in cumulative.columns:
+        end = pd.Timestamp(calibration_end)
+        before = cumulative.loc[cumulative["date"] <= end, "time"]
+        if len(before):
+            ax.axvline(float(before.iloc[-1]), color="grey", linestyle=":",
+                       label="end of calibration")
+    ax.set_xlabel(f"time ({time_unit})")
+    ax.set_ylabel("cumulative repeat purchases")
+    ax.legend(loc="upper left")
+    ax.set_title("Tracking cumulative repeat purchases")
+    return _save(fig, path)

@@ -1,0 +1,210 @@
+"""``personalize segments`` and ``personalize clv``."""
+
+from __future__ import annotations
+
+import json as jsonlib
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+
+from personalize.commands.common import (CustomerCol, Decimal, FormatOpt, ItemCol, JsonOpt, OrderCol, PathArg,
+                                         PriceCol, QuantityCol, Query, Sep, TimeCol, TimeFormat, emit,
+                                         load_dataset)
+from personalize.errors import DataError, PersonalizeError
+
+
+def _load(format: str, path: str, **opts):
+    return load_dataset(format, path, **opts)
+
+
+def _write_table(df: pd.DataFrame, out: str) -> str:
+    """Write ``df`` (index included) to CSV or Parquet atomically."""
+    p = Path(out)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent)
+    os.close(fd)
+    try:
+        if p.suffix.lower() == ".parquet":
+            df.to_parquet(tmp)
+        else:
+            df.to_csv(tmp, date_format="%Y-%m-%dT%H:%M:%S")
+        os.replace(tmp, p)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return str(p)
+
+
+def _tier_config(path: str | None):
+    from personalize.analytics import TierConfig
+
+    if path is None:
+        return None
+    try:
+        d = jsonlib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read tier config {path}: {exc}") from None
+    try:
+        return TierConfig.from_dict(d)
+    except TypeError as exc:
+        raise PersonalizeError(f"tier config {path}: {exc}") from None
+
+
+def _counts(view: pd.DataFrame, col: str, order: list[str] | None = None) -> list[dict]:
+    agg = {"customers": ("monetary", "size"), "monetary": ("monetary", "sum")}
+    if "clv" in view.columns:
+        agg["mean_clv"] = ("clv", "mean")
+    g = view.groupby(col, sort=False, observed=True).agg(**agg)
+    keys = ([k for k in order if k in g.index] + [k for k in g.index if k not in order]) if order \
+        else g.sort_values("customers", ascending=False).index.tolist()
+    n = len(view)
+    rows = []
+    for k in keys:
+        r = g.loc[k]
+        row = {col: str(k), "customers": int(r["customers"]),
+               "share": round(float(r["customers"]) / n, 6), "monetary": round(float(r["monetary"]), 2)}
+        if "mean_clv" in r:
+            row["mean_clv"] = None if pd.isna(r["mean_clv"]) else round(float(r["mean_clv"]), 4)
+        rows.append(row)
+    return rows
+
+
+def segments_command(
+    path: PathArg,
+    format: FormatOpt = "generic",
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Cutoff date: only purchases strictly before it "
+                                                              "(default: the day after the last purchase).")] = None,
+    out: Annotated[str | None, typer.Option("--out", help="Write every customer's row (.csv or .parquet).")] = None,
+    plots: Annotated[str | None, typer.Option("--plots", help="Directory for segments.png and tiers.png.")] = None,
+    tier_config: Annotated[str | None, typer.Option("--tier-config", help="JSON file: {\"tiers\": [{\"name\", "
+                                                                          "\"min_spend\", \"min_orders\"}], "
+                                                                          "\"window_days\", \"mode\"}.")] = None,
+    clv: Annotated[bool, typer.Option("--clv/--no-clv", help="Add BG/NBD + Gamma-Gamma CLV columns.")] = True,
+    customer_col: CustomerCol = None, item_col: ItemCol = None, time_col: TimeCol = None,
+    time_format: TimeFormat = None, quantity_col: QuantityCol = None, price_col: PriceCol = None,
+    order_col: OrderCol = None, sep: Sep = None, decimal: Decimal = ".", query: Query = None,
+    json: JsonOpt = False,
+) -> None:
+    """RFM segments, lifecycle stages, membership tiers and CLV of every customer as of a date."""
+    import warnings
+
+    from personalize.analytics import LIFECYCLE_STAGES, SEGMENT_NAMES, customer_view
+
+    t0 = time.perf_counter()
+    tiers = _tier_config(tier_config)
+    ds = _load(format, path, customer_col=customer_col, item_col=item_col, time_col=time_col,
+               time_format=time_format, quantity_col=quantity_col, price_col=price_col, order_col=order_col,
+               sep=sep, decimal=decimal, query=query)
+    if as_of is None:
+        cutoff = ds.last_timestamp.normalize() + pd.Timedelta(days=1)
+    else:
+        try:
+            cutoff = pd.Timestamp(as_of)
+        except (TypeError, ValueError):
+            raise DataError(f"--as-of {as_of!r} is not a date") from None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        view = customer_view(ds, cutoff, tiers=tiers, clv=clv)
+    tier_order = (view[["tier", "tier_level"]].dropna().drop_duplicates().sort_values("tier_level")["tier"]
+                  .astype(str).tolist())
+    doc = {
+        "format": format, "path": path, "as_of": view.attrs.get("as_of"), "customers": len(view),
+        "segments": _counts(view, "segment", list(SEGMENT_NAMES)),
+        "lifecycle": _counts(view, "lifecycle", list(LIFECYCLE_STAGES)),
+        "tiers": _counts(view, "tier", tier_order),
+        "default_gap_days": view.attrs.get("default_gap_days"),
+        "clv_models": view.attrs.get("clv_models"),
+        "clv_error": view.attrs.get("clv_error"),
+        "out": None, "plots": None,
+    }
+    if out:
+        doc["out"] = _write_table(view, out)
+    if plots:
+        from personalize.analytics.plots import plot_segments, plot_tiers
+
+        d = Path(plots)
+        doc["plots"] = [str(plot_segments(view, d / "segments.png")), str(plot_tiers(view, d / "tiers.png"))]
+    doc["seconds"] = round(time.perf_counter() - t0, 3)
+    lines = [f"{doc['customers']:,} customers as of {doc['as_of']}", "segment              customers    share"]
+    lines += [f"  {r['segment']:<20}{r['customers']:>9,}  {r['share']:6.1%}" for r in doc["segments"]]
+    lines += ["lifecycle"] + [f"  {r['lifecycle']:<20}{r['customers']:>9,}  {r['share']:6.1%}"
+                              for r in doc["lifecycle"]]
+    lines += ["tier"] + [f"  {r['tier']:<20}{r['customers']:>9,}  {r['share']:6.1%}" for r in doc["tiers"]]
+    if doc["out"]:
+        lines.append(f"wrote {doc['out']}")
+    emit(doc, json, "\n".join(lines))
+
+
+def clv_command(
+    path: PathArg,
+    calibration_end: Annotated[str, typer.Option("--calibration-end", help="Last day of the calibration "
+                                                                           "period (inclusive).")],
+    format: FormatOpt = "generic",
+    holdout_end: Annotated[str | None, typer.Option("--holdout-end", help="Last day of the holdout period "
+                                                                          "(default: last purchase day).")] = None,
+    time_unit: Annotated[str, typer.Option("--time-unit", help="D, W, M or Y.")] = "W",
+    plot: Annotated[str | None, typer.Option("--plot", help="PNG of cumulative repeat purchases, actual vs "
+                                                            "predicted.")] = None,
+    customer_col: CustomerCol = None, item_col: ItemCol = None, time_col: TimeCol = None,
+    time_format: TimeFormat = None, quantity_col: QuantityCol = None, price_col: PriceCol = None,
+    order_col: OrderCol = None, sep: Sep = None, decimal: Decimal = ".", query: Query = None,
+    json: JsonOpt = False,
+) -> None:
+    """Fit BG/NBD and Gamma-Gamma on a calibration period and check them on the holdout period."""
+    from personalize.analytics import (calibration_summary, cumulative_repeat_purchases, fit_clv,
+                                       holdout_comparison)
+
+    t0 = time.perf_counter()
+    ds = _load(format, path, customer_col=customer_col, item_col=item_col, time_col=time_col,
+               time_format=time_format, quantity_col=quantity_col, price_col=price_col, order_col=order_col,
+               sep=sep, decimal=decimal, query=query)
+    last_day = ds.last_timestamp.normalize()
+    try:
+        cal_end = pd.Timestamp(calibration_end).normalize()
+        hold_end = pd.Timestamp(holdout_end).normalize() if holdout_end else last_day
+    except (TypeError, ValueError):
+        raise DataError(f"--calibration-end / --holdout-end must be dates, got {calibration_end!r} / "
+                        f"{holdout_end!r}") from None
+    if hold_end <= cal_end:
+        hold_end = None  # no holdout period left
+    summary = calibration_summary(ds, calibration_end=cal_end, holdout_end=hold_end, time_unit=time_unit)
+    t_fit = time.perf_counter()
+    bg, gg, left_out = fit_clv(summary)
+    fit_seconds = time.perf_counter() - t_fit
+    doc = {
+        "format": format, "path": path, "time_unit": summary.attrs["time_unit"],
+        "calibration_end": summary.attrs["calibration_end"], "holdout_end": summary.attrs.get("holdout_end"),
+        "customers": len(summary), "repeat_buyers": int((summary["frequency"] > 0).sum()),
+        "bgnbd": bg.params_, "bgnbd_log_likelihood": bg.log_likelihood_,
+        "gamma_gamma": gg.params_, "gamma_gamma_log_likelihood": gg.log_likelihood_,
+        "gamma_gamma_customers": gg.n_customers_, "gamma_gamma_left_out": left_out,
+        "holdout": holdout_comparison(bg, summary) if hold_end is not None else None,
+        "plot": None, "fit_seconds": round(fit_seconds, 4),
+    }
+    if plot:
+        from personalize.analytics.plots import plot_clv_holdout
+
+        cum = cumulative_repeat_purchases(ds, summary, bg, end=hold_end)
+        doc["plot"] = str(plot_clv_holdout(cum, plot, calibration_end=cal_end, time_unit=doc["time_unit"]))
+    doc["seconds"] = round(time.perf_counter() - t0, 3)
+    p, g = bg.params_, gg.params_
+    lines = [f"{doc['customers']:,} customers, {doc['repeat_buyers']:,} repeat buyers; calibration to "
+             f"{doc['calibration_end']} in {doc['time_unit']}",
+             f"BG/NBD       r={p['r']:.4f} alpha={p['alpha']:.4f} a={p['a']:.4f} b={p['b']:.4f}  "
+             f"LL={bg.log_likelihood_:.2f}",
+             f"Gamma-Gamma  p={g['p']:.4f} q={g['q']:.4f} v={g['v']:.4f}  LL={gg.log_likelihood_:.2f}"]
+    if doc["holdout"]:
+        h = doc["holdout"]
+        lines.append(f"holdout to {doc['holdout_end']}: predicted {h['predicted_total']:.1f} vs actual "
+                     f"{h['actual_total']:.0f} repeat purchases")
+    emit(doc, json, "\n".join(lines))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("segments")(segments_command)
+    app.command("clv")(clv_command)
