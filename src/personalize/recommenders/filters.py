@@ -1,0 +1,171 @@
+"""Business filters and the per-item arrays they run on.
+
+:class:`Filters` says which items may be shown (category, price band, in stock,
+allow / deny lists). :class:`ItemCatalog` holds the item attributes a model
+needs at query time as plain numpy arrays aligned with the model's item index,
+so a filter is a handful of vectorized comparisons.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, fields
+
+import numpy as np
+import pandas as pd
+
+from personalize.errors import PersonalizeError
+
+
+class ParameterError(PersonalizeError, ValueError):
+    """A recommender argument or hyperparameter is invalid."""
+
+
+def _as_tuple(value, name: str) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, Iterable):
+        return tuple(str(v) for v in value)
+    raise ParameterError(f"Filters.{name} must be a string or a list of strings, got {type(value).__name__}")
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which items may be recommended.
+
+    ``categories``: keep items in one of these categories; ``min_price`` /
+    ``max_price``: keep items whose price is inside the band (items without a
+    price are dropped by a price filter); ``in_stock``: True keeps in-stock
+    items only (False: out-of-stock only); ``allow``: keep only these item ids;
+    ``deny``: never these item ids. Unknown ids and categories match nothing.
+    """
+
+    categories: tuple[str, ...] | None = None
+    min_price: float | None = None
+    max_price: float | None = None
+    in_stock: bool | None = None
+    allow: tuple[str, ...] | None = None
+    deny: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("categories", "allow", "deny"):
+            object.__setattr__(self, name, _as_tuple(getattr(self, name), name))
+        for name in ("min_price", "max_price"):
+            v = getattr(self, name)
+            if v is not None:
+                try:
+                    v = float(v)
+                except (TypeError, ValueError):
+                    raise ParameterError(f"Filters.{name} must be a number, got {v!r}") from None
+                if not np.isfinite(v):
+                    raise ParameterError(f"Filters.{name} must be finite, got {v!r}")
+                object.__setattr__(self, name, v)
+        if self.min_price is not None and self.max_price is not None and self.min_price > self.max_price:
+            raise ParameterError(f"Filters.min_price ({self.min_price}) is above max_price ({self.max_price})")
+        if self.in_stock is not None and not isinstance(self.in_stock, (bool, np.bool_)):
+            raise ParameterError(f"Filters.in_stock must be true, false or None, got {self.in_stock!r}")
+
+    @classmethod
+    def coerce(cls, value) -> "Filters | None":
+        """Accept None, a Filters or a dict of its fields (as the HTTP layer passes them)."""
+        if value is None or isinstance(value, Filters):
+            return value
+        if isinstance(value, dict):
+            names = {f.name for f in fields(cls)}
+            unknown = sorted(set(value) - names)
+            if unknown:
+                raise ParameterError(f"unknown filter field(s) {unknown}; expected {sorted(names)}")
+            return cls(**value)
+        raise ParameterError(f"filters must be a Filters, a dict or None, got {type(value).__name__}")
+
+    def is_empty(self) -> bool:
+        return all(getattr(self, f.name) is None for f in fields(self))
+
+    def to_dict(self) -> dict:
+        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v) for f in fields(self)}
+
+    def mask(self, catalog: "ItemCatalog") -> np.ndarray:
+        """Boolean array over the catalog's items: True where the item passes every filter."""
+        n = len(catalog)
+        keep = np.ones(n, dtype=bool)
+        if self.categories is not None:
+            codes = catalog.category_index.get_indexer(pd.Index(self.categories, dtype=object))
+            keep &= np.isin(catalog.category_codes, codes[codes >= 0])
+        if self.min_price is not None:
+            keep &= catalog.price >= self.min_price  # NaN compares False
+        if self.max_price is not None:
+            keep &= catalog.price <= self.max_price
+        if self.in_stock is not None:
+            keep &= catalog.in_stock if self.in_stock else ~catalog.in_stock
+        if self.allow is not None:
+            allowed = np.zeros(n, dtype=bool)
+            idx = catalog.item_index.get_indexer(pd.Index(self.allow, dtype=object))
+            allowed[idx[idx >= 0]] = True
+            keep &= allowed
+        if self.deny is not None:
+            idx = catalog.item_index.get_indexer(pd.Index(self.deny, dtype=object))
+            keep[idx[idx >= 0]] = False
+        return keep
+
+
+class ItemCatalog:
+    """Per-item attributes aligned with a model's item index.
+
+    ``category_codes`` (int32, -1 = no category) index ``categories``;
+    ``price`` (float64, NaN = unknown); ``in_stock`` (bool, True when the items
+    table has no ``in_stock``); ``repeatable`` (bool, False when the items table
+    has no ``repeatable``: then nothing counts as repeatable).
+    """
+
+    def __init__(self, item_ids: np.ndarray, category_codes: np.ndarray, categories: np.ndarray,
+                 price: np.ndarray, in_stock: np.ndarray, repeatable: np.ndarray) -> None:
+        self.item_ids = np.asarray(item_ids, dtype=object)
+        self.category_codes = np.asarray(category_codes, dtype=np.int32)
+        self.categories = np.asarray(categories, dtype=object)
+        self.price = np.asarray(price, dtype=np.float64)
+        self.in_stock = np.asarray(in_stock, dtype=bool)
+        self.repeatable = np.asarray(repeatable, dtype=bool)
+        self.item_index = pd.Index(self.item_ids, dtype=object)
+        self.category_index = pd.Index(self.categories, dtype=object)
+
+    def __len__(self) -> int:
+        return len(self.item_ids)
+
+    @classmethod
+    def from_items(cls, item_ids: np.ndarray, items: pd.DataFrame | None) -> "ItemCatalog":
+        n = len(item_ids)
+        codes = np.full(n, -1, dtype=np.int32)
+        categories = np.array([], dtype=object)
+        price = np.full(n, np.nan)
+        in_stock = np.ones(n, dtype=bool)
+        repeatable = np.zeros(n, dtype=bool)
+        if items is not None and len(items):
+            pos = pd.Index(np.asarray(item_ids, dtype=object)).get_indexer(items["item_id"].to_numpy(dtype=object))
+            ok = pos >= 0
+            pos = pos[ok]
+            if "category" in items:
+                cat = items["category"].to_numpy(dtype=object)[ok]
+                present = pd.notna(cat)
+                cc, uniques = pd.factorize(pd.Index(cat[present], dtype=object), sort=True)
+                categories = np.asarray(uniques, dtype=object)
+                codes[pos[present]] = cc.astype(np.int32)
+            if "price" in items:
+                price[pos] = items["price"].to_numpy(dtype=np.float64, na_value=np.nan)[ok]
+            if "in_stock" in items:
+                v = items["in_stock"].to_numpy(dtype=object)[ok]
+                in_stock[pos] = [True if pd.isna(x) else bool(x) for x in v]
+            if "repeatable" in items:
+                v = items["repeatable"].to_numpy(dtype=object)[ok]
+                repeatable[pos] = [False if pd.isna(x) else bool(x) for x in v]
+        return cls(item_ids, codes, categories, price, in_stock, repeatable)
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return {"cat_codes": self.category_codes, "cat_names": np.asarray(self.categories, dtype=str),
+                "price": self.price, "in_stock": self.in_stock, "repeatable": self.repeatable}
+
+    @classmethod
+    def from_arrays(cls, item_ids: np.ndarray, a) -> "ItemCatalog":
+        return cls(item_ids, a["cat_codes"], np.asarray(a["cat_names"]).astype(object), a["price"],
+                   a["in_stock"], a["repeatable"])
