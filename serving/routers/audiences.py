@@ -1,0 +1,103 @@
+"""Audience export for marketing tools: streamed CSV or JSON lines, cursor-paged, consent enforced."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import json
+import math
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from personalize.errors import PersonalizeError
+from serving.deps import AudienceCtx, limit
+
+router = APIRouter(tags=["audiences"])
+
+_CHUNK = 2000
+
+
+def encode_cursor(customer_id: str | None) -> str | None:
+    return None if customer_id is None else base64.urlsafe_b64encode(customer_id.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> str | None:
+    if not cursor:
+        return None
+    try:
+        raw = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True).decode()
+    except (ValueError, UnicodeDecodeError):
+        raise PersonalizeError("invalid cursor") from None
+    if not raw:
+        raise PersonalizeError("invalid cursor") from None
+    return raw
+
+
+def _cell(v):
+    if v is None:
+        return None
+    if isinstance(v, float) and (math.isnan(v) or math.isinf(v)):
+        return None
+    if hasattr(v, "isoformat"):
+        return v.isoformat()
+    return v
+
+
+def _rows(page):
+    cols = list(page.columns)
+    for start in range(0, len(page), _CHUNK):
+        chunk = page.iloc[start:start + _CHUNK]
+        yield cols, [[_cell(v) for v in row] for row in chunk.itertuples(index=False, name=None)]
+
+
+def _csv(page):
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(list(page.columns))
+    yield buf.getvalue()
+    for _, rows in _rows(page):
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerows(["" if v is None else v for v in r] for r in rows)
+        yield buf.getvalue()
+
+
+def _jsonl(page):
+    for cols, rows in _rows(page):
+        yield "".join(json.dumps(dict(zip(cols, r)), allow_nan=False) + "\n" for r in rows)
+
+
+@router.get("/audiences", response_class=StreamingResponse,
+            responses={200: {"content": {"text/csv": {}, "application/x-ndjson": {}},
+                             "description": "customer ids with the requested scores, ordered by customer_id; "
+                                            "`X-Next-Cursor` header when more pages follow"}})
+async def export_audience(
+        ctx: AudienceCtx,
+        consent: Literal["email", "sms", "personalization"],
+        segment: Annotated[list[str] | None, Query(max_length=50)] = None,
+        fields: Annotated[str | None, Query(max_length=2000, description="comma-separated columns")] = None,
+        score: Annotated[str | None, Query(max_length=100)] = None,
+        min_score: float | None = None, max_score: float | None = None,
+        cursor: Annotated[str | None, Query(max_length=1000)] = None,
+        limit_: Annotated[int, Query(alias="limit", ge=1, le=1_000_000)] = 10_000,
+        format: Literal["csv", "jsonl"] = "csv") -> StreamingResponse:
+    """Customers who consented to `consent`, filtered by segment / score, paged by `cursor`."""
+    rt, settings = ctx.runtime, ctx.settings
+    limit(limit_ <= settings.audience_page_max, "limit", f"limit must be at most {settings.audience_page_max}")
+    for name, v in (("min_score", min_score), ("max_score", max_score)):
+        if v is not None and not math.isfinite(v):
+            raise PersonalizeError(f"{name} must be a finite number")
+    field_list = [f.strip() for f in fields.split(",") if f.strip()] if fields else None
+    page, next_id = await run_in_threadpool(
+        rt.audience, consent=consent, segments=segment, fields=field_list, score=score, min_score=min_score,
+        max_score=max_score, cursor=decode_cursor(cursor), limit=limit_)
+    headers = {"X-Model-Version": rt.version, "X-Count": str(len(page))}
+    if next_id is not None:
+        headers["X-Next-Cursor"] = encode_cursor(next_id)
+    if format == "csv":
+        return StreamingResponse(_csv(page), media_type="text/csv", headers=headers)
+    return StreamingResponse(_jsonl(page), media_type="application/x-ndjson", headers=headers)

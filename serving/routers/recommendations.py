@@ -1,0 +1,40 @@
+"""Recommendations for a known (or unknown) customer, and for an anonymous session."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query
+
+from serving.deps import RecommendCtx, limit
+from serving.schemas import MAX_K, RecommendationsOut, SessionIn, SessionOut
+
+router = APIRouter(tags=["recommendations"])
+
+CustomerId = Annotated[str, Path(min_length=1, max_length=200)]
+
+
+@router.get("/customers/{customer_id}/recommendations", response_model=RecommendationsOut)
+async def customer_recommendations(
+        customer_id: CustomerId, ctx: RecommendCtx,
+        k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
+        category: Annotated[str | None, Query(max_length=2000, description="category, or several separated by "
+                                                                            "commas")] = None,
+        exclude: Literal["purchased", "non_repeatable", "none"] = "purchased",
+        in_stock: bool | None = None) -> RecommendationsOut:
+    """Top-k items; an unknown customer gets 200 with the fallback list (`fallback: true`, `source` names it)."""
+    limit(k <= ctx.settings.max_k, "k", f"k must be at most {ctx.settings.max_k}")
+    categories = [c for c in category.split(",") if c] if category else None
+    r = ctx.runtime.recommend(customer_id, k, categories=categories, in_stock=in_stock, exclude=exclude)
+    return RecommendationsOut(customer_id=customer_id, items=r.items, model_version=r.model_version,
+                              fallback=r.fallback)
+
+
+@router.post("/recommendations", response_model=SessionOut)
+async def session_recommendations(body: SessionIn, ctx: RecommendCtx) -> SessionOut:
+    """Recommendations for an anonymous shopper from the items in their session or cart."""
+    limit(body.k <= ctx.settings.max_k, "k", f"k must be at most {ctx.settings.max_k}", "body")
+    limit(len(body.item_ids) <= ctx.settings.max_list, "item_ids", f"at most {ctx.settings.max_list} item ids",
+          "body")
+    r = ctx.runtime.recommend_from_items(body.item_ids, body.k, categories=body.category, in_stock=body.in_stock)
+    return SessionOut(items=r.items, model_version=r.model_version, fallback=r.fallback)

@@ -1,0 +1,107 @@
+"""``personalize demo``: the whole product on an embedded sample, end to end.
+
+Generates a seeded synthetic purchase history (with realistic defects), writes
+it as CSV files, loads and validates them like any retailer's export, trains
+every model, publishes a bundle to the model store and serves it.
+"""
+
+from __future__ import annotations
+
+import json as _json
+import os
+import secrets
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from personalize.commands.common import JsonOpt, emit
+
+DEMO_KEYS = {"shop": ["recommend", "events"], "marketing": ["recommend", "profile", "audience"],
+             "admin": ["recommend", "profile", "events", "audience", "admin"]}
+
+
+def write_sample(data_dir: Path, *, customers: int, items: int, seed: int) -> dict[str, Path]:
+    """Generate the synthetic sample and write one CSV per table (atomically)."""
+    from personalize.datasets import make_retail_frames
+
+    frames, _truth = make_retail_frames(n_customers=customers, n_items=items, seed=seed, defects=True)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for name, df in frames.items():
+        if df is None:
+            continue
+        path = data_dir / f"{name}.csv"
+        tmp = path.with_suffix(".csv.tmp")
+        df.to_csv(tmp, index=False)
+        os.replace(tmp, path)
+        paths[name] = path
+    return paths
+
+
+def demo(customers: Annotated[int, typer.Option(help="Customers in the generated sample.")] = 3000,
+         items: Annotated[int, typer.Option(help="Items in the generated sample.")] = 400,
+         seed: Annotated[int, typer.Option(help="Random seed of the sample.")] = 42,
+         data_dir: Annotated[str, typer.Option(help="Where the sample CSV files are written.")] = ".demo/data",
+         models: Annotated[str, typer.Option(help="Model store to publish to.")] = "models",
+         serve: Annotated[bool, typer.Option("--serve/--no-serve", help="Start the service at the end.")] = True,
+         host: Annotated[str, typer.Option(help="Host to serve on.")] = "127.0.0.1",
+         port: Annotated[int, typer.Option(help="Port to serve on.")] = 8000,
+         json: JsonOpt = False) -> None:
+    """Generate a sample purchase history, validate it, train every model, publish a bundle and serve it."""
+    from personalize.data import CleaningOptions, Dataset
+
+    say = (lambda msg: None) if json else (lambda msg: typer.echo(msg, err=True))
+    t0 = time.perf_counter()
+    say(f"[1/4] generating a sample purchase history ({customers} customers, {items} items) in {data_dir}/")
+    paths = write_sample(Path(data_dir), customers=customers, items=items, seed=seed)
+    say("[2/4] loading and validating the CSV files")
+    ds = Dataset.from_csv(paths["transactions"], items=paths.get("items"), customers=paths.get("customers"),
+                          offers=paths.get("offers"), exposures=paths.get("exposures"),
+                          options=CleaningOptions(returns="net"))
+    summary = ds.summary()
+    if not json:
+        from personalize.commands.data import _human_summary
+
+        typer.echo(_human_summary(summary))
+    say(f"[3/4] training every model and publishing a bundle to {models}/")
+    from personalize.registry import train_bundle
+
+    manifest = train_bundle(ds, store=models, progress=lambda m: say(f"      {m}"))
+    result = {"data": summary, "bundle": {"version": manifest["version"], "store": models,
+                                          "metrics": manifest.get("metrics", {})},
+              "seconds": round(time.perf_counter() - t0, 2)}
+    if json or not serve:
+        emit(result, json, f"published model version {manifest['version']} to {models}/")
+        if not serve:
+            return
+    keys = {secrets.token_urlsafe(12) if False else f"demo-{name}-key": scopes for name, scopes in DEMO_KEYS.items()}
+    os.environ["PERSONALIZE_API_KEYS"] = _json.dumps(keys)
+    os.environ["PERSONALIZE_MODELS"] = str(Path(models).resolve())
+    customer = str(ds.customer_vocab.ids[0])
+    item = str(ds.transactions["item_id"].iloc[-1])
+    base = f"http://{host}:{port}/v1"
+    shop, mkt = "demo-shop-key", "demo-marketing-key"
+    examples = [
+        f"curl -s -H 'Authorization: Bearer {shop}' '{base}/customers/{customer}/recommendations?k=5'",
+        f"curl -s -H 'Authorization: Bearer {shop}' '{base}/customers/someone-new/recommendations?k=5'",
+        f"curl -s -H 'Authorization: Bearer {shop}' '{base}/items/{item}/similar?k=5'",
+        f"curl -s -H 'Authorization: Bearer {shop}' -H 'Content-Type: application/json' "
+        f"-d '{{\"item_ids\": [\"{item}\"], \"k\": 5}}' '{base}/recommendations'",
+        f"curl -s -H 'Authorization: Bearer {mkt}' '{base}/customers/{customer}/profile'",
+        f"curl -s -H 'Authorization: Bearer {mkt}' '{base}/audiences?consent=email&format=csv&limit=10'",
+        f"curl -s -H 'X-API-Key: {shop}' '{base}/audiences'   # 403: a shop key cannot export customers",
+        f"curl -s '{base.removesuffix('/v1')}/healthz'",
+    ]
+    say("[4/4] serving; try (keys: " + ", ".join(f"{k} -> {','.join(v)}" for k, v in keys.items()) + "):")
+    for ex in examples:
+        typer.echo("  " + ex, err=True)
+    typer.echo("  (Ctrl-C stops the service)", err=True)
+    from personalize.commands.serve import run_server
+
+    run_server(models=models, host=host, port=port, workers=1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo)

@@ -1,0 +1,189 @@
+"""Per-customer candidate lists precomputed at publish time, filtered at request time.
+
+Scoring a 100,000-item catalog for every page view costs milliseconds; reading
+a precomputed top-``n`` list and masking it with the request's filters costs
+microseconds. A :class:`CandidateTable` holds, for every customer of the
+dataset, the recommender's top-``n`` items (no exclusions applied), the items
+each customer bought (to apply ``exclude`` at request time), the catalog
+attributes the filters need (category, in stock, repeatable) and one
+"cold" list for customers the model has never seen. When a filtered list runs
+short of ``k`` items the caller asks the recommender itself (see
+:class:`personalize.registry.runtime.Runtime`).
+
+Stored pickle-free: ``arrays.npz`` (``allow_pickle=False``, ids as fixed-width
+unicode) plus ``meta.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from personalize.errors import BundleError, PersonalizeError
+
+__all__ = ["CandidateTable"]
+
+
+def _codes(values: pd.Series | np.ndarray | None, n: int) -> tuple[np.ndarray, list[str]]:
+    if values is None:
+        return np.full(n, -1, dtype=np.int32), []
+    codes, uniques = pd.factorize(pd.Series(values, copy=False), sort=True)
+    return codes.astype(np.int32), [str(u) for u in uniques]
+
+
+class CandidateTable:
+    """Precomputed top-``n`` candidates per customer plus what request-time filters need."""
+
+    bundle_kind = "candidates"
+
+    def __init__(self, *, customer_ids: np.ndarray, item_ids: np.ndarray, items: np.ndarray, scores: np.ndarray,
+                 sources: np.ndarray, source_names: list[str], bought_indptr: np.ndarray,
+                 bought_indices: np.ndarray, cold_items: np.ndarray, cold_scores: np.ndarray,
+                 cold_sources: np.ndarray, item_category: np.ndarray, categories: list[str],
+                 item_in_stock: np.ndarray, item_repeatable: np.ndarray, n: int) -> None:
+        self.customer_ids = customer_ids
+        self.item_ids = item_ids
+        self.items = items
+        self.scores = scores
+        self.sources = sources
+        self.source_names = list(source_names)
+        self.bought_indptr = bought_indptr
+        self.bought_indices = bought_indices
+        self.cold_items = cold_items
+        self.cold_scores = cold_scores
+        self.cold_sources = cold_sources
+        self.item_category = item_category
+        self.categories = list(categories)
+        self.item_in_stock = item_in_stock
+        self.item_repeatable = item_repeatable
+        self.n = int(n)
+        self._index()
+
+    def _index(self) -> None:
+        self.customer_pos = {str(c): i for i, c in enumerate(self.customer_ids.tolist())}
+        self.item_pos = {str(c): i for i, c in enumerate(self.item_ids.tolist())}
+        self.category_pos = {c: i for i, c in enumerate(self.categories)}
+        self.item_ids_list = [str(x) for x in self.item_ids.tolist()]
+        self.item_index = pd.Index(self.item_ids_list)
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def build(cls, recommender: Any, dataset: Any, *, n: int = 200, cold: Any = None,
+              batch_size: int = 2000, progress=None) -> "CandidateTable":
+        """Ask ``recommender`` for the top-``n`` items of every customer in ``dataset`` (no exclusions).
+
+        ``cold`` (default: ``recommender``) answers for a customer it has never
+        seen; its list is served to unknown customers.
+        """
+        if n < 1:
+            raise PersonalizeError(f"candidate list length n must be at least 1, got {n}")
+        item_ids = np.asarray(dataset.item_vocab.ids, dtype=str)
+        customer_ids = np.asarray(dataset.customer_vocab.ids, dtype=str)
+        item_pos = pd.Index(item_ids)
+        n_c = len(customer_ids)
+        n = int(min(n, len(item_ids))) if len(item_ids) else int(n)
+        items = np.full((n_c, n), -1, dtype=np.int32)
+        scores = np.zeros((n_c, n), dtype=np.float32)
+        sources = np.zeros((n_c, n), dtype=np.int8)
+        source_names: list[str] = []
+
+        def src_codes(values) -> np.ndarray:
+            vals = pd.Series(np.asarray(values, dtype=object), copy=False).astype(str)
+            for s in pd.unique(vals):
+                if s not in source_names:
+                    if len(source_names) >= 127:
+                        raise PersonalizeError("more than 127 distinct recommendation sources")
+                    source_names.append(str(s))
+            return pd.Index(source_names).get_indexer(vals).astype(np.int8)
+
+        for start in range(0, n_c, batch_size):
+            batch = customer_ids[start:start + batch_size].tolist()
+            df = recommender.recommend(batch, k=n, exclude=None)
+            if len(df):
+                row = pd.Index(batch).get_indexer(df["customer_id"].astype(str)) + start
+                col = df["rank"].to_numpy(dtype=np.int64) - 1
+                ok = (row >= start) & (col >= 0) & (col < n)
+                iidx = item_pos.get_indexer(df["item_id"].astype(str))
+                ok &= iidx >= 0
+                items[row[ok], col[ok]] = iidx[ok]
+                scores[row[ok], col[ok]] = df["score"].to_numpy(dtype=np.float32)[ok]
+                sources[row[ok], col[ok]] = src_codes(df["source"].to_numpy(dtype=object)[ok])
+            if progress is not None:
+                progress(min(start + batch_size, n_c), n_c)
+
+        cold_model = cold if cold is not None else recommender
+        unknown = "\x00__personalize_unknown_customer__"
+        cdf = cold_model.recommend(unknown, k=n, exclude=None)
+        ci = item_pos.get_indexer(cdf["item_id"].astype(str))
+        keep = ci >= 0
+        cold_items = ci[keep].astype(np.int32)
+        cold_scores = cdf["score"].to_numpy(dtype=np.float32)[keep]
+        cold_sources = src_codes(cdf["source"].to_numpy(dtype=object)[keep]) if keep.any() else np.zeros(0, np.int8)
+
+        bought = dataset.interaction_matrix("count").tocsr()
+        bought.sort_indices()
+
+        cat = np.full(len(item_ids), -1, dtype=np.int32)
+        categories: list[str] = []
+        in_stock = np.ones(len(item_ids), dtype=bool)
+        repeatable = np.zeros(len(item_ids), dtype=bool)
+        it = getattr(dataset, "items", None)
+        if it is not None and len(it):
+            pos = item_pos.get_indexer(it["item_id"].astype(str))
+            ok = pos >= 0
+            if "category" in it:
+                c = it["category"]
+                present = c.notna().to_numpy() & ok
+                codes, categories = _codes(c[present].astype(str).to_numpy(), int(present.sum()))
+                cat[pos[present]] = codes
+            if "in_stock" in it:
+                v = it["in_stock"]
+                known = v.notna().to_numpy() & ok
+                in_stock[pos[known]] = v[known].astype(bool).to_numpy()
+            if "repeatable" in it:
+                v = it["repeatable"]
+                known = v.notna().to_numpy() & ok
+                repeatable[pos[known]] = v[known].astype(bool).to_numpy()
+        return cls(customer_ids=customer_ids, item_ids=item_ids, items=items, scores=scores, sources=sources,
+                   source_names=source_names or ["unknown"], bought_indptr=bought.indptr.astype(np.int64),
+                   bought_indices=bought.indices.astype(np.int32), cold_items=cold_items, cold_scores=cold_scores,
+                   cold_sources=cold_sources, item_category=cat, categories=categories, item_in_stock=in_stock,
+                   item_repeatable=repeatable, n=n)
+
+    # ------------------------------------------------------------------ persistence
+    _ARRAYS = ("customer_ids", "item_ids", "items", "scores", "sources", "bought_indptr", "bought_indices",
+               "cold_items", "cold_scores", "cold_sources", "item_category", "item_in_stock", "item_repeatable")
+
+    def save(self, directory: str | Path) -> None:
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        tmp = d / ".arrays.npz.tmp"
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **{name: getattr(self, name) for name in self._ARRAYS})
+        os.replace(tmp, d / "arrays.npz")
+        meta = {"kind": "candidates", "n": self.n, "source_names": self.source_names, "categories": self.categories}
+        tmpm = d / ".meta.json.tmp"
+        tmpm.write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        os.replace(tmpm, d / "meta.json")
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "CandidateTable":
+        d = Path(directory)
+        try:
+            meta = json.loads((d / "meta.json").read_text(encoding="utf-8"))
+            with np.load(d / "arrays.npz", allow_pickle=False) as z:
+                arrays = {name: z[name] for name in cls._ARRAYS}
+        except FileNotFoundError as exc:
+            raise BundleError(f"candidate table file missing: {exc.filename}") from None
+        except (KeyError, ValueError, json.JSONDecodeError) as exc:
+            raise BundleError(f"candidate table in {d} is unreadable: {exc}") from None
+        return cls(**arrays, source_names=meta["source_names"], categories=meta["categories"], n=meta["n"])
+
+    # ------------------------------------------------------------------ lookup
+    def bought(self, row: int) -> np.ndarray:
+        return self.bought_indices[self.bought_indptr[row]:self.bought_indptr[row + 1]]

@@ -1,0 +1,443 @@
+"""Versioned, pickle-free model bundles in a model store.
+
+Layout of a store (``models/`` by default)::
+
+    models/
+      CURRENT                     # one line: the version being served
+      20261126T150102Z-1a2b3c4d/  # one directory per published version
+        manifest.json             # version, created_at, library and format version, data, params,
+                                  # metrics, components (kind + sha256 of every file)
+        recommender/...           # one directory per component, written by its ``save(dir)``
+        customers/table.parquet   # DataFrames are stored as Parquet (kind "table")
+
+:func:`publish` writes a version into a temporary directory, renames it into
+place and then swaps ``CURRENT`` atomically (temporary file + ``os.replace``),
+so a reader sees either the old or the new bundle, never half of one.
+:func:`load_bundle` verifies the format version and every file's checksum
+before any component is loaded, and refuses a bundle with a
+:class:`~personalize.errors.BundleError` naming the offending file.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import re
+import secrets
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from personalize.errors import BundleError, PersonalizeError
+
+__all__ = ["FORMAT_VERSION", "SUPPORTED_FORMATS", "Bundle", "publish", "load_bundle", "list_versions",
+           "current_version", "rollback", "prune", "register_loader", "read_manifest", "resolve_version_dir"]
+
+FORMAT_VERSION = 1
+SUPPORTED_FORMATS = frozenset({1})
+CURRENT = "CURRENT"
+MANIFEST = "manifest.json"
+_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
+_VERSION_RE = re.compile(r"^\d{8}T\d{6}(\.\d{6})?Z-[0-9a-f]{8}$")
+_TABLE_FILE = "table.parquet"
+
+
+# --------------------------------------------------------------------------- component kinds
+def _load_recommender(path: Path) -> Any:
+    from personalize.recommenders import load_recommender  # imported lazily: heavy, optional at import time
+
+    return load_recommender(path)
+
+
+def _load_table(path: Path) -> pd.DataFrame:
+    return pd.read_parquet(path / _TABLE_FILE)
+
+
+def _load_candidates(path: Path) -> Any:
+    from personalize.registry.candidates import CandidateTable
+
+    return CandidateTable.load(path)
+
+
+_LOADERS: dict[str, Callable[[Path], Any]] = {
+    "recommender": _load_recommender,
+    "table": _load_table,
+    "candidates": _load_candidates,
+}
+
+
+def register_loader(kind: str, loader: Callable[[Path], Any]) -> None:
+    """Teach :func:`load_bundle` to load components of ``kind`` (``loader(directory) -> object``)."""
+    if not _NAME_RE.match(kind):
+        raise PersonalizeError(f"invalid component kind {kind!r}")
+    _LOADERS[kind] = loader
+
+
+def _kind_of(obj: Any) -> str:
+    if isinstance(obj, pd.DataFrame):
+        return "table"
+    kind = getattr(obj, "bundle_kind", None)
+    if isinstance(kind, str):
+        return kind
+    if callable(getattr(obj, "save", None)):
+        return "recommender"
+    raise PersonalizeError(f"cannot store a {type(obj).__name__} in a bundle: it is neither a DataFrame nor has "
+                           f"save(directory)")
+
+
+# --------------------------------------------------------------------------- helpers
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _jsonable(obj: Any) -> Any:
+    """Make params/metrics JSON-safe (numpy scalars, timestamps, paths, NaN -> None)."""
+    import math
+
+    import numpy as np
+
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (np.bool_, bool)):
+        return bool(obj)
+    if isinstance(obj, (np.integer, int)):
+        return int(obj)
+    if isinstance(obj, (np.floating, float)):
+        f = float(obj)
+        return None if math.isnan(f) or math.isinf(f) else f
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, (pd.Timestamp, _dt.datetime, _dt.date)):
+        return obj.isoformat()
+    if obj is None or isinstance(obj, str):
+        return obj
+    return str(obj)
+
+
+def _data_info(dataset: Any) -> dict:
+    if dataset is None:
+        return {}
+    info: dict[str, Any] = {}
+    fp = getattr(dataset, "fingerprint", None)
+    if callable(fp):
+        info["fingerprint"] = fp()
+    for key, attr in (("first_timestamp", "first_timestamp"), ("last_timestamp", "last_timestamp")):
+        value = getattr(dataset, attr, None)
+        info[key] = None if value is None else pd.Timestamp(value).isoformat()
+    for key in ("n_customers", "n_items"):
+        value = getattr(dataset, key, None)
+        if value is not None:
+            info[key] = int(value)
+    if hasattr(dataset, "__len__"):
+        info["transactions"] = int(len(dataset))
+    return info
+
+
+def _library_version() -> str:
+    from personalize import __version__
+
+    return __version__
+
+
+# --------------------------------------------------------------------------- bundle
+@dataclass
+class Bundle:
+    """A loaded, verified bundle: its ``version``, ``path``, ``manifest`` and loaded ``components``."""
+
+    version: str
+    path: Path
+    manifest: dict
+    components: dict[str, Any] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> Any:
+        return self.components[name]
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.components.get(name, default)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.components
+
+
+def _new_version(created: _dt.datetime, checksums: Mapping[str, str]) -> str:
+    h = hashlib.sha256()
+    for rel in sorted(checksums):
+        h.update(rel.encode())
+        h.update(checksums[rel].encode())
+    h.update(created.isoformat().encode())
+    h.update(secrets.token_bytes(8))  # two identical publishes in one second still get distinct versions
+    return created.strftime("%Y%m%dT%H%M%SZ") + "-" + h.hexdigest()[:8]
+
+
+def publish(components: Mapping[str, Any], dataset: Any = None, *, store: str | Path = "models",
+            params: Mapping | None = None, metrics: Mapping | None = None, keep: int | None = None,
+            extra: Mapping | None = None) -> dict:
+    """Write ``components`` as a new version in ``store``, make it CURRENT and return its manifest.
+
+    ``components`` maps a name to a DataFrame (stored as Parquet, kind ``"table"``)
+    or an object with ``save(directory)`` (kind from its ``bundle_kind``
+    attribute, ``"recommender"`` by default). ``dataset`` supplies the data
+    fingerprint and time range. ``keep`` prunes all but the newest ``keep``
+    versions afterwards (the current one is always kept).
+    """
+    if not components:
+        raise PersonalizeError("a bundle needs at least one component")
+    if keep is not None and keep < 1:
+        raise PersonalizeError(f"keep must be at least 1, got {keep}")
+    store = Path(store)
+    store.mkdir(parents=True, exist_ok=True)
+    created = _dt.datetime.now(_dt.timezone.utc)
+    tmp = Path(tempfile.mkdtemp(dir=store, prefix=".publish-"))
+    try:
+        comp_meta: dict[str, dict] = {}
+        all_sums: dict[str, str] = {}
+        for name, obj in components.items():
+            if not _NAME_RE.match(name) or name == MANIFEST:
+                raise PersonalizeError(f"invalid component name {name!r}: use letters, digits, '_', '-', '.'")
+            kind = _kind_of(obj)
+            if kind not in _LOADERS:
+                raise PersonalizeError(f"component {name!r}: no loader registered for kind {kind!r}")
+            target = tmp / name
+            target.mkdir()
+            if kind == "table":
+                obj.to_parquet(target / _TABLE_FILE, index=False)
+            else:
+                obj.save(target)
+            files = {}
+            for f in sorted(p for p in target.rglob("*") if p.is_file()):
+                rel = f.relative_to(tmp).as_posix()
+                files[rel] = _sha256(f)
+            if not files:
+                raise PersonalizeError(f"component {name!r} ({type(obj).__name__}) wrote no files")
+            all_sums.update(files)
+            comp_meta[name] = {"kind": kind, "class": type(obj).__name__, "files": files}
+        version = _new_version(created, all_sums)
+        manifest = {
+            "version": version,
+            "created_at": created.isoformat(),
+            "library_version": _library_version(),
+            "format_version": FORMAT_VERSION,
+            "data": _data_info(dataset),
+            "params": _jsonable(dict(params or {})),
+            "metrics": _jsonable(dict(metrics or {})),
+            "components": comp_meta,
+        }
+        if extra:
+            manifest["extra"] = _jsonable(dict(extra))
+        with open(tmp / MANIFEST, "w", encoding="utf-8") as fh:
+            json.dump(manifest, fh, indent=2, allow_nan=False)
+            fh.flush()
+            os.fsync(fh.fileno())
+        _fsync_dir(tmp)
+        final = store / version
+        os.rename(tmp, final)
+        _fsync_dir(store)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _write_atomic(store / CURRENT, version + "\n")
+    if keep is not None:
+        prune(store, keep=keep)
+    return manifest
+
+
+# --------------------------------------------------------------------------- store queries
+def _is_version_dir(p: Path) -> bool:
+    return p.is_dir() and not p.name.startswith(".") and (p / MANIFEST).is_file()
+
+
+def current_version(store: str | Path = "models") -> str | None:
+    """The version named in ``store/CURRENT`` (None when nothing was published)."""
+    pointer = Path(store) / CURRENT
+    try:
+        text = pointer.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    return text or None
+
+
+def read_manifest(version_dir: str | Path) -> dict:
+    path = Path(version_dir) / MANIFEST
+    try:
+        with open(path, encoding="utf-8") as fh:
+            manifest = json.load(fh)
+    except FileNotFoundError:
+        raise BundleError(f"bundle file missing: {path}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BundleError(f"bundle file corrupted: {path} is not valid JSON ({exc})") from None
+    if not isinstance(manifest, dict):
+        raise BundleError(f"bundle file corrupted: {path} is not a JSON object")
+    return manifest
+
+
+def list_versions(store: str | Path = "models") -> list[dict]:
+    """Published versions, oldest first: version, created_at, current flag, metrics (unreadable ones flagged)."""
+    store = Path(store)
+    if not store.is_dir():
+        return []
+    cur = current_version(store)
+    out = []
+    for p in store.iterdir():
+        if not _is_version_dir(p):
+            continue
+        try:
+            m = read_manifest(p)
+            row = {"version": p.name, "created_at": m.get("created_at"), "format_version": m.get("format_version"),
+                   "metrics": m.get("metrics", {}), "current": p.name == cur, "ok": True}
+        except BundleError as exc:
+            row = {"version": p.name, "created_at": None, "format_version": None, "metrics": {},
+                   "current": p.name == cur, "ok": False, "error": str(exc)}
+        out.append(row)
+    out.sort(key=lambda r: (r["created_at"] or "", r["version"]))
+    return out
+
+
+def resolve_version_dir(path: str | Path, version: str | None = None) -> Path:
+    """Directory of the bundle to load: ``path`` itself if it is a version, else its CURRENT (or ``version``)."""
+    path = Path(path)
+    if version is None and (path / MANIFEST).is_file():
+        return path
+    if not path.is_dir():
+        raise BundleError(f"model store not found: {path}")
+    if version is None:
+        version = current_version(path)
+        if version is None:
+            raise BundleError(f"no bundle published in {path} (missing {path / CURRENT}); run `personalize train`")
+    if "/" in version or "\\" in version or version.startswith("."):
+        raise BundleError(f"invalid version {version!r}")
+    vdir = path / version
+    if not vdir.is_dir():
+        raise BundleError(f"bundle {version} not found in {path}")
+    return vdir
+
+
+def verify_bundle(vdir: Path) -> dict:
+    """Check the manifest, the format version and the sha256 of every file; return the manifest."""
+    manifest = read_manifest(vdir)
+    fmt = manifest.get("format_version")
+    if fmt not in SUPPORTED_FORMATS:
+        raise BundleError(f"bundle {vdir / MANIFEST}: unknown format_version {fmt!r} "
+                          f"(this library reads {sorted(SUPPORTED_FORMATS)})")
+    comps = manifest.get("components")
+    if not isinstance(comps, dict) or not comps:
+        raise BundleError(f"bundle {vdir / MANIFEST}: no components listed")
+    if manifest.get("version") != vdir.name:
+        raise BundleError(f"bundle {vdir / MANIFEST}: manifest version {manifest.get('version')!r} does not match "
+                          f"directory {vdir.name!r}")
+    for name, meta in comps.items():
+        kind = meta.get("kind") if isinstance(meta, dict) else None
+        if kind not in _LOADERS:
+            raise BundleError(f"bundle {vdir / MANIFEST}: component {name!r} has unknown kind {kind!r}")
+        files = meta.get("files") or {}
+        if not files:
+            raise BundleError(f"bundle {vdir / MANIFEST}: component {name!r} lists no files")
+        for rel, digest in files.items():
+            f = vdir / rel
+            if not f.resolve().is_relative_to(vdir.resolve()):
+                raise BundleError(f"bundle {vdir / MANIFEST}: file {rel!r} escapes the bundle directory")
+            if not f.is_file():
+                raise BundleError(f"bundle file missing: {f}")
+            if _sha256(f) != digest:
+                raise BundleError(f"bundle file corrupted (sha256 mismatch): {f}")
+    return manifest
+
+
+def load_bundle(path: str | Path = "models", version: str | None = None) -> Bundle:
+    """Load the CURRENT bundle of a store (or ``version``, or a version directory) after verifying it."""
+    vdir = resolve_version_dir(path, version)
+    manifest = verify_bundle(vdir)
+    components = {}
+    for name, meta in manifest["components"].items():
+        try:
+            components[name] = _LOADERS[meta["kind"]](vdir / name)
+        except BundleError:
+            raise
+        except Exception as exc:  # a component that verifies but cannot be read is still a broken bundle
+            raise BundleError(f"bundle {vdir.name}: component {name!r} ({meta['kind']}) failed to load from "
+                              f"{vdir / name}: {type(exc).__name__}: {exc}") from exc
+    return Bundle(version=vdir.name, path=vdir, manifest=manifest, components=components)
+
+
+# --------------------------------------------------------------------------- maintenance
+def rollback(store: str | Path = "models", version: str | None = None) -> str:
+    """Point CURRENT at ``version`` (default: the version published before the current one) after verifying it."""
+    store = Path(store)
+    versions = [v for v in list_versions(store) if v["ok"]]
+    if version is None:
+        cur = current_version(store)
+        names = [v["version"] for v in versions]
+        if cur not in names or names.index(cur) == 0:
+            raise BundleError(f"no earlier version to roll back to in {store}")
+        version = names[names.index(cur) - 1]
+    vdir = resolve_version_dir(store, version)
+    verify_bundle(vdir)
+    _write_atomic(store / CURRENT, version + "\n")
+    return version
+
+
+def prune(store: str | Path = "models", *, keep: int) -> list[str]:
+    """Delete all but the newest ``keep`` versions (never the current one); return the deleted versions."""
+    if keep < 1:
+        raise PersonalizeError(f"keep must be at least 1, got {keep}")
+    store = Path(store)
+    cur = current_version(store)
+    versions = [v["version"] for v in list_versions(store)]
+    survivors = set(versions[-keep:])
+    if cur:
+        survivors.add(cur)
+    removed = []
+    for v in versions:
+        if v not in survivors:
+            shutil.rmtree(store / v, ignore_errors=True)
+            removed.append(v)
+    # leftovers of publishes that crashed before the rename (old enough not to be a publish in progress)
+    import time
+
+    for p in store.glob(".publish-*"):
+        try:
+            if time.time() - p.stat().st_mtime > 3600:
+                shutil.rmtree(p, ignore_errors=True)
+        except OSError:  # pragma: no cover - removed concurrently
+            pass
+    return removed
