@@ -231,3 +231,25 @@ def test_errors_are_personalize_errors(shop):
         m.recommend("A", k=-1)
     with pytest.raises(PersonalizeError):
         m.score(["A", "B"], ["milk"])
+
+
+def test_customer_without_training_history_gets_the_fallback_chain():
+    """A customer who first buys after the split is in the vocabulary but has no history: fallback, not zeros."""
+    import pandas as pd
+
+    from personalize.data import Dataset
+    from personalize.recommenders import ALS, ItemKNN
+
+    rows = []
+    for c in range(30):
+        for i in range(5):
+            rows.append((f"c{c}", f"i{(c + i) % 12}", f"2024-01-{1 + i:02d}"))
+    rows.append(("late", "i1", "2024-03-01"))
+    df = pd.DataFrame(rows, columns=["customer_id", "item_id", "timestamp"]).assign(quantity=1.0, price=2.0)
+    ds = Dataset.from_frames(df)
+    train = ds.until("2024-02-01")
+    for model in (ALS(factors=4, iterations=3), ItemKNN()):
+        recs = model.fit(train).recommend("late", k=5)
+        assert len(recs) == 5
+        assert (recs["source"] != model.source).all(), recs
+        assert (recs["score"] != 0).any()

@@ -323,6 +323,18 @@ class Recommender:
             r, j, w = np.concatenate(rs), np.concatenate(js), np.concatenate(ws)
         return r, j, w
 
+    def _has_history(self, cidx: np.ndarray) -> np.ndarray:
+        """Whether each customer index has any purchase (training history or live events)."""
+        c = np.asarray(cidx, dtype=np.int64)
+        nnz = np.diff(self.user_items_.indptr)
+        has = np.zeros(len(c), dtype=bool)
+        base = (c >= 0) & (c < len(nnz))
+        has[base] = nnz[c[base]] > 0
+        live = self._hist_live
+        if live:
+            has |= np.fromiter((int(x) in live for x in c), dtype=bool, count=len(c))
+        return has
+
     def _history(self, cidx: int) -> tuple[np.ndarray, np.ndarray]:
         if cidx < 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
@@ -418,6 +430,9 @@ class Recommender:
         if not ncols or not len(cidx):  # nothing is eligible (or nobody asked)
             z = np.zeros(0, np.int64)
             return z, z, np.zeros(0), z
+        # a customer in the vocabulary with no history in the training data (e.g. first purchase after a
+        # time split) is cold: the model has no opinion on them, so they get the fallback chain
+        cidx = np.where(self._has_history(cidx), cidx, -1)
         parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []  # (row, item, score, source)
         known = np.flatnonzero(cidx >= 0)
         width = padded_width(ncols)
