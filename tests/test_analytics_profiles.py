@@ -106,7 +106,9 @@ def test_dataset_and_frame_give_the_same_profiles():
     as_of = "2023-10-01"
     from_ds = profiles(ds, as_of)
     from_frame = profiles(ds.transactions, as_of, items=items)
-    pd.testing.assert_frame_equal(from_ds, from_frame)
+    # a Dataset knows its returns (none here: rate 0); a bare frame without return lines cannot tell (NaN)
+    assert (from_ds["return_rate"] == 0).all() and from_frame["return_rate"].isna().all()
+    pd.testing.assert_frame_equal(from_ds.drop(columns="return_rate"), from_frame.drop(columns="return_rate"))
     assert set(from_ds.columns) >= {"share_cat__x", "top_category", "share_channel__web"}
     # a Dataset slice cut later still gives the same profile at the earlier cutoff
     pd.testing.assert_frame_equal(profiles(ds.until("2023-12-01"), as_of), from_ds)
@@ -134,3 +136,26 @@ def test_errors():
         profiles(_tx(), "not a date")
     with pytest.raises(DataError, match="trend_days"):
         profiles(_tx(), AS_OF, trend_days=0)
+
+
+def test_profiles_ignore_returns_made_after_as_of():
+    """A purchase returned after as_of still counts in the profile as of that date (no leakage)."""
+    import pandas as pd
+
+    from personalize.analytics.profiles import profiles as build_profiles
+    from personalize.data import Dataset
+
+    rows = [("c1", "a", "2024-01-10", 5.0, 2.0), ("c1", "b", "2024-01-20", 1.0, 3.0),
+            ("c2", "a", "2024-01-15", 1.0, 2.0)]
+    late = [("c1", "a", "2024-03-01", -5.0, 2.0)]
+    cols = ["customer_id", "item_id", "timestamp", "quantity", "price"]
+    before = Dataset.from_frames(pd.DataFrame(rows, columns=cols))
+    after = Dataset.from_frames(pd.DataFrame(rows + late, columns=cols))
+    p0 = build_profiles(before, "2024-02-01")
+    p1 = build_profiles(after, "2024-02-01")
+    pd.testing.assert_frame_equal(p0, p1)
+    assert p1.loc["c1", "monetary"] == 13.0
+    # once the return has happened it is netted and shows in the return rate
+    p2 = build_profiles(after, "2024-04-01")
+    assert p2.loc["c1", "monetary"] == 3.0
+    assert abs(p2.loc["c1", "return_rate"] - 5.0 / 6.0) < 1e-9

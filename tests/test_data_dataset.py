@@ -199,3 +199,43 @@ def test_mapping_errors():
         Dataset.from_frames(_frame(), mapping={"items": {"item_id": "sku"}, "customer_id": "cust"})
     with pytest.raises(DataError, match="expected a pandas DataFrame"):
         Dataset.from_frames([1, 2, 3])
+
+
+def _returns_frame(extra=()):
+    rows = [
+        ("c1", "a", "2024-01-10", 5.0, 2.0),
+        ("c1", "b", "2024-01-12", 4.0, 3.0),
+        ("c2", "a", "2024-01-15", 1.0, 2.0),
+        ("c1", "a", "2024-03-01", -5.0, 2.0),   # returns all of c1's "a" -- after the February cutoff
+        ("c1", "b", "2024-03-02", -1.0, 3.0),   # returns one of four "b"
+        *extra,
+    ]
+    return pd.DataFrame(rows, columns=["customer_id", "item_id", "timestamp", "quantity", "price"])
+
+
+def test_slices_do_not_see_returns_made_after_their_end():
+    ds = Dataset.from_frames(_returns_frame())
+    full = ds.transactions.set_index(["customer_id", "item_id"])["quantity"]
+    assert ("c1", "a") not in full.index and full[("c1", "b")] == 3.0
+    feb = ds.until("2024-02-01").transactions.set_index(["customer_id", "item_id"])["quantity"]
+    assert feb[("c1", "a")] == 5.0 and feb[("c1", "b")] == 4.0 and feb[("c2", "a")] == 1.0
+    win = ds.between("2024-01-01", "2024-02-01").transactions.set_index(["customer_id", "item_id"])
+    assert win.loc[("c1", "a"), "quantity"] == 5.0 and win.loc[("c1", "a"), "amount"] == 10.0
+    # a slice of a slice is the same point in time
+    nested = ds.until("2024-04-01").until("2024-02-01")
+    pd.testing.assert_frame_equal(nested.transactions, ds.until("2024-02-01").transactions)
+    # after the returns, the slice agrees with the full data
+    pd.testing.assert_frame_equal(ds.until("2024-04-01").transactions, ds.transactions)
+    # the restored line is indexed against the shared vocabularies
+    sl = ds.until("2024-02-01")
+    m = sl.interaction_matrix("quantity")
+    assert m[ds.customer_vocab.index("c1"), ds.item_vocab.index("a")] == 5.0
+    assert len(sl.returns) == 0 and len(ds.returns) == 2
+
+
+def test_appending_future_returns_never_changes_a_past_slice():
+    base = Dataset.from_frames(_returns_frame())
+    more = Dataset.from_frames(_returns_frame(extra=[("c2", "a", "2024-05-01", -1.0, 2.0),
+                                                     ("c1", "b", "2024-05-02", -2.0, 3.0)]))
+    for cutoff in ("2024-02-01", "2024-03-02", "2024-04-01"):
+        pd.testing.assert_frame_equal(base.until(cutoff).transactions, more.until(cutoff).transactions)

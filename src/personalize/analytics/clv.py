@@ -108,6 +108,10 @@ def calibration_summary(data: Any, *, calibration_end: Any = None, holdout_end: 
     ``time_unit`` and the ISO dates used.
     """
     _unit_days(time_unit)
+    last_day = holdout_end if holdout_end is not None else calibration_end
+    if last_day is not None and callable(getattr(data, "until", None)):
+        # the Dataset as known at the end of the period (returns made later not yet netted)
+        data = data.until(as_timestamp(last_day, "holdout_end").normalize() + pd.Timedelta(days=1))
     tx = transactions_of(data)
     if len(tx) == 0:
         raise DataError("no transactions to summarize", table="transactions")

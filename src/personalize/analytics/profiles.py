@@ -33,9 +33,10 @@ discount_share         share of orders with a coupon or a discount > 0 (NaN
                        when the data has neither column)
 discount_rate          sum(discount) / sum(amount of purchase lines) (NaN
                        without a ``discount`` column)
-return_rate            returned units / bought units, from lines with
-                       quantity < 0 (NaN when the input has no return lines,
-                       e.g. a Dataset whose cleaning netted them)
+return_rate            returned units / bought units before as_of: from the
+                       Dataset's netted return lines (``dataset.returns``), or
+                       from lines with quantity < 0 in a raw frame (NaN when
+                       there are no returns at all)
 top_category           category with the most spend (needs items.category)
 share_cat__<c>         spend share of each of the ``top_categories`` biggest
                        categories (by population spend), and
@@ -129,6 +130,8 @@ def _same_as_previous(s: pd.Series) -> np.ndarray | None:
 def prepare_arrays(data: Any, as_of: Any) -> ProfileArrays:
     """Cut ``data`` at ``as_of`` and build the order-level arrays (vectorized)."""
     cutoff = as_timestamp(as_of, "as_of")
+    if callable(getattr(data, "until", None)):
+        data = data.until(cutoff)  # the Dataset as known at as_of (later returns not yet netted)
     tx = transactions_of(data)
     tx, codes, vocab_ids = _cut(data, tx, cutoff)
     if len(tx) == 0:
@@ -438,9 +441,19 @@ def profiles(data: Any, as_of: Any, *, items: pd.DataFrame | None = None,
             cols["discount_rate"] = np.where(gross > 0, dsum / gross, np.nan)
     else:
         cols["discount_rate"] = np.full(n, np.nan)
-    # returns
+    # returns: the Dataset keeps the return lines that cleaning netted away (use those before as_of),
+    # a raw frame may still carry them as negative quantities
+    rets = getattr(data, "returns", None)
     ret = a.line_qty < 0
-    if ret.any():
+    if rets is not None and not ret.any():  # a Dataset: no return lines means no returns (rate 0)
+        r = rets[(rets["timestamp"] < cutoff).to_numpy()]
+        pos = pd.Index(a.ids).get_indexer(r["customer_id"].to_numpy(dtype=object))
+        ok = pos >= 0
+        r_units = np.bincount(pos[ok], weights=r["quantity"].to_numpy(dtype=np.float64)[ok], minlength=n)
+        gross = units + r_units  # purchase quantities are net of returns made before as_of
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cols["return_rate"] = np.where(gross > 0, r_units / gross, np.nan)
+    elif ret.any():
         r_units = np.bincount(a.line_cust[ret], weights=-a.line_qty[ret], minlength=n)
         with np.errstate(invalid="ignore", divide="ignore"):
             cols["return_rate"] = np.where(units > 0, r_units / units, np.nan)

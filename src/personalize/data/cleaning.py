@@ -88,9 +88,15 @@ def _rows(mask: np.ndarray) -> list[int]:
     return np.flatnonzero(mask)[:5].tolist()
 
 
-def clean_transactions(tx: pd.DataFrame, options: CleaningOptions,
-                       item_ids: pd.Index | None = None) -> tuple[pd.DataFrame, CleaningReport]:
-    """Validate and clean cast transactions; returns the kept rows sorted by time and the report."""
+def clean_transactions(tx: pd.DataFrame, options: CleaningOptions, item_ids: pd.Index | None = None, *,
+                       return_details: bool = False):
+    """Validate and clean cast transactions; returns the kept rows sorted by time and the report.
+
+    With ``return_details`` also returns the netted return lines (customer_id,
+    item_id, timestamp, quantity returned) and the purchase lines that netting
+    changed (original quantity, ``out_pos`` = row in the kept frame or -1 when
+    returned in full), so that time slices can undo returns made after them.
+    """
     n = len(tx)
     if n == 0:
         raise DataError("no data rows", table="transactions")
@@ -142,17 +148,23 @@ def clean_transactions(tx: pd.DataFrame, options: CleaningOptions,
     drop("zero_quantity", qty == 0)
 
     details: dict[str, float] = {}
+    return_rows = net_rows = np.zeros(0, np.int64)
+    net_orig = np.zeros(0)
+    shadow = np.zeros(n, dtype=bool)
     is_return = (qty < 0) & keep
     if is_return.any() and options.returns == "net":
-        qty, fully, partly, netted = _net_returns(tx, qty, keep, is_return)
+        qty, fully, partly, netted, net_rows, net_orig = _net_returns(tx, qty, keep, is_return)
         details.update(netted_quantity=float(netted), partially_returned_rows=int(partly))
+        return_rows = np.flatnonzero(is_return)
         drop("return", is_return)
         drop("returned_purchase", fully)
+        shadow = fully.copy()  # fully returned lines that every other rule would keep
     else:
         drop("return", is_return)
 
     if options.zero_price == "drop":
         drop("zero_price", price == 0)
+        shadow &= price != 0
 
     if item_ids is not None:
         unknown = (~tx["item_id"].isin(item_ids)).to_numpy() & keep
@@ -163,17 +175,32 @@ def clean_transactions(tx: pd.DataFrame, options: CleaningOptions,
                                 table="transactions", column="item_id", rows=_rows(unknown))
             if options.unknown_items == "drop":
                 drop("unknown_item", unknown)
+                shadow &= tx["item_id"].isin(item_ids).to_numpy()
 
     if not keep.any():
         raise DataError(f"no transactions left after cleaning ({n} input rows, dropped: {dropped})",
                         table="transactions")
     out = tx.loc[keep].reset_index(drop=True)
     out["quantity"] = qty[keep]
+    order = None
     if not out["timestamp"].is_monotonic_increasing:
         order = np.argsort(out["timestamp"].to_numpy(), kind="stable")
         out = out.take(order).reset_index(drop=True)
     report = CleaningReport(input_rows=n, kept_rows=int(keep.sum()), dropped=dropped, details=details)
-    return out, report
+    if not return_details:
+        return out, report
+    # what point-in-time slices need to undo netting by returns made after their end
+    kept_idx = np.flatnonzero(keep)
+    out_pos = np.full(n, -1, dtype=np.int64)
+    out_pos[kept_idx if order is None else kept_idx[order]] = np.arange(len(out))
+    live = net_rows[keep[net_rows] | shadow[net_rows]]
+    orig = pd.Series(net_orig, index=net_rows).reindex(live).to_numpy()
+    netted_lines = tx.iloc[live].reset_index(drop=True).assign(quantity=orig, out_pos=out_pos[live])
+    rcols = ["customer_id", "item_id", "timestamp"]
+    returns = tx.iloc[return_rows][rcols].reset_index(drop=True).assign(
+        quantity=-tx["quantity"].to_numpy()[return_rows])
+    returns = returns.sort_values("timestamp", kind="stable").reset_index(drop=True)
+    return out, report, returns, netted_lines
 
 
 def _duplicated(tx: pd.DataFrame) -> np.ndarray:
@@ -187,33 +214,47 @@ def _duplicated(tx: pd.DataFrame) -> np.ndarray:
     return out
 
 
+def net_quantities(buys: pd.DataFrame, rets: pd.DataFrame) -> np.ndarray:
+    """Quantities of purchase lines after netting returns (both frames: columns c, i, t, q with q > 0).
+
+    Each return subtracts from the same customer's purchases of the same item
+    made no later than the pair's last return, most recent first.
+    """
+    new_q = buys["q"].to_numpy(dtype=np.float64).copy()
+    if not len(rets) or not len(buys):
+        return new_q
+    per_pair = rets.groupby(["c", "i"], sort=False).agg(returned=("q", "sum"), last_return=("t", "max"))
+    b = buys[["c", "i", "t", "q"]].assign(pos=np.arange(len(buys)))
+    b = b.merge(per_pair, left_on=["c", "i"], right_index=True, how="inner")
+    b = b[b["t"] <= b["last_return"]]
+    if not len(b):
+        return new_q
+    b = b.sort_values(["c", "i", "t", "pos"], ascending=[True, True, False, False], kind="stable")
+    # quantity bought after (more recent than) each line, within its pair
+    cum_after = b.groupby(["c", "i"], sort=False)["q"].cumsum().to_numpy() - b["q"].to_numpy()
+    remaining = np.clip(b["returned"].to_numpy() - cum_after, 0, None)
+    take = np.minimum(b["q"].to_numpy(), remaining)
+    new_q[b["pos"].to_numpy()] = b["q"].to_numpy() - take
+    return new_q
+
+
 def _net_returns(tx: pd.DataFrame, qty: np.ndarray, keep: np.ndarray, is_return: np.ndarray):
-    """Subtract returned quantities from earlier purchases of the same customer and item, latest first."""
+    """Net every return line against the purchases it cancels; returns the new quantities and what changed."""
     ts = tx["timestamp"].to_numpy()
     cust = tx["customer_id"].to_numpy()
     item = tx["item_id"].to_numpy()
     ret_idx = np.flatnonzero(is_return)
-    ret = pd.DataFrame({"c": cust[ret_idx], "i": item[ret_idx], "q": -qty[ret_idx], "t": ts[ret_idx]})
-    per_pair = ret.groupby(["c", "i"], sort=False).agg(returned=("q", "sum"), last_return=("t", "max"))
+    rets = pd.DataFrame({"c": cust[ret_idx], "i": item[ret_idx], "q": -qty[ret_idx], "t": ts[ret_idx]})
     buy_idx = np.flatnonzero(keep & (qty > 0))
-    buys = pd.DataFrame({"row": buy_idx, "c": cust[buy_idx], "i": item[buy_idx], "t": ts[buy_idx],
-                         "q": qty[buy_idx]})
-    buys = buys.merge(per_pair, left_on=["c", "i"], right_index=True, how="inner")
-    buys = buys[buys["t"] <= buys["last_return"]]
-    netted = 0.0
+    buys = pd.DataFrame({"c": cust[buy_idx], "i": item[buy_idx], "t": ts[buy_idx], "q": qty[buy_idx]})
+    new_q = net_quantities(buys, rets)
+    changed = new_q != buys["q"].to_numpy()
+    rows = buy_idx[changed]
+    original = qty[rows].copy()
+    qty = qty.copy()
+    qty[rows] = new_q[changed]
     fully = np.zeros(len(qty), dtype=bool)
-    partly = 0
-    if len(buys):
-        buys = buys.sort_values(["c", "i", "t", "row"], ascending=[True, True, False, False], kind="stable")
-        # quantity bought after (more recent than) each line, within its pair
-        cum_after = buys.groupby(["c", "i"], sort=False)["q"].cumsum().to_numpy() - buys["q"].to_numpy()
-        remaining_return = np.clip(buys["returned"].to_numpy() - cum_after, 0, None)
-        take = np.minimum(buys["q"].to_numpy(), remaining_return)
-        new_q = buys["q"].to_numpy() - take
-        rows = buys["row"].to_numpy()
-        qty = qty.copy()
-        qty[rows] = new_q
-        fully[rows[new_q <= 0]] = True
-        partly = int(((take > 0) & (new_q > 0)).sum())
-        netted = float(take.sum())
-    return qty, fully, partly, netted
+    fully[rows[new_q[changed] <= 0]] = True
+    partly = int((new_q[changed] > 0).sum())
+    netted = float((original - new_q[changed]).sum())
+    return qty, fully, partly, netted, rows, original

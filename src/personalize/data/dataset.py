@@ -86,7 +86,8 @@ class Dataset:
     def __init__(self, transactions: pd.DataFrame, *, items: pd.DataFrame | None, customers: pd.DataFrame | None,
                  offers: pd.DataFrame | None, exposures: pd.DataFrame | None, customer_vocab: Vocabulary,
                  item_vocab: Vocabulary, customer_idx: np.ndarray, item_idx: np.ndarray,
-                 report: CleaningReport) -> None:
+                 report: CleaningReport, returns: pd.DataFrame | None = None,
+                 netted: pd.DataFrame | None = None) -> None:
         # internal: use the from_* constructors, which validate
         self.transactions = transactions
         self.items = items
@@ -98,6 +99,13 @@ class Dataset:
         self.customer_idx = customer_idx
         self.item_idx = item_idx
         self.report = report
+        # return lines netted against purchases (customer_id, item_id, timestamp, quantity returned)
+        self.returns = returns
+        # purchase lines changed by netting, with their original quantity: lets a time slice undo
+        # returns made after its end, so nothing after a cutoff leaks into it (see _undo_late_returns)
+        self._netted = netted
+        self._root: Dataset = self
+        self._window: tuple[pd.Timestamp | None, pd.Timestamp | None] = (None, None)
         self._fingerprint: str | None = None
 
     # ------------------------------------------------------------------ construction
@@ -127,15 +135,15 @@ class Dataset:
                                 rows=np.flatnonzero(bad)[:5].tolist())
             _check_offers(aux["offers"])
         item_index = pd.Index(aux["items"]["item_id"]) if aux["items"] is not None else None
-        tx, report = clean_transactions(tx, options, item_index)
+        tx, report, returns, netted = clean_transactions(tx, options, item_index, return_details=True)
         tx["amount"] = tx["quantity"].to_numpy() * tx["price"].to_numpy()
         if aux["exposures"] is not None:
             aux["exposures"] = aux["exposures"].sort_values("exposed_at", kind="stable").reset_index(drop=True)
-        return cls._index(tx, report=report, **aux)
+        return cls._index(tx, report=report, returns=returns, netted=netted, **aux)
 
     @classmethod
     def _index(cls, tx: pd.DataFrame, *, report: CleaningReport, items=None, customers=None, offers=None,
-               exposures=None) -> "Dataset":
+               exposures=None, returns=None, netted=None) -> "Dataset":
         cust_codes, cust_uniques = pd.factorize(tx["customer_id"], sort=True)
         item_codes, item_uniques = pd.factorize(tx["item_id"], sort=True)
         cvocab = Vocabulary(pd.Index(np.asarray(cust_uniques, dtype=object)))
@@ -143,15 +151,22 @@ class Dataset:
         cidx = cust_codes.astype(np.int32)
         iidx = item_codes.astype(np.int32)
         extra_c = customers["customer_id"].to_numpy(dtype=object) if customers is not None else None
+        if netted is not None and len(netted):  # purchases returned in full still exist before their return
+            more = netted["customer_id"].to_numpy(dtype=object)
+            extra_c = more if extra_c is None else np.concatenate([extra_c, more])
         if extra_c is not None and (~pd.Index(extra_c).isin(cvocab.ids)).any():
             cvocab = Vocabulary.from_values(cvocab.ids, extra_c)
             cidx = cvocab.index(tx["customer_id"].to_numpy(dtype=object)).astype(np.int32)
         extra_i = items["item_id"].to_numpy(dtype=object) if items is not None else None
+        if netted is not None and len(netted):
+            more = netted["item_id"].to_numpy(dtype=object)
+            extra_i = more if extra_i is None else np.concatenate([extra_i, more])
         if extra_i is not None and (~pd.Index(extra_i).isin(ivocab.ids)).any():
             ivocab = Vocabulary.from_values(ivocab.ids, extra_i)
             iidx = ivocab.index(tx["item_id"].to_numpy(dtype=object)).astype(np.int32)
         return cls(tx, items=items, customers=customers, offers=offers, exposures=exposures, customer_vocab=cvocab,
-                   item_vocab=ivocab, customer_idx=cidx, item_idx=iidx, report=report)
+                   item_vocab=ivocab, customer_idx=cidx, item_idx=iidx, report=report, returns=returns,
+                   netted=netted)
 
     @classmethod
     def from_csv(cls, transactions: str | Path, *, items: str | Path | None = None,
@@ -231,39 +246,113 @@ class Dataset:
         }
 
     # ------------------------------------------------------------------ slicing
-    def _slice(self, lo: int, hi: int, exposures_before: pd.Timestamp | None = None,
-               exposures_from: pd.Timestamp | None = None) -> "Dataset":
-        exp = self.exposures
+    def _slice(self, start: pd.Timestamp | None, end: pd.Timestamp | None) -> "Dataset":
+        """The root dataset's data in ``[start, end)``, as it was known at ``end``."""
+        root = self._root
+        lo = root._pos(start) if start is not None else 0
+        hi = root._pos(end) if end is not None else len(root.transactions)
+        tx = root.transactions.iloc[lo:hi]
+        if lo:
+            tx = tx.reset_index(drop=True)
+        cidx, iidx = root.customer_idx[lo:hi], root.item_idx[lo:hi]
+        tx, cidx, iidx = root._undo_late_returns(tx, cidx, iidx, lo, start, end)
+        exp = root.exposures
         if exp is not None:
             t = exp["exposed_at"]
             m = np.ones(len(exp), dtype=bool)
-            if exposures_from is not None:
-                m &= (t >= exposures_from).to_numpy()
-            if exposures_before is not None:
-                m &= (t < exposures_before).to_numpy()
+            if start is not None:
+                m &= (t >= start).to_numpy()
+            if end is not None:
+                m &= (t < end).to_numpy()
             exp = exp.loc[m].reset_index(drop=True)
-        tx = self.transactions.iloc[lo:hi]
-        if lo:
-            tx = tx.reset_index(drop=True)
-        return Dataset(tx, items=self.items, customers=self.customers, offers=self.offers, exposures=exp,
-                       customer_vocab=self.customer_vocab, item_vocab=self.item_vocab,
-                       customer_idx=self.customer_idx[lo:hi], item_idx=self.item_idx[lo:hi], report=self.report)
+        rets = root.returns
+        if rets is not None and len(rets):
+            t = rets["timestamp"]
+            m = np.ones(len(rets), dtype=bool)
+            if start is not None:
+                m &= (t >= start).to_numpy()
+            if end is not None:
+                m &= (t < end).to_numpy()
+            rets = rets.loc[m].reset_index(drop=True)
+        out = Dataset(tx, items=root.items, customers=root.customers, offers=root.offers, exposures=exp,
+                      customer_vocab=root.customer_vocab, item_vocab=root.item_vocab, customer_idx=cidx,
+                      item_idx=iidx, report=root.report, returns=rets, netted=None)
+        out._root = root
+        out._window = (start, end)
+        return out
+
+    def _undo_late_returns(self, tx: pd.DataFrame, cidx: np.ndarray, iidx: np.ndarray, lo: int,
+                           start: pd.Timestamp | None, end: pd.Timestamp | None):
+        """Restore purchase quantities that returns made at or after ``end`` had netted away.
+
+        Cleaning nets every return against earlier purchases; a slice that ends
+        before the return must not know about it (point-in-time correctness).
+        """
+        net, rets = self._netted, self.returns
+        if end is None or net is None or not len(net) or rets is None or not len(rets):
+            return tx, cidx, iidx
+        late = rets[rets["timestamp"] >= end]
+        if not len(late):
+            return tx, cidx, iidx
+        t = net["timestamp"]
+        inwin = (t < end).to_numpy().copy()
+        if start is not None:
+            inwin &= (t >= start).to_numpy()
+        cand = net[inwin]
+        late_pairs = pd.MultiIndex.from_frame(late[["customer_id", "item_id"]])
+        cand = cand[pd.MultiIndex.from_frame(cand[["customer_id", "item_id"]]).isin(late_pairs)]
+        if not len(cand):
+            return tx, cidx, iidx
+        cand_pairs = pd.MultiIndex.from_frame(cand[["customer_id", "item_id"]])
+        early = rets[(rets["timestamp"] < end).to_numpy()
+                     & pd.MultiIndex.from_frame(rets[["customer_id", "item_id"]]).isin(cand_pairs)]
+        from personalize.data.cleaning import net_quantities
+
+        ren = {"customer_id": "c", "item_id": "i", "timestamp": "t", "quantity": "q"}
+        new_q = net_quantities(cand[list(ren)].rename(columns=ren), early[list(ren)].rename(columns=ren))
+        out_pos = cand["out_pos"].to_numpy()
+        present = out_pos >= 0
+        tx = tx.copy()
+        q = tx["quantity"].to_numpy(dtype=np.float64).copy()
+        pos = out_pos[present] - lo
+        q[pos] = new_q[present]
+        tx["quantity"] = q
+        tx["amount"] = q * tx["price"].to_numpy()
+        back = ~present & (new_q > 0)
+        if back.any():
+            add = cand[back].drop(columns=["out_pos"]).assign(quantity=new_q[back])
+            add["amount"] = add["quantity"].to_numpy() * add["price"].to_numpy()
+            tx = pd.concat([tx, add[tx.columns]], ignore_index=True)
+            cidx = np.concatenate([cidx, self.customer_vocab.index(add["customer_id"].to_numpy(dtype=object))
+                                   .astype(np.int32)])
+            iidx = np.concatenate([iidx, self.item_vocab.index(add["item_id"].to_numpy(dtype=object))
+                                   .astype(np.int32)])
+            order = np.argsort(tx["timestamp"].to_numpy(), kind="stable")
+            tx = tx.take(order).reset_index(drop=True)
+            cidx, iidx = cidx[order], iidx[order]
+        return tx, cidx, iidx
 
     def _pos(self, when) -> int:
         ts = self.transactions["timestamp"].to_numpy()
         return int(np.searchsorted(ts, pd.Timestamp(when).to_datetime64().astype("datetime64[ns]"), side="left"))
 
     def until(self, cutoff) -> "Dataset":
-        """Transactions (and exposures) strictly before ``cutoff``; vocabularies unchanged."""
+        """Transactions (and exposures, returns) strictly before ``cutoff``, as known at ``cutoff``.
+
+        Vocabularies are unchanged. Purchases later returned are restored to
+        their quantity before that return when the return is at or after the cutoff.
+        """
         c = _to_timestamp(cutoff, "cutoff")
-        return self._slice(0, self._pos(c), exposures_before=c)
+        start, end = self._window
+        return self._slice(start, c if end is None else min(end, c))
 
     def between(self, start, end) -> "Dataset":
-        """Transactions (and exposures) with ``start <= timestamp < end``."""
+        """Transactions (and exposures, returns) with ``start <= timestamp < end``, as known at ``end``."""
         s, e = _to_timestamp(start, "start"), _to_timestamp(end, "end")
         if e < s:
             raise DataError(f"end {e} is before start {s}")
-        return self._slice(self._pos(s), self._pos(e), exposures_before=e, exposures_from=s)
+        s0, e0 = self._window
+        return self._slice(s if s0 is None else max(s0, s), e if e0 is None else min(e0, e))
 
     # ------------------------------------------------------------------ matrices
     def interaction_matrix(self, weight: Weight = "count", *, half_life_days: float | None = None,

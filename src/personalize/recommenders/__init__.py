@@ -1,6 +1,6 @@
 """Recommenders on one contract (see :mod:`personalize.recommenders.base`).
 
-    from personalize.recommenders import Popular, ItemKNN, ALS, BPR, BuyAgain, Filters, load_recommender
+    from personalize.recommenders import Popular, ItemKNN, ALS, BPR, BuyAgain, TwoStage, Filters, load_recommender
 """
 
 from personalize.recommenders.als import ALS, BPR
@@ -16,6 +16,7 @@ from personalize.recommenders.filters import Filters, ItemCatalog, ParameterErro
 from personalize.recommenders.io import load_recommender, save_recommender
 from personalize.recommenders.itemknn import ItemKNN
 from personalize.recommenders.popular import Popular
+from personalize.recommenders.twostage import TwoStage  # registers kind "twostage" for load_recommender
 
 __all__ = [
     "Recommender", "Popular", "ItemKNN", "ALS", "BPR", "BuyAgain", "TwoStage", "Filters", "ItemCatalog",
@@ -23,11 +24,3 @@ __all__ = [
     "DEFAULT_FALLBACK",
 ]
 
-
-def __getattr__(name: str):
-    # TwoStage lives in its own module (built on these generators); import it lazily so this package
-    # does not depend on LightGBM at import time.
-    if name == "TwoStage":
-        from personalize.recommenders.twostage import TwoStage
-        return TwoStage
-    raise AttributeError(f"module 'personalize.recommenders' has no attribute {name!r}")

@@ -1,0 +1,639 @@
+"""Two-stage recommender: pooled candidates from several generators, re-ranked by LightGBM (lambdarank).
+
+Stage 1 asks each generator (by default ALS, ItemKNN, BuyAgain, Popular and
+Popular over the last 14 days) for its top ``n_candidates`` items per customer and pools them. Stage 2 builds
+a feature row per (customer, candidate) and scores it with a LightGBM
+lambdarank model:
+
+* generator features: each generator's score (NaN when the item came from that
+  generator's fallback chain or not from it at all) and rank, and how many
+  generators proposed the item;
+* item features: distinct buyers (log), sales in the last 7 and 30 days and
+  the 30 before (trend), unit price, share of buyers who bought it again, its
+  typical repurchase cycle in days, days since its first sale;
+* customer features: recency, number of purchase days, total spend, distinct
+  items, tenure, mean unit price paid, mean days between purchase days, purchase
+  days in the last 90 days;
+* pair features: how often (distinct days, and weighted by 30- and 90-day
+  half-lives; total quantity) the customer bought this item, days
+  since the last time, the customer's own cycle for it, days-since divided by
+  the own and the item's typical cycle, the item's price relative to the
+  customer's mean, the share of the customer's purchase days with the item,
+  how long before the customer's latest purchase it was last bought and, when
+  the catalog has categories, the customer's share of purchases in the item's
+  category.
+
+Training is point-in-time correct *inside* the training data. With ``end`` the
+last training timestamp and ``W = train_window_days``, window ``w`` (``0 ..
+train_windows - 1``) has the label period ``[end - (w+1)W, end - wW)``: the
+generators are fit on the data before it, features are computed as of its
+start, labels are the purchases in it. The rankers learn from all windows
+stacked; then the generators are refit on all training data for serving, with
+features as of ``end``. Nothing after the data passed to :meth:`fit` is seen.
+
+Two rankers are trained: ``all`` (candidates may include past purchases,
+labels are every purchase in the window: repeat buying dominates retail) for
+``exclude=None`` and ``discovery`` (past purchases excluded from candidates,
+so labels are items new to the customer) for ``exclude="purchased"``;
+``"non_repeatable"`` uses ``all`` when the catalog flags repeatable items and
+``discovery`` otherwise.
+
+Everything else comes from :class:`~personalize.recommenders.base.Recommender`:
+filters and candidate lists, the cold-start / top-up fallback chain (rows it
+produces carry its source names; rows ranked here say ``twostage``),
+real-time updates (forwarded to every generator and to the pair and customer
+features), and pickle-free save/load (arrays.npz holds the feature tables, the
+LightGBM text models and each generator's own saved bundle).
+``similar_items``, ``recommend_from_items`` and ``explain`` use the item-kNN
+generator when there is one (else the first generator).
+"""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from personalize.errors import BundleError, DataError
+from personalize.recommenders.base import _NEG, DEFAULT_FALLBACK, Recommender
+from personalize.recommenders.filters import ParameterError
+
+_MODES = ("all", "discovery")
+_DAY = np.timedelta64(86400, "s")
+_EPOCH = np.datetime64("1970-01-01", "s")
+_ITEM_FEATURES = ["item_buyers_log", "item_sales_7d", "item_sales_30d", "item_sales_prev_30d", "item_trend",
+                  "item_price", "item_repeat_share", "item_cycle_days", "item_age_days"]
+_CUSTOMER_FEATURES = ["cust_recency_days", "cust_days", "cust_spend_log", "cust_items", "cust_tenure_days",
+                      "cust_mean_price", "cust_gap_days", "cust_days_90d"]
+_PAIR_FEATURES = ["pair_days", "pair_since_last", "pair_own_cycle", "pair_since_over_own_cycle",
+                  "pair_since_over_item_cycle", "pair_price_ratio", "pair_category_share", "pair_basket_share",
+                  "pair_before_last_visit", "pair_decay_30d", "pair_decay_90d", "pair_quantity_log"]
+_I = {n: p for p, n in enumerate(_ITEM_FEATURES)}
+_C = {n: p for p, n in enumerate(_CUSTOMER_FEATURES)}
+
+
+def _days(ts) -> np.ndarray:
+    return ((np.asarray(ts, dtype="datetime64[ns]").astype("datetime64[s]") - _EPOCH) / _DAY).astype(np.float64)
+
+
+def _jsonable(v):
+    if isinstance(v, (tuple, list)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _jsonable(x) for k, x in v.items()}
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, np.floating):
+        return float(v)
+    return v
+
+
+def _build_generator(name: str, spec):
+    """A fresh, unfitted generator from a Recommender instance or a ``{"kind": ..., **params}`` spec."""
+    from personalize.recommenders.base import registry
+
+    if isinstance(spec, Recommender):
+        return copy.deepcopy(spec)
+    if isinstance(spec, dict) and isinstance(spec.get("kind"), str):
+        cls = registry().get(spec["kind"])
+        if cls is None or cls is TwoStage:
+            raise ParameterError(f"generator {name!r}: unknown kind {spec['kind']!r}; known: "
+                                 f"{sorted(k for k in registry() if k != TwoStage.kind)}")
+        params = {k: v for k, v in spec.items() if k != "kind"}
+        if isinstance(params.get("fallback"), list):
+            params["fallback"] = tuple(params["fallback"])
+        try:
+            return cls(**params)
+        except TypeError as exc:
+            raise ParameterError(f"generator {name!r}: {exc}") from None
+    raise ParameterError(f"generator {name!r} must be a recommender or a dict with a 'kind', got {spec!r}")
+
+
+DEFAULT_GENERATORS = {"als": {"kind": "als"}, "itemknn": {"kind": "itemknn"}, "buyagain": {"kind": "buyagain"},
+                      "popular": {"kind": "popular"}, "trending": {"kind": "popular", "window_days": 14}}
+
+
+class _State:
+    """Point-in-time feature tables (as of ``now``) over a dataset's vocabularies."""
+
+    ARRAYS = ("item", "cust", "pair_key", "pair_days", "pair_first", "pair_last", "pair_decay", "pair_qty",
+              "cat_of_item", "cat_key", "cat_share", "now_day")
+    HALF_LIVES = (30.0, 90.0)
+
+    def __init__(self, **arrays) -> None:
+        for name in self.ARRAYS:
+            setattr(self, name, arrays[name])
+        self.n_cat = int(self.cat_of_item.max()) + 1 if len(self.cat_of_item) else 0
+
+    @classmethod
+    def build(cls, ds, now: pd.Timestamp) -> "_State":
+        n_c, n_i = len(ds.customer_vocab), len(ds.item_vocab)
+        tx = ds.transactions
+        now_day = float(_days([now.to_datetime64()])[0])
+        day = _days(tx["timestamp"].to_numpy())
+        dint = np.floor(day).astype(np.int64)
+        d0 = int(dint.min()) if len(dint) else 0
+        c = ds.customer_idx.astype(np.int64)
+        i = ds.item_idx.astype(np.int64)
+        price = tx["price"].to_numpy(dtype=np.float64)
+        amount = tx["amount"].to_numpy(dtype=np.float64)
+        # --- pairs: distinct purchase days per (customer, item)
+        key = c * n_i + i
+        kd = np.unique(key * 65536 + (dint - d0))
+        kk, kday = kd // 65536, (kd % 65536 + d0).astype(np.float64)
+        pair_key, start, inv, counts = np.unique(kk, return_index=True, return_inverse=True, return_counts=True)
+        pair_first = kday[start]
+        pair_last = kday[start + counts - 1]
+        pair_days = counts.astype(np.float64)
+        # purchase days weighted by 0.5 ** (age / half-life)
+        pair_decay = np.stack([np.bincount(inv, weights=0.5 ** (np.maximum(now_day - kday, 0) / h),
+                                           minlength=len(pair_key)) for h in cls.HALF_LIVES], 1)
+        qpos = np.searchsorted(pair_key, key)
+        pair_qty = np.bincount(qpos, weights=np.maximum(tx["quantity"].to_numpy(dtype=np.float64), 0),
+                               minlength=len(pair_key)) if len(key) else np.zeros(0)
+        # --- items
+        pc = pair_key // max(n_i, 1)
+        pi = pair_key % max(n_i, 1)
+        buyers = np.bincount(pi, minlength=n_i).astype(np.float64)
+        repeaters = np.bincount(pi, weights=(pair_days >= 2).astype(np.float64), minlength=n_i)
+        own_cycle = np.where(pair_days >= 2, (pair_last - pair_first) / np.maximum(pair_days - 1, 1), np.nan)
+        item_cycle = np.full(n_i, np.nan)
+        has = np.isfinite(own_cycle)
+        if has.any():
+            med = pd.Series(own_cycle[has]).groupby(pi[has]).median()
+            item_cycle[med.index.to_numpy()] = med.to_numpy()
+        age = now_day - day
+        sales7 = np.bincount(i[age <= 7], minlength=n_i).astype(np.float64)
+        sales30 = np.bincount(i[age <= 30], minlength=n_i).astype(np.float64)
+        sales_prev = np.bincount(i[(age > 30) & (age <= 60)], minlength=n_i).astype(np.float64)
+        item_price = np.full(n_i, np.nan)
+        if len(i):
+            med = pd.Series(price).groupby(i).median()
+            item_price[med.index.to_numpy()] = med.to_numpy()
+        if ds.items is not None and "price" in ds.items.columns:
+            cat_idx = ds.item_vocab.index(ds.items["item_id"].to_numpy(dtype=object))
+            cat_price = ds.items["price"].to_numpy(dtype=np.float64, na_value=np.nan)
+            fill = (cat_idx >= 0) & np.isnan(item_price[np.maximum(cat_idx, 0)]) & np.isfinite(cat_price)
+            item_price[cat_idx[fill]] = cat_price[fill]
+        first_sale = np.full(n_i, np.nan)
+        if len(i):
+            np.fmin.at(first_sale, i, day)
+        item = np.stack([np.log1p(buyers), sales7, sales30, sales_prev, (sales30 + 1) / (sales_prev + 1), item_price,
+                         np.divide(repeaters, buyers, out=np.zeros(n_i), where=buyers > 0), item_cycle,
+                         now_day - first_sale], 1)
+        # --- customers
+        cday = np.unique(c * 65536 + (dint - d0))
+        n_days = np.bincount(cday // 65536, minlength=n_c).astype(np.float64)
+        recent = (now_day - (cday % 65536 + d0)) <= 90
+        days90 = np.bincount(cday[recent] // 65536, minlength=n_c).astype(np.float64)
+        last = np.full(n_c, np.nan)
+        first = np.full(n_c, np.nan)
+        if len(c):
+            np.fmax.at(last, c, day)
+            np.fmin.at(first, c, day)
+        spend = np.bincount(c, weights=amount, minlength=n_c)
+        lines = np.bincount(c, minlength=n_c).astype(np.float64)
+        mean_price = np.divide(np.bincount(c, weights=price, minlength=n_c), lines, out=np.full(n_c, np.nan),
+                               where=lines > 0)
+        n_items = np.bincount(pc, minlength=n_c).astype(np.float64)
+        gap = np.where(n_days >= 2, (last - first) / np.maximum(n_days - 1, 1), np.nan)
+        cust = np.stack([now_day - last, n_days, np.log1p(np.maximum(spend, 0)), n_items, now_day - first,
+                         mean_price, gap, days90], 1)
+        # --- categories
+        cat_of_item = np.full(n_i, -1, dtype=np.int64)
+        cat_key = np.empty(0, dtype=np.int64)
+        cat_share = np.empty(0, dtype=np.float64)
+        if ds.items is not None and "category" in ds.items.columns and ds.items["category"].notna().any():
+            known = ds.items["category"].notna().to_numpy()
+            idx = ds.item_vocab.index(ds.items["item_id"].to_numpy(dtype=object)[known])
+            codes, _ = pd.factorize(ds.items["category"].to_numpy(dtype=object)[known], sort=True)
+            ok = idx >= 0
+            cat_of_item[idx[ok]] = codes[ok]
+            n_cat = int(codes.max()) + 1 if codes.size else 0
+            ic = cat_of_item[i]
+            m = ic >= 0
+            if m.any() and n_cat:
+                ck, cnt = np.unique(c[m] * n_cat + ic[m], return_counts=True)
+                cat_key = ck
+                cat_share = cnt / lines[ck // n_cat]
+        return cls(item=item, cust=cust, pair_key=pair_key, pair_days=pair_days, pair_first=pair_first,
+                   pair_last=pair_last, pair_decay=pair_decay, pair_qty=pair_qty, cat_of_item=cat_of_item, cat_key=cat_key, cat_share=cat_share,
+                   now_day=np.array([now_day]))
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item)
+
+    def _customer_rows(self, crow: np.ndarray) -> np.ndarray:
+        """Customer feature rows (NaN for customers beyond the table, e.g. added by updates)."""
+        out = np.full((len(crow), self.cust.shape[1]), np.nan)
+        ok = crow < len(self.cust)
+        out[ok] = self.cust[crow[ok]]
+        return out
+
+    def features(self, crow: np.ndarray, item: np.ndarray) -> np.ndarray:
+        n_i = self.n_items
+        it = self.item[item]
+        cu = self._customer_rows(crow)
+        key = crow.astype(np.int64) * n_i + item
+        now = self.now_day[0]
+        days = np.zeros(len(key))
+        since = np.full(len(key), np.nan)
+        own = np.full(len(key), np.nan)
+        decay = np.zeros((len(key), len(self.HALF_LIVES)))
+        qty = np.zeros(len(key))
+        if len(self.pair_key):
+            pos = np.minimum(np.searchsorted(self.pair_key, key), len(self.pair_key) - 1)
+            found = self.pair_key[pos] == key
+            p = pos[found]
+            days[found] = self.pair_days[p]
+            decay[found] = self.pair_decay[p]
+            qty[found] = np.log1p(self.pair_qty[p])
+            since[found] = np.maximum(now - self.pair_last[p], 0.0)
+            rep = self.pair_days[p] >= 2
+            own_f = np.full(len(p), np.nan)
+            own_f[rep] = (self.pair_last[p][rep] - self.pair_first[p][rep]) / (self.pair_days[p][rep] - 1)
+            own[found] = own_f
+        share = np.full(len(key), np.nan)
+        if len(self.cat_key):
+            cats = self.cat_of_item[item]
+            ck = crow.astype(np.int64) * self.n_cat + cats
+            p = np.minimum(np.searchsorted(self.cat_key, ck), len(self.cat_key) - 1)
+            share = np.where(cats >= 0, np.where(self.cat_key[p] == ck, self.cat_share[p], 0.0), np.nan)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            since_own = since / np.maximum(own, 1.0)
+            since_item = since / np.maximum(it[:, _I["item_cycle_days"]], 1.0)
+            price_ratio = it[:, _I["item_price"]] / cu[:, _C["cust_mean_price"]]
+            basket_share = days / cu[:, _C["cust_days"]]
+        before_last = since - cu[:, _C["cust_recency_days"]]
+        pair = np.column_stack([days, since, own, since_own, since_item, price_ratio, share, basket_share, before_last,
+                                decay, qty])
+        return np.concatenate([it, cu, pair], 1)
+
+    def add_events(self, crow: int, items: np.ndarray, days: np.ndarray) -> None:
+        """Fold a customer's new purchases into the pair and customer tables (real-time updates)."""
+        if crow >= len(self.cust):
+            grow = np.full((crow + 1 - len(self.cust), self.cust.shape[1]), np.nan)
+            self.cust = np.concatenate([self.cust, grow])
+        row = self.cust[crow]
+        n_i = self.n_items
+        for it, d in zip(np.asarray(items, np.int64), np.floor(np.asarray(days, np.float64))):
+            key = int(crow) * n_i + int(it)
+            p = int(np.searchsorted(self.pair_key, key))
+            w = 0.5 ** (max(self.now_day[0] - d, 0.0) / np.asarray(self.HALF_LIVES))
+            if p < len(self.pair_key) and self.pair_key[p] == key:
+                self.pair_qty[p] += 1.0
+                if d > self.pair_last[p]:
+                    self.pair_days[p] += 1
+                    self.pair_last[p] = d
+                    self.pair_decay[p] += w
+            else:
+                self.pair_key = np.insert(self.pair_key, p, key)
+                self.pair_days = np.insert(self.pair_days, p, 1.0)
+                self.pair_first = np.insert(self.pair_first, p, d)
+                self.pair_last = np.insert(self.pair_last, p, d)
+                self.pair_decay = np.insert(self.pair_decay, p, w, axis=0)
+                self.pair_qty = np.insert(self.pair_qty, p, 1.0)
+                row[_C["cust_items"]] = np.nan_to_num(row[_C["cust_items"]]) + 1
+            rec = max(0.0, self.now_day[0] - d)
+            if np.isnan(row[_C["cust_recency_days"]]) or rec < row[_C["cust_recency_days"]]:
+                row[_C["cust_recency_days"]] = rec
+                row[_C["cust_days"]] = np.nan_to_num(row[_C["cust_days"]]) + 1
+                row[_C["cust_days_90d"]] = np.nan_to_num(row[_C["cust_days_90d"]]) + 1
+            if np.isnan(row[_C["cust_tenure_days"]]):
+                row[_C["cust_tenure_days"]] = rec
+
+    def to_arrays(self, prefix: str) -> dict[str, np.ndarray]:
+        return {f"{prefix}{n}": np.asarray(getattr(self, n)) for n in self.ARRAYS}
+
+    @classmethod
+    def from_arrays(cls, a: dict, prefix: str) -> "_State":
+        return cls(**{n: np.array(a[f"{prefix}{n}"]) for n in cls.ARRAYS})
+
+
+class TwoStage(Recommender):
+    """Candidates from several recommenders, re-ranked by LightGBM lambdarank (see the module doc).
+
+    Parameters (keyword-only, stored untouched)
+    ----------
+    generators:
+        ``{name: recommender or {"kind": kind, **params}}``; None = ALS, ItemKNN,
+        BuyAgain, Popular and 14-day trending Popular with their defaults. Fresh copies are fitted; the given
+        objects are never changed. (``get_params`` and saved models report instances
+        in the ``{"kind": ..., **params}`` form.)
+    n_candidates:
+        Items asked from each generator per customer.
+    train_window_days, train_windows:
+        Length and number of the label windows at the end of the training data.
+    max_train_customers:
+        Cap on the customers per window used to train the rankers (random sample).
+    n_estimators, learning_rate, num_leaves, min_child_samples, feature_fraction:
+        LightGBM settings.
+    random_state, num_threads:
+        LightGBM seed and threads (0 = LightGBM's default).
+    fallback, trending_days, session_neighbors:
+        The shared cold-start / top-up chain (see :class:`Recommender`).
+    """
+
+    kind = "twostage"
+    default_exclude = "non_repeatable"
+
+    def __init__(self, *, generators: dict | None = None, n_candidates: int = 50, train_window_days: float = 40.0,
+                 train_windows: int = 4, max_train_customers: int | None = 20000, n_estimators: int = 200,
+                 learning_rate: float = 0.05, num_leaves: int = 15, min_child_samples: int = 50,
+                 feature_fraction: float = 0.8, random_state: int = 0, num_threads: int = 1,
+                 fallback=DEFAULT_FALLBACK, trending_days: float = 30.0, session_neighbors: int = 20) -> None:
+        super().__init__(fallback=fallback, trending_days=trending_days, session_neighbors=session_neighbors)
+        self.generators = generators
+        self.n_candidates = n_candidates
+        self.train_window_days = train_window_days
+        self.train_windows = train_windows
+        self.max_train_customers = max_train_customers
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.num_leaves = num_leaves
+        self.min_child_samples = min_child_samples
+        self.feature_fraction = feature_fraction
+        self.random_state = random_state
+        self.num_threads = num_threads
+
+    # ------------------------------------------------------------------ params
+    def get_params(self) -> dict:
+        params = super().get_params()
+        gens = params["generators"]
+        if gens is not None and isinstance(gens, dict):
+            params["generators"] = {name: ({"kind": g.kind, **_jsonable(g.get_params())}
+                                           if isinstance(g, Recommender) else g) for name, g in gens.items()}
+        return params
+
+    def _validate_params(self) -> None:
+        super()._validate_params()
+
+        def pos_int(name, allow_none=False):
+            v = getattr(self, name)
+            if allow_none and v is None:
+                return
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ParameterError(f"{name} must be a positive integer, got {v!r}")
+
+        for name in ("n_candidates", "train_windows", "n_estimators", "num_leaves", "min_child_samples"):
+            pos_int(name)
+        pos_int("max_train_customers", allow_none=True)
+        for name in ("train_window_days", "learning_rate"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
+                raise ParameterError(f"{name} must be a positive number, got {v!r}")
+        if not (isinstance(self.feature_fraction, (int, float)) and 0 < self.feature_fraction <= 1):
+            raise ParameterError(f"feature_fraction must be in (0, 1], got {self.feature_fraction!r}")
+        gens = self.generators
+        if gens is not None and (not isinstance(gens, dict) or not gens):
+            raise ParameterError(f"generators must be None or a non-empty dict of name -> recommender, got {gens!r}")
+
+    def _templates(self) -> dict[str, Recommender]:
+        specs = self.generators if self.generators is not None else DEFAULT_GENERATORS
+        return {str(name): _build_generator(str(name), spec) for name, spec in specs.items()}
+
+    @staticmethod
+    def _feature_names(gen_names: list[str]) -> list[str]:
+        g = []
+        for n in gen_names:
+            g += [f"{n}_score", f"{n}_rank"]
+        return g + ["n_generators"] + _ITEM_FEATURES + _CUSTOMER_FEATURES + _PAIR_FEATURES
+
+    # ------------------------------------------------------------------ stage 1 + features
+    def _candidate_frame(self, gens: dict, state: _State, cidx: np.ndarray, *, k: int, exclude,
+                         cand: np.ndarray | None):
+        """Pooled candidates of customers ``cidx`` (model indices): (row position, item, feature matrix)."""
+        n_i = state.n_items
+        keys_list, parts = [], []
+        for g in gens.values():
+            rows, item, score, src = g._recommend_idx(cidx, k, exclude, cand)
+            rank = np.zeros(len(rows))
+            if len(rows):
+                starts = np.r_[0, np.flatnonzero(np.diff(rows)) + 1]
+                rank = (np.arange(len(rows)) - np.repeat(starts, np.diff(np.r_[starts, len(rows)])) + 1)
+            key = rows.astype(np.int64) * n_i + item
+            parts.append((key, np.where(src == 0, score, np.nan), rank.astype(np.float64)))
+            keys_list.append(key)
+        keys = np.unique(np.concatenate(keys_list)) if keys_list else np.zeros(0, np.int64)
+        gfeat = np.full((len(keys), 2 * len(gens) + 1), np.nan)
+        for j, (key, score, rank) in enumerate(parts):
+            gfeat[:, 2 * j + 1] = k + 1.0
+            if len(key):
+                p = np.searchsorted(keys, key)
+                gfeat[p, 2 * j] = score
+                gfeat[p, 2 * j + 1] = rank
+        gfeat[:, -1] = (gfeat[:, 1:-1:2] <= k).sum(1)
+        pos, item = keys // n_i, keys % n_i
+        X = np.concatenate([gfeat, state.features(cidx[pos], item)], 1).astype(np.float32)
+        return pos, item, X
+
+    # ------------------------------------------------------------------ fit
+    def _fit(self, dataset, X) -> None:
+        import lightgbm as lgb
+
+        templates = self._templates()
+        if len(dataset) == 0:
+            raise DataError("cannot fit TwoStage on an empty dataset", table="transactions")
+        t0 = time.perf_counter()
+        end = dataset.last_timestamp + pd.Timedelta(1, "us")
+        window = pd.Timedelta(days=float(self.train_window_days))
+        first_cutoff = end - window * int(self.train_windows)
+        if dataset.first_timestamp >= first_cutoff:
+            raise DataError(f"TwoStage needs history before its internal cutoff {first_cutoff} (train_windows="
+                            f"{self.train_windows} x train_window_days={self.train_window_days} reach back past the "
+                            f"first transaction {dataset.first_timestamp}); lower them", table="transactions")
+        self.generator_names_ = list(templates)
+        self.feature_names_ = self._feature_names(self.generator_names_)
+        rng = np.random.default_rng(self.random_state)
+        parts: dict[str, list] = {m: [] for m in _MODES}
+        info = {"end": end.isoformat(), "windows": []}
+        for w in range(int(self.train_windows)):
+            w_end = end - window * w
+            cutoff = w_end - window
+            winfo = self._window_rows(dataset, templates, cutoff, w_end, rng, parts)
+            info["windows"].append({"cutoff": cutoff.isoformat(), "end": w_end.isoformat(), **winfo})
+        self.rankers_ = {}
+        for mode in _MODES:
+            if not parts[mode]:
+                self.rankers_[mode] = None
+                continue
+            Xm = np.concatenate([p[0] for p in parts[mode]])
+            y = np.concatenate([p[1] for p in parts[mode]])
+            groups = np.concatenate([p[2] for p in parts[mode]])
+            params = {"objective": "lambdarank", "metric": "ndcg", "eval_at": [10],
+                      "learning_rate": float(self.learning_rate), "num_leaves": int(self.num_leaves),
+                      "min_child_samples": int(self.min_child_samples),
+                      "feature_fraction": float(self.feature_fraction), "lambdarank_truncation_level": 20,
+                      "seed": int(self.random_state), "deterministic": True, "num_threads": int(self.num_threads),
+                      "verbose": -1}
+            train = lgb.Dataset(Xm, y, group=groups, feature_name=self.feature_names_, free_raw_data=True)
+            self.rankers_[mode] = lgb.train(params, train, num_boost_round=int(self.n_estimators))
+        # serving: generators refit on all the training data, features as of its end
+        self.generators_ = {name: copy.deepcopy(g).fit(dataset) for name, g in templates.items()}
+        self.state_ = _State.build(dataset, end)
+        items = dataset.items
+        self.any_repeatable_ = bool(items is not None and "repeatable" in items.columns
+                                    and items["repeatable"].fillna(False).astype(bool).any())
+        info["seconds"] = round(time.perf_counter() - t0, 3)
+        self.train_info_ = info
+
+    def _window_rows(self, dataset, templates: dict, cutoff, w_end, rng, parts: dict) -> dict:
+        """Training rows of one window: generators and features before ``cutoff``, labels in ``[cutoff, w_end)``."""
+        inner = dataset.until(cutoff)
+        labels = dataset.between(cutoff, w_end)
+        n_i = len(dataset.item_vocab)
+        if len(inner) == 0 or len(labels) == 0:
+            return {"customers": 0}
+        label_keys = np.unique(labels.customer_idx.astype(np.int64) * n_i + labels.item_idx)
+        rows = np.intersect1d(np.unique(label_keys // n_i), np.unique(inner.customer_idx)).astype(np.int64)
+        if self.max_train_customers is not None and len(rows) > self.max_train_customers:
+            rows = np.sort(rng.choice(rows, int(self.max_train_customers), replace=False))
+        info: dict = {"customers": int(len(rows))}
+        if len(rows) == 0:
+            return info
+        gens = {name: copy.deepcopy(g).fit(inner) for name, g in templates.items()}
+        state = _State.build(inner, cutoff)
+        for mode in _MODES:
+            exclude = None if mode == "all" else "purchased"
+            pos, item, X = self._candidate_frame(gens, state, rows, k=int(self.n_candidates), exclude=exclude,
+                                                 cand=None)
+            y = np.isin(rows[pos] * n_i + item, label_keys).astype(np.float32)
+            # lambdarank learns nothing from groups without a positive: drop them
+            has_pos = np.bincount(pos, weights=y, minlength=len(rows)) > 0
+            keep = has_pos[pos]
+            pos, X, y = pos[keep], X[keep], y[keep]
+            info[mode] = {"rows": int(len(y)), "positives": int(y.sum()), "groups": int(has_pos.sum())}
+            if len(y):
+                parts[mode].append((X, y, np.bincount(pos)[np.unique(pos)]))
+        return info
+
+    # ------------------------------------------------------------------ serving (hooks of Recommender)
+    _local = threading.local()
+
+    def _recommend_idx(self, cidx, k, exclude, cand):
+        # the scorer needs the exclusion mode and the candidate mask (it picks the ranker and asks
+        # the generators for candidates under the same rules)
+        self._local.call = (exclude, cand, k)
+        try:
+            return super()._recommend_idx(cidx, k, exclude, cand)
+        finally:
+            self._local.call = None
+
+    def _ranker_for(self, exclude):
+        if exclude is None or (exclude == "non_repeatable" and self.any_repeatable_):
+            mode = "all"
+        else:
+            mode = "discovery"
+        return self.rankers_.get(mode) or self.rankers_.get("all") or self.rankers_.get("discovery")
+
+    def _make_scorer(self, cols, width):
+        call = getattr(self._local, "call", None)
+        exclude, cand, k = call if call is not None else (None, None, 0)
+        ranker = self._ranker_for(exclude)
+        n_gen = len(self.generators_)
+        kk = max(int(self.n_candidates), int(k))
+
+        def score(c, hist, out, colpos):
+            out.fill(_NEG)
+            c = np.asarray(c, dtype=np.int64)
+            # customers without any purchase (e.g. in the vocabulary but new since the training data) are
+            # cold: no opinion here, the fallback chain answers
+            warm = np.flatnonzero(np.bincount(hist[0], minlength=len(c)) > 0)
+            if not len(warm):
+                return
+            pos, item, X = self._candidate_frame(self.generators_, self.state_, c[warm], k=kk, exclude=exclude,
+                                                 cand=cand)
+            if not len(pos):
+                return
+            pos = warm[pos]
+            if ranker is not None:
+                s = ranker.predict(X, num_threads=int(self.num_threads) or None)
+            else:  # no window had a positive label: mean generator rank
+                s = -np.nanmean(X[:, 1:2 * n_gen:2], axis=1)
+            if colpos is not None:
+                col = colpos[item]
+                ok = col >= 0
+                out[pos[ok], col[ok]] = s[ok]
+            else:
+                out[pos, item] = s
+
+        return score
+
+    def _post_state(self) -> None:
+        super()._post_state()
+        # rows from the delegated similar-items / session scorers carry the generator's own source name
+        for g in getattr(self, "generators_", {}).values():
+            if g.source not in self._source_names:
+                self._source_names.append(g.source)
+
+    def _item_model(self) -> Recommender:
+        return self.generators_.get("itemknn") or next(iter(self.generators_.values()))
+
+    def _session_scores(self, hi, hw):
+        return self._item_model()._session_scores(hi, hw)
+
+    def _similar_scores(self, iidx):
+        return self._item_model()._similar_scores(iidx)
+
+    def _explain_contrib(self, cidx, iidx, hi, hw):
+        return self._item_model()._explain_contrib(cidx, iidx, hi, hw)
+
+    def _update_model(self, cidx, items, ts) -> None:
+        cid = self._customer_id_of(int(cidx))
+        ids = list(self.item_ids_[np.asarray(items, dtype=np.int64)])
+        for g in self.generators_.values():
+            g.update_customer(cid, ids, list(ts))
+        self.state_.add_events(int(cidx), np.asarray(items, dtype=np.int64), _days(np.asarray(ts)))
+
+    # ------------------------------------------------------------------ persistence
+    def _model_meta(self) -> dict:
+        return {"generators": self.generator_names_, "feature_names": self.feature_names_,
+                "rankers": {m: b is not None for m, b in self.rankers_.items()},
+                "any_repeatable": self.any_repeatable_, "train_info": self.train_info_}
+
+    def _model_arrays(self) -> dict[str, np.ndarray]:
+        from personalize.recommenders.io import save_recommender
+
+        arrays = self.state_.to_arrays("state_")
+        for mode, booster in self.rankers_.items():
+            if booster is not None:
+                arrays[f"ranker_{mode}"] = np.frombuffer(booster.model_to_string().encode("utf-8"), dtype=np.uint8)
+        with tempfile.TemporaryDirectory(prefix="twostage-") as tmp:
+            for name, g in self.generators_.items():
+                d = Path(tmp) / name
+                save_recommender(g, d)
+                for fname in ("arrays.npz", "meta.json"):
+                    arrays[f"gen_{name}_{fname.replace('.', '_')}"] = np.frombuffer((d / fname).read_bytes(),
+                                                                                  dtype=np.uint8)
+        return arrays
+
+    def _load_model_arrays(self, a: dict, meta: dict) -> None:
+        import lightgbm as lgb
+
+        from personalize.recommenders.io import load_recommender
+
+        try:
+            self.generator_names_ = list(meta["generators"])
+            self.feature_names_ = list(meta["feature_names"])
+            self.any_repeatable_ = bool(meta["any_repeatable"])
+            self.train_info_ = meta.get("train_info") or {}
+            self.rankers_ = {m: (lgb.Booster(model_str=bytes(a[f"ranker_{m}"]).decode("utf-8")) if present else None)
+                             for m, present in meta["rankers"].items()}
+            self.state_ = _State.from_arrays(a, "state_")
+            gens = {}
+            with tempfile.TemporaryDirectory(prefix="twostage-") as tmp:
+                for name in self.generator_names_:
+                    d = Path(tmp) / name
+                    d.mkdir()
+                    for fname in ("arrays.npz", "meta.json"):
+                        (d / fname).write_bytes(bytes(a[f"gen_{name}_{fname.replace('.', '_')}"]))
+                    gens[name] = load_recommender(d)
+            self.generators_ = gens
+        except KeyError as exc:
+            raise BundleError(f"TwoStage bundle is missing {exc}") from None

@@ -1,0 +1,218 @@
+"""TwoStage: point-in-time training, quality vs its generators, serving contract, save/load."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from threadpoolctl import threadpool_limits
+
+from personalize.data import Dataset
+from personalize.errors import NotFittedError, PersonalizeError
+from personalize.evaluation import evaluate, time_split
+from personalize.evaluation.synthetic import make_synthetic_retail
+from personalize.recommenders import ALS, BuyAgain, ItemKNN, Popular, load_recommender
+from personalize.recommenders.twostage import TwoStage
+
+TEST_START = "2023-11-01"
+FIT_LOG: list[tuple[str, pd.Timestamp]] = []
+
+
+class SpyPopular(Popular):
+    """Popular that records the last timestamp of every dataset it is fitted on."""
+
+    kind = ""  # not registered
+
+    def fit(self, dataset):
+        FIT_LOG.append(("spy", dataset.last_timestamp))
+        return super().fit(dataset)
+
+
+def _generators(spy=False):
+    return {"als": ALS(factors=16, iterations=8, regularization=1.0, alpha=2.0, num_threads=1),
+            "itemknn": ItemKNN(num_threads=1), "buyagain": BuyAgain(), "popular": SpyPopular() if spy else Popular()}
+
+
+def _model(**kw):
+    """The configuration whose quality is tested (small trees: the synthetic set is small)."""
+    params = dict(generators=_generators(), n_candidates=30, n_estimators=60, train_window_days=30, train_windows=3,
+                  num_leaves=7, min_child_samples=50)
+    params.update(kw)
+    return TwoStage(**params)
+
+
+def _tiny(**kw):
+    """A fast configuration for tests about data flow rather than quality."""
+    return _model(n_candidates=10, n_estimators=10, train_windows=1, **kw)
+
+
+@pytest.fixture(scope="module")
+def synth():
+    return make_synthetic_retail(n_customers=400, n_items=160, n_groups=8, seed=3)
+
+
+@pytest.fixture(scope="module")
+def split(synth):
+    return time_split(synth.dataset, TEST_START)
+
+
+@pytest.fixture(scope="module")
+def fitted(split):
+    with threadpool_limits(1, "blas"):
+        return _model().fit(split.train)
+
+
+def _perturb_after(ds: Dataset, when: str) -> Dataset:
+    """Same history before ``when``; the purchases after it scrambled (other items, other customers)."""
+    tx = ds.transactions.drop(columns="amount").copy()
+    after = tx["timestamp"] >= pd.Timestamp(when)
+    rng = np.random.default_rng(7)
+    tx.loc[after, "item_id"] = rng.permutation(tx.loc[after, "item_id"].to_numpy())
+    tx.loc[after, "quantity"] = 99.0
+    return Dataset.from_frames(tx, items=ds.items)
+
+
+def test_no_leakage_from_after_the_split(synth, fitted):
+    # data after test_start never reaches the model: scrambling it changes nothing
+    other = time_split(_perturb_after(synth.dataset, TEST_START), TEST_START)
+    with threadpool_limits(1, "blas"):
+        a_model = _tiny().fit(time_split(synth.dataset, TEST_START).train)
+        b_model = _tiny().fit(other.train)
+    customers = list(other.customers("all")[:40])
+    for exclude in (None, "purchased"):
+        pd.testing.assert_frame_equal(a_model.recommend(customers, k=10, exclude=exclude),
+                                      b_model.recommend(customers, k=10, exclude=exclude))
+    assert pd.Timestamp(fitted.train_info_["end"]) <= pd.Timestamp(TEST_START)
+    # and the scrambled future does change a model that is allowed to see it
+    with threadpool_limits(1, "blas"):
+        c_model = _tiny().fit(_perturb_after(synth.dataset, TEST_START))
+    assert not a_model.recommend(customers, k=10, exclude=None).equals(c_model.recommend(customers, k=10,
+                                                                                          exclude=None))
+
+
+def test_ranker_is_trained_inside_the_training_period(split):
+    FIT_LOG.clear()
+    with threadpool_limits(1, "blas"):
+        m = TwoStage(generators=_generators(spy=True), n_candidates=10, n_estimators=10, train_window_days=30,
+                     train_windows=2).fit(split.train)
+    fits = [t for _, t in FIT_LOG]
+    windows = m.train_info_["windows"]
+    assert len(fits) == 3  # one per window (before its cutoff) + the final refit on all training data
+    assert fits[0] < pd.Timestamp(windows[0]["cutoff"])
+    assert fits[1] < pd.Timestamp(windows[1]["cutoff"])
+    assert pd.Timestamp(windows[1]["end"]) == pd.Timestamp(windows[0]["cutoff"])
+    assert fits[2] == split.train.last_timestamp < pd.Timestamp(TEST_START)
+    assert all(w["all"]["positives"] > 0 for w in windows)
+
+
+def test_matches_or_beats_its_best_generator(split, fitted):
+    gens = _generators()
+    with threadpool_limits(1, "blas"):
+        res = evaluate(gens, split, k=10, include_new_customers=False)
+        two = evaluate({"twostage": fitted}, split, k=10, include_new_customers=False, fit=False)
+    for track in ("all", "discovery"):
+        best = res.loc[res["track"] == track, "ndcg"].max()
+        got = two.loc[two["track"] == track, "ndcg"].item()
+        assert got >= best - 0.01, (track, got, res[res["track"] == track])
+    pop = res.loc[(res["model"] == "popular") & (res["track"] == "all"), "ndcg"].item()
+    assert two.loc[two["track"] == "all", "ndcg"].item() > 1.2 * pop
+
+
+def test_recommend_contract(split, fitted):
+    cust = list(split.customers("all")[:5])
+    recs = fitted.recommend(cust, k=7, exclude="purchased")
+    assert list(recs.columns) == ["customer_id", "item_id", "score", "rank", "source"]
+    assert recs.groupby("customer_id", sort=False).size().tolist() == [7] * 5
+    assert recs["customer_id"].drop_duplicates().tolist() == cust  # input order
+    assert (recs.groupby("customer_id")["rank"].apply(list) == pd.Series([list(range(1, 8))] * 5, index=cust)).all()
+    bought = split.train.transactions.groupby("customer_id")["item_id"].agg(set)
+    assert not any(i in bought[c] for c, i in zip(recs["customer_id"], recs["item_id"]))
+    assert (recs["source"] == "twostage").all()
+    # scores decrease within a customer
+    assert (recs.groupby("customer_id")["score"].diff().dropna() <= 1e-12).all()
+    # a single id, a repeated id and an unknown customer (fallback chain)
+    one = fitted.recommend(cust[0], k=7, exclude="purchased")
+    pd.testing.assert_frame_equal(one, recs[recs["customer_id"] == cust[0]].reset_index(drop=True))
+    mixed = fitted.recommend([cust[1], "nobody", cust[1]], k=3, exclude=None)
+    assert mixed["customer_id"].tolist() == [cust[1]] * 3 + ["nobody"] * 3 + [cust[1]] * 3
+    assert (mixed.loc[mixed["customer_id"] == "nobody", "source"] != "twostage").all()
+    assert (mixed.loc[mixed["customer_id"] != "nobody", "source"] == "twostage").all()
+    # candidate restriction
+    allowed = list(split.item_vocab.ids[:25])
+    r = fitted.recommend(cust[:2], k=5, exclude=None, items=allowed)
+    assert set(r["item_id"]) <= set(allowed) and len(r) == 10
+
+
+def test_save_load_round_trip(tmp_path, split, fitted):
+    fitted.save(tmp_path / "ts")
+    loaded = load_recommender(tmp_path / "ts")
+    assert isinstance(loaded, TwoStage)
+    cust = list(split.customers("all")[:30]) + ["nobody"]
+    for exclude in (None, "purchased"):
+        pd.testing.assert_frame_equal(fitted.recommend(cust, k=10, exclude=exclude),
+                                      loaded.recommend(cust, k=10, exclude=exclude))
+    assert loaded.get_params() == fitted.get_params()
+    assert loaded.get_params()["generators"]["als"]["kind"] == "als"  # instances saved as specs
+    np.testing.assert_array_equal(loaded.state_.pair_key, fitted.state_.pair_key)
+    assert loaded.rankers_["all"].model_to_string() == fitted.rankers_["all"].model_to_string()
+    assert not list(tmp_path.glob("ts/*.pkl"))
+
+
+def test_update_customer_changes_the_answer_at_once(tmp_path, split, fitted):
+    c = split.customers("all")[0]
+    before = fitted.recommend(c, k=10, exclude="purchased")
+    item = before["item_id"].iloc[0]
+    fitted.save(tmp_path / "clone")
+    clone = load_recommender(tmp_path / "clone")
+    clone.update_customer(c, [item])
+    after = clone.recommend(c, k=10, exclude="purchased")
+    assert item not in set(after["item_id"])  # bought now, so excluded
+    assert after["item_id"].tolist() != before["item_id"].tolist()
+    # the pair features see the purchase too: bought today
+    row = int(np.flatnonzero(clone.customer_ids_ == c)[0])
+    iidx = int(np.flatnonzero(clone.item_ids_ == item)[0])
+    vals = clone.state_.features(np.array([row]), np.array([iidx]))[0]
+    f = dict(zip(clone.feature_names_[-len(vals):], vals))
+    assert f["pair_days"] >= 1 and 0 <= f["pair_since_last"] < 1  # days are counted from midnight
+
+
+def test_delegated_item_methods(split, fitted):
+    item = split.item_vocab.ids[0]
+    assert len(fitted.similar_items(item, k=5)) == 5
+    assert len(fitted.recommend_from_items([item], k=5)) == 5
+    c = split.customers("all")[0]
+    assert {"item_id", "contribution"} <= set(fitted.explain(c, item).columns)
+
+
+def test_errors():
+    with pytest.raises(NotFittedError):
+        TwoStage().recommend("x")
+    with pytest.raises(TypeError):
+        TwoStage(5)  # keyword-only
+    small = make_synthetic_retail(n_customers=30, n_items=20, days=40, seed=1).dataset
+    with pytest.raises(PersonalizeError, match="internal cutoff"):
+        _tiny(train_window_days=60).fit(small)
+    for bad in ({"n_candidates": 0}, {"train_windows": 0}, {"generators": {}}, {"feature_fraction": 2.0},
+                {"generators": {"x": {"kind": "nope"}}}, {"generators": {"x": 5}}):
+        with pytest.raises(PersonalizeError):
+            _model(**bad).fit(small)
+    m = TwoStage(n_estimators=7)
+    assert m.get_params()["n_estimators"] == 7 and m.generators is None
+
+
+# ---------------------------------------------------------------------- the shared recommender contract
+try:
+    from test_recommenders_contract import RecommenderContract
+except ImportError:  # pragma: no cover - the contract suite lives with the recommenders
+    RecommenderContract = None
+
+if RecommenderContract is not None:
+
+    class TestTwoStageContract(RecommenderContract):
+        quality_track = "discovery"
+
+        @classmethod
+        def make(cls):
+            return TwoStage(generators={"als": {"kind": "als", "factors": 8, "regularization": 1.0, "alpha": 2.0,
+                                                "iterations": 10, "num_threads": 1},
+                                        "itemknn": {"kind": "itemknn", "num_threads": 1},
+                                        "buyagain": {"kind": "buyagain"}, "popular": {"kind": "popular"}},
+                            n_candidates=20, n_estimators=30, train_windows=2)
