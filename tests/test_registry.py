@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from serving_helpers import ContractRecommender, make_models, publish_tiny, tiny_dataset  # noqa: E402
+from serving_helpers import make_models, publish_tiny, tiny_dataset  # noqa: E402
 
 from personalize.errors import BundleError, PersonalizeError, UnknownIdError  # noqa: E402
 from personalize.registry import (CandidateTable, current_version, list_versions, load_bundle, prune,  # noqa: E402

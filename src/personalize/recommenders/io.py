@@ -11,32 +11,22 @@ directory with a ``meta.json`` is complete.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from personalize._atomic import atomic_write
 from personalize.errors import BundleError
 from personalize.recommenders.filters import ItemCatalog
+
 
 FORMAT_VERSION = 1
 
 
 def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, write)
 
 
 def csr_to_arrays(prefix: str, m: sp.csr_matrix) -> dict[str, np.ndarray]:

@@ -35,6 +35,7 @@ from typing import Any
 
 import pandas as pd
 
+from personalize._atomic import atomic_write, fsync_dir
 from personalize.errors import BundleError, PersonalizeError
 
 __all__ = ["FORMAT_VERSION", "SUPPORTED_FORMATS", "Bundle", "publish", "load_bundle", "list_versions",
@@ -102,31 +103,11 @@ def _sha256(path: Path) -> str:
 
 
 def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
+    fsync_dir(path)
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
+    atomic_write(path, lambda fh: fh.write(text), binary=False, sync_dir=True)
 
 
 def _jsonable(obj: Any) -> Any:
