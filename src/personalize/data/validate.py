@@ -194,7 +194,7 @@ def apply_mapping(df: pd.DataFrame, schema: TableSchema, mapping: Mapping[str, s
     for col in df.columns:
         canon = rename.get(col, col if col not in mapping.values() else None)
         if canon in schema.columns and canon not in cols:
-            cols[canon] = df[col]
+            cols[canon] = df[col].reset_index(drop=True)
     missing = [c for c in schema.required if c not in cols]
     if missing:
         raise DataError(f"missing required columns {missing}; input has {list(df.columns)[:20]} "

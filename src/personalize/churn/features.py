@@ -1,0 +1,331 @@
+"""Churn-specific customer features at a cutoff (purchase rhythm, recent windows, BG/NBD).
+
+Every feature is computed from transactions with ``timestamp < cutoff`` only.
+Purchases are counted per customer and calendar day (several orders on one
+day are one purchase, as in the BG/NBD papers). Times are in days.
+
+========================  ==========================================================
+feature                   definition
+========================  ==========================================================
+recency_days              cutoff - last purchase day
+tenure_days               cutoff - first purchase day
+purchases                 distinct purchase days
+purchase_rate_30d         purchases per 30 days of tenure
+spend_total               sum of ``amount``
+spend_per_purchase        spend_total / purchases
+spend_last                spend on the last purchase day
+spend_first               spend on the first purchase day
+spend_max                 largest purchase-day spend
+units_per_purchase        units (quantity) per purchase day
+gap_mean_days             mean days between consecutive purchase days (NaN if 1 purchase)
+gap_std_days              standard deviation of those gaps (NaN with < 2 gaps)
+gap_last_days             days between the last two purchase days (NaN if 1 purchase)
+gap_max_days              longest gap (NaN if 1 purchase)
+overdue_ratio             recency_days / gap_mean_days ("how many usual gaps late")
+overdue_days              recency_days - gap_mean_days
+recency_share             recency_days / tenure_days (1 for one-time buyers)
+purchases_<w>d            purchase days in the last ``w`` days (w in ``windows``)
+spend_<w>d                spend in the last ``w`` days
+activity_<w>d             purchases_<w>d / (purchase_rate * min(w, tenure)): recent
+                          activity relative to the customer's own average
+spend_trend               (spend last 91 d - spend 91-182 d before) / their sum (0 if none)
+bgnbd_p_alive             BG/NBD P(alive) fitted on every customer at this cutoff
+bgnbd_expected            BG/NBD expected purchases in the next ``horizon_days``
+bgnbd_p_none              BG/NBD P(no purchase in the next ``horizon_days``)
+repeat_items              items bought on >= 2 days (regular re-buys; only with > 1 item)
+repeat_items_overdue      of those, how many are past their due date (last purchase of
+                          the item + the customer's mean gap for it)
+repeat_item_due_days      earliest due date relative to the cutoff (negative = overdue)
+repeat_item_next_due_days soonest due date still ahead of the cutoff
+========================  ==========================================================
+
+BG/NBD columns are NaN when the model cannot be fitted (e.g. no repeat buyer).
+Target features (``target_mask``, for propensity models of one category or
+item set): ``target_purchases``, ``target_recency_days``, ``target_spend_share``,
+``target_purchases_<w>d`` for the two longest windows.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from personalize.errors import DataError, PersonalizeError
+
+__all__ = ["churn_features", "cut_transactions", "window_selector", "DEFAULT_WINDOWS", "NS_DAY", "bgnbd_p_none"]
+
+NS_DAY = 86_400_000_000_000
+DEFAULT_WINDOWS: tuple[int, ...] = (28, 56, 91, 182)
+
+
+def to_timestamp(value: Any, what: str) -> pd.Timestamp:
+    """Parse a user date into a naive Timestamp (DataError naming ``what`` otherwise)."""
+    try:
+        ts = pd.Timestamp(value)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{what}: cannot parse {value!r} as a date") from exc
+    if ts is pd.NaT:
+        raise DataError(f"{what}: missing date")
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    return ts
+
+
+def transactions_frame(data: Any) -> pd.DataFrame:
+    """The canonical transactions frame of a Dataset or a DataFrame (checked)."""
+    tx = getattr(data, "transactions", data)
+    if not isinstance(tx, pd.DataFrame):
+        raise DataError(f"expected a Dataset or a pandas DataFrame, got {type(data).__name__}",
+                        table="transactions")
+    for col in ("customer_id", "timestamp"):
+        if col not in tx.columns:
+            raise DataError("required column is missing", table="transactions", column=col)
+    if not pd.api.types.is_datetime64_any_dtype(tx["timestamp"]):
+        raise DataError("must be a datetime column (datetime64)", table="transactions",
+                        column="timestamp")
+    if "amount" not in tx.columns:
+        if "quantity" in tx.columns and "price" in tx.columns:
+            tx = tx.assign(amount=tx["quantity"].to_numpy(np.float64) * tx["price"].to_numpy(np.float64))
+        else:
+            raise DataError("need 'amount' or both 'quantity' and 'price'", table="transactions",
+                            column="amount")
+    return tx
+
+
+def window_selector(data: Any, start: pd.Timestamp | None, end: pd.Timestamp):
+    """Selector (a slice for a Dataset, whose rows are time-sorted, else a boolean mask) of the
+    transactions rows with ``start <= timestamp < end`` (``start=None``: from the beginning)."""
+    tx = transactions_frame(data)
+    ts = tx["timestamp"].to_numpy(dtype="datetime64[ns]")
+    e = np.datetime64(end.to_datetime64(), "ns")
+    if not isinstance(data, pd.DataFrame):
+        hi = int(np.searchsorted(ts, e, side="left"))
+        lo = 0 if start is None else int(np.searchsorted(ts, np.datetime64(start.to_datetime64(), "ns"),
+                                                          side="left"))
+        return slice(lo, max(lo, hi))
+    mask = ts < e
+    if start is not None:
+        mask &= ts >= np.datetime64(start.to_datetime64(), "ns")
+    return mask
+
+
+def cut_transactions(data: Any, start: pd.Timestamp | None, end: pd.Timestamp) -> pd.DataFrame:
+    """Rows with ``start <= timestamp < end`` (``start=None``: from the beginning)."""
+    tx = transactions_frame(data)
+    sel = window_selector(data, start, end)
+    return tx.iloc[sel] if isinstance(sel, slice) else tx.loc[sel]
+
+
+def bgnbd_p_none(params: dict, x: np.ndarray, tx: np.ndarray, T: np.ndarray, t: float,
+                 p_alive: np.ndarray) -> np.ndarray:
+    """P(no purchase in (T, T+t]) under BG/NBD: dead, or alive with no purchase.
+
+    Given alive, lambda | history ~ Gamma(r + x, alpha + T), so
+    P(0 purchases in t | alive) = ((alpha + T) / (alpha + T + t)) ** (r + x);
+    a customer drops out only right after a purchase, so no purchase keeps her alive.
+    """
+    r, alpha = params["r"], params["alpha"]
+    none_alive = np.exp((r + x) * (np.log(alpha + T) - np.log(alpha + T + t)))
+    return (1.0 - p_alive) + p_alive * none_alive
+
+
+def _bgnbd_columns(x, tx, T, horizon_weeks: float) -> tuple[dict[str, np.ndarray], dict | None]:
+    from personalize.analytics.clv import BGNBDModel
+
+    n = len(x)
+    nan = np.full(n, np.nan)
+    out = {"bgnbd_p_alive": nan, "bgnbd_expected": nan.copy(), "bgnbd_p_none": nan.copy()}
+    if n == 0 or not (x > 0).any():
+        return out, None
+    try:
+        model = BGNBDModel().fit(frequency=x, recency=tx, T=T)
+        p_alive = model.p_alive(frequency=x, recency=tx, T=T)
+        expected = model.expected_purchases(horizon_weeks, frequency=x, recency=tx, T=T)
+    except PersonalizeError as exc:
+        warnings.warn(f"BG/NBD features left empty: {exc}", RuntimeWarning, stacklevel=3)
+        return out, None
+    out["bgnbd_p_alive"] = p_alive
+    out["bgnbd_expected"] = expected
+    out["bgnbd_p_none"] = bgnbd_p_none(model.params_, x, tx, T, horizon_weeks, p_alive)
+    return out, dict(model.params_)
+
+
+def _item_cycle_columns(tx, codes, day, n, span, dmin, cut_f) -> dict[str, np.ndarray]:
+    """Repeat-item rhythm: for items a customer bought on >= 2 days, the next due date
+    (last purchase + her mean gap for that item); min over items, relative to the cutoff."""
+    icode, _ = pd.factorize(tx["item_id"])
+    icode = icode.astype(np.int64)
+    n_items = int(icode.max()) + 1
+    ci = codes * n_items + icode
+    key = np.unique(ci * span + (day - dmin))
+    pair, d = key // span, key % span + dmin
+    starts = np.flatnonzero(np.r_[True, pair[1:] != pair[:-1]])
+    cnt = np.diff(np.r_[starts, len(pair)])
+    first, last = d[starts], d[starts + cnt - 1]
+    rep = cnt >= 2
+    cust = pair[starts][rep] // n_items
+    due = last[rep] + (last[rep] - first[rep]) / (cnt[rep] - 1) - cut_f
+    due_min = np.full(n, np.inf)
+    np.minimum.at(due_min, cust, due)
+    overdue = np.bincount(cust, weights=(due < 0).astype(np.float64), minlength=n)
+    habits = np.bincount(cust, minlength=n).astype(np.float64)
+    # the soonest habit still ahead (due >= 0): the next expected re-buy
+    ahead = np.where(due >= 0, due, np.inf)
+    next_due = np.full(n, np.inf)
+    np.minimum.at(next_due, cust, ahead)
+    return {
+        "repeat_items": habits,
+        "repeat_items_overdue": overdue,
+        "repeat_item_due_days": np.where(np.isfinite(due_min), due_min, np.nan),
+        "repeat_item_next_due_days": np.where(np.isfinite(next_due), next_due, np.nan),
+    }
+
+
+def churn_features(data: Any, cutoff: Any, *, horizon_days: float = 90.0,
+                   windows: tuple[int, ...] = DEFAULT_WINDOWS, bgnbd: bool = True,
+                   target_mask: np.ndarray | None = None) -> pd.DataFrame:
+    """Features of every customer who bought before ``cutoff`` (see module docstring).
+
+    ``data``: a Dataset or canonical transactions frame. ``cutoff``: features
+    use rows with ``timestamp < cutoff``. ``target_mask``: optional boolean
+    array aligned with the transactions rows of ``data`` marking purchases of
+    a propensity target (category / items); adds the target features.
+    Returns a float64 frame indexed by ``customer_id`` (sorted);
+    ``attrs["bgnbd_params"]`` holds the fitted BG/NBD parameters (weeks) or None.
+    """
+    cut = to_timestamp(cutoff, "cutoff")
+    if horizon_days <= 0:
+        raise DataError(f"horizon_days must be > 0, got {horizon_days}")
+    windows = tuple(sorted(int(w) for w in windows))
+    if any(w <= 0 for w in windows):
+        raise DataError(f"windows must be positive numbers of days, got {windows}")
+    full = transactions_frame(data)
+    sel = window_selector(data, None, cut)
+    tx = full.iloc[sel] if isinstance(sel, slice) else full.loc[sel]
+    if len(tx) == 0:
+        raise DataError(f"no transactions before cutoff {cut}", table="transactions", column="timestamp")
+    if target_mask is not None:
+        target_mask = np.asarray(target_mask, dtype=bool)
+        if target_mask.shape != (len(full),):
+            raise DataError(f"target_mask must have one entry per transaction ({len(full)}), "
+                            f"got shape {target_mask.shape}")
+        tmask = target_mask[sel]
+    cust = tx["customer_id"]
+    if cust.isna().any():
+        raise DataError("missing customer ids", table="transactions", column="customer_id",
+                        rows=np.flatnonzero(cust.isna().to_numpy())[:5].tolist())
+    codes, uniq = pd.factorize(cust, sort=True)
+    codes = codes.astype(np.int64)
+    ids = np.asarray(uniq, dtype=object)
+    n = len(ids)
+    day = tx["timestamp"].to_numpy(dtype="datetime64[ns]").view(np.int64) // NS_DAY
+    amount = tx["amount"].to_numpy(np.float64)
+    qty = tx["quantity"].to_numpy(np.float64) if "quantity" in tx.columns else np.ones(len(tx))
+    cut_f = cut.value / NS_DAY                      # cutoff in (fractional) days since epoch
+    end_day = int(np.ceil(cut_f)) - 1               # last calendar day before the cutoff
+
+    # ---- one purchase per (customer, day) ------------------------------------------------
+    dmin = int(day.min())
+    span = end_day - dmin + 1
+    key = codes * span + (day - dmin)
+    ukey, inv = np.unique(key, return_inverse=True)
+    d_amt = np.bincount(inv, weights=amount, minlength=len(ukey))
+    d_qty = np.bincount(inv, weights=qty, minlength=len(ukey))
+    k_c = ukey // span
+    k_d = ukey % span + dmin
+    counts = np.bincount(k_c, minlength=n)
+    starts = np.r_[0, np.cumsum(counts)[:-1]]
+    ends = starts + counts - 1
+    first_d, last_d = k_d[starts], k_d[ends]
+    purchases = counts.astype(np.float64)
+
+    recency = cut_f - last_d
+    tenure = cut_f - first_d
+    spend_total = np.bincount(k_c, weights=d_amt, minlength=n)
+    units = np.bincount(k_c, weights=d_qty, minlength=n)
+
+    same = k_c[1:] == k_c[:-1]
+    gaps = np.diff(k_d).astype(np.float64)[same]
+    gc = k_c[1:][same]
+    n_gaps = np.bincount(gc, minlength=n).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        g1 = np.bincount(gc, weights=gaps, minlength=n)
+        g2 = np.bincount(gc, weights=gaps * gaps, minlength=n)
+        gap_mean = np.where(n_gaps > 0, g1 / np.maximum(n_gaps, 1), np.nan)
+        gap_std = np.where(n_gaps > 1, np.sqrt(np.clip(g2 / np.maximum(n_gaps, 1) - gap_mean ** 2, 0, None)),
+                           np.nan)
+        gap_max = np.full(n, np.nan)
+        if len(gc):
+            gm = np.zeros(n)
+            np.maximum.at(gm, gc, gaps)
+            gap_max = np.where(n_gaps > 0, gm, np.nan)
+        gap_last = np.where(counts > 1, last_d - k_d[np.maximum(ends - 1, 0)], np.nan).astype(np.float64)
+        rate = purchases / np.maximum(tenure, 1.0)
+        cols: dict[str, np.ndarray] = {
+            "recency_days": recency,
+            "tenure_days": tenure,
+            "purchases": purchases,
+            "purchase_rate_30d": 30.0 * rate,
+            "spend_total": spend_total,
+            "spend_per_purchase": spend_total / purchases,
+            "spend_last": d_amt[ends],
+            "spend_first": d_amt[starts],
+            "spend_max": np.maximum.reduceat(d_amt, starts) if n else np.zeros(0),
+            "units_per_purchase": units / purchases,
+            "gap_mean_days": gap_mean,
+            "gap_std_days": gap_std,
+            "gap_last_days": gap_last,
+            "gap_max_days": gap_max,
+            "overdue_ratio": recency / gap_mean,
+            "overdue_days": recency - gap_mean,
+            "recency_share": recency / np.maximum(tenure, 1.0),
+        }
+        for w in windows:
+            m = k_d >= cut_f - w
+            pw = np.bincount(k_c[m], minlength=n).astype(np.float64)
+            cols[f"purchases_{w}d"] = pw
+            cols[f"spend_{w}d"] = np.bincount(k_c[m], weights=d_amt[m], minlength=n)
+            cols[f"activity_{w}d"] = pw / np.maximum(rate * np.minimum(w, tenure), 1e-9)
+        rec_m = k_d >= cut_f - 91
+        prev_m = (k_d >= cut_f - 182) & ~rec_m
+        s_rec = np.bincount(k_c[rec_m], weights=d_amt[rec_m], minlength=n)
+        s_prev = np.bincount(k_c[prev_m], weights=d_amt[prev_m], minlength=n)
+        tot = np.abs(s_rec) + np.abs(s_prev)
+        cols["spend_trend"] = np.where(tot > 0, (s_rec - s_prev) / np.where(tot > 0, tot, 1.0), 0.0)
+
+    if "item_id" in tx.columns and tx["item_id"].nunique() > 1:
+        cols.update(_item_cycle_columns(tx, codes, day, n, span, dmin, cut_f))
+
+    params = None
+    if bgnbd:
+        x = purchases - 1.0
+        t_x = (last_d - first_d) / 7.0
+        T = (end_day - first_d) / 7.0
+        bg, params = _bgnbd_columns(x, t_x, T, horizon_days / 7.0)
+        cols.update(bg)
+
+    if target_mask is not None:
+        tm = tmask
+        tcodes, tday = codes[tm], day[tm]
+        tkey = np.unique(tcodes * span + (tday - dmin))
+        tc, td = tkey // span, tkey % span + dmin
+        t_cnt = np.bincount(tc, minlength=n).astype(np.float64)
+        t_last = np.full(n, -np.inf)
+        np.maximum.at(t_last, tc, td.astype(np.float64))
+        t_spend = np.bincount(codes[tm], weights=amount[tm], minlength=n)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cols["target_purchases"] = t_cnt
+            cols["target_recency_days"] = np.where(t_cnt > 0, cut_f - t_last, np.nan)
+            cols["target_spend_share"] = np.where(np.abs(spend_total) > 0, t_spend / np.abs(spend_total), 0.0)
+        for w in windows[-2:]:
+            m = td >= cut_f - w
+            cols[f"target_purchases_{w}d"] = np.bincount(tc[m], minlength=n).astype(np.float64)
+
+    out = pd.DataFrame({k: np.asarray(v, dtype=np.float64) for k, v in cols.items()},
+                       index=pd.Index(ids, name="customer_id", dtype="str"))
+    out.attrs["cutoff"] = cut.isoformat()
+    out.attrs["bgnbd_params"] = params
+    return out

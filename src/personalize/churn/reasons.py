@@ -1,0 +1,221 @@
+"""Per-customer reasons in marketer words, from LightGBM feature contributions.
+
+LightGBM's ``pred_contrib`` splits each raw score (log-odds) into one
+contribution per feature plus a bias. Related features are summed into a
+*reason group* (e.g. ``recency_days``, ``overdue_ratio`` and ``recency_share``
+all say "it has been long since the last purchase"), the groups are ranked by
+contribution, and each is rendered as a sentence from the customer's own
+feature values, e.g. "no purchase for 120 days; usually buys every 30".
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+
+import numpy as np
+
+__all__ = ["reason_group", "render_reason", "top_reasons", "GROUP_TITLES"]
+
+GROUP_TITLES = {
+    "recency": "time since last purchase",
+    "rhythm": "purchase rhythm",
+    "frequency": "number of purchases",
+    "recent_activity": "recent activity",
+    "spend": "spending",
+    "tenure": "time as a customer",
+    "expected": "expected purchases",
+    "target": "past purchases of the target",
+    "repeat_items": "regular re-buys",
+    "other": "other",
+}
+
+
+def reason_group(feature: str) -> str:
+    """The reason group of a feature name."""
+    f = feature
+    if f.startswith("target_"):
+        return "target"
+    if f in ("recency_days", "overdue_ratio", "overdue_days", "recency_share"):
+        return "recency"
+    if f.startswith("gap_"):
+        return "rhythm"
+    if f in ("purchases", "purchase_rate_30d", "profile_orders", "profile_lines"):
+        return "frequency"
+    if f.startswith(("purchases_", "activity_")):
+        return "recent_activity"
+    if f.startswith(("spend", "units_", "profile_aov", "profile_items_per_order", "profile_trend",
+                     "profile_monetary")):
+        return "spend"
+    if f == "tenure_days":
+        return "tenure"
+    if f.startswith("bgnbd_"):
+        return "expected"
+    if f.startswith("repeat_item"):
+        return "repeat_items"
+    return "other"
+
+
+def _num(v: float | None) -> str:
+    if v is None or not np.isfinite(v):
+        return "?"
+    return f"{v:,.0f}"
+
+
+def _money(v: float | None, currency: str) -> str:
+    if v is None or not np.isfinite(v):
+        return "?"
+    return f"{currency}{v:,.0f}" if abs(v) >= 10 or v == 0 else f"{currency}{v:,.2f}"
+
+
+def _plural(n: float, word: str) -> str:
+    n_int = int(round(n)) if np.isfinite(n) else 0
+    return f"{n_int:,} {word}" + ("" if n_int == 1 else "s")
+
+
+def _span(days: float) -> str:
+    if not np.isfinite(days):
+        return "?"
+    if days >= 60:
+        return _plural(days / 30.4375, "month")
+    if days >= 14:
+        return _plural(days / 7.0, "week")
+    return _plural(days, "day")
+
+
+def _windows(v: Mapping[str, float], prefix: str) -> list[int]:
+    out = []
+    for k in v:
+        if k.startswith(prefix) and k.endswith("d"):
+            try:
+                out.append(int(k[len(prefix):-1]))
+            except ValueError:
+                pass
+    return sorted(out)
+
+
+def render_reason(group: str, v: Mapping[str, float], *, horizon_days: float = 90.0,
+                  currency: str = "$", target_label: str = "the target") -> str:
+    """One sentence describing ``group`` with the customer's values ``v`` (feature -> value)."""
+    g = v.get
+    rec, gap = g("recency_days", math.nan), g("gap_mean_days", math.nan)
+    n = g("purchases", math.nan)
+    if group == "recency":
+        if np.isfinite(gap):
+            lead = "no purchase for" if rec > gap else "last purchase"
+            tail = "" if rec > gap else " ago"
+            return f"{lead} {_num(rec)} days{tail}; usually buys every {_num(gap)}"
+        return f"only one purchase, {_num(rec)} days ago"
+    if group == "rhythm":
+        if not np.isfinite(gap):
+            return "no repeat purchase yet"
+        sd = g("gap_std_days", math.nan)
+        txt = f"buys about every {_num(gap)} days"
+        if np.isfinite(sd) and gap > 0 and sd > 0.75 * gap:
+            txt += " but irregularly"
+        last = g("gap_last_days", math.nan)
+        if np.isfinite(last) and last > 1.5 * gap:
+            txt += f"; the last gap was {_num(last)} days"
+        return txt
+    if group == "frequency":
+        return f"{_plural(n, 'purchase')} in {_span(g('tenure_days', math.nan))} as a customer"
+    if group == "recent_activity":
+        ws = _windows(v, "purchases_")
+        if not ws:
+            return "recent activity"
+        parts = [f"{_plural(g(f'purchases_{w}d', 0.0), 'purchase')} in the last {_span(w)}" for w in ws[-2:]]
+        act = g(f"activity_{ws[-1]}d", math.nan)
+        txt = ", ".join(parts)
+        if np.isfinite(act) and n > 1:
+            txt += f" ({act:.0%} of the usual pace)"
+        return txt
+    if group == "spend":
+        trend = g("spend_trend", math.nan)
+        if np.isfinite(trend) and abs(trend) >= 0.2 and "spend_91d" in v and "spend_182d" in v:
+            recent = g("spend_91d", 0.0)
+            prev = g("spend_182d", 0.0) - recent
+            word = "spending down" if trend < 0 else "spending up"
+            return (f"{word}: {_money(recent, currency)} in the last 13 weeks vs "
+                    f"{_money(prev, currency)} in the 13 weeks before")
+        return (f"spends about {_money(g('spend_per_purchase', math.nan), currency)} per purchase, "
+                f"{_money(g('spend_total', math.nan), currency)} in total")
+    if group == "tenure":
+        return f"customer for {_span(g('tenure_days', math.nan))}"
+    if group == "expected":
+        e = g("bgnbd_expected", math.nan)
+        pa = g("bgnbd_p_alive", math.nan)
+        txt = f"purchase pattern predicts {e:.1f} purchases in the next {_span(horizon_days)}"
+        if np.isfinite(pa) and n > 1:
+            txt += f" ({pa:.0%} likely still active)"
+        return txt
+    if group == "repeat_items":
+        k = g("repeat_items", 0.0)
+        if not k:
+            return "no item bought regularly"
+        over, due = g("repeat_items_overdue", 0.0), g("repeat_item_due_days", math.nan)
+        nxt = g("repeat_item_next_due_days", math.nan)
+        if over and np.isfinite(due):
+            return f"{_plural(over, 'regular re-buy')} overdue (by up to {_num(-due)} days)"
+        if np.isfinite(nxt):
+            return f"next regular re-buy due in {_num(nxt)} days"
+        return f"{_plural(k, 'item')} bought regularly"
+    if group == "target":
+        k = g("target_purchases", 0.0)
+        if not k:
+            return f"never bought {target_label}"
+        return (f"bought {target_label} on {_plural(k, 'day')}, last {_num(g('target_recency_days', math.nan))} "
+                f"days ago ({g('target_spend_share', 0.0):.0%} of spend)")
+    return group
+
+
+def top_reasons(contrib: np.ndarray, values: np.ndarray, feature_names: list[str], *, n: int = 3,
+                positive_only: bool = True, horizon_days: float = 90.0, currency: str = "$",
+                target_label: str = "the target",
+                describe_other: Callable[[str, float], str] | None = None) -> list[list[dict]]:
+    """Top ``n`` reasons per row.
+
+    ``contrib``: (rows, features + 1) from ``booster.predict(pred_contrib=True)``
+    (last column = bias); ``values``: (rows, features) feature values.
+    Features of the same group are summed; groups named "other" are rendered
+    one feature at a time as "<feature> = <value>". With ``positive_only``,
+    only reasons that push the prediction up are returned.
+    Each reason: ``{"reason": text, "group": group, "contribution": float}``.
+    """
+    contrib = np.atleast_2d(np.asarray(contrib, dtype=np.float64))
+    values = np.atleast_2d(np.asarray(values, dtype=np.float64))
+    k = len(feature_names)
+    if contrib.shape[1] != k + 1 or values.shape[1] != k:
+        raise ValueError("contributions / values do not match the feature names")
+    keys = []
+    for f in feature_names:
+        gname = reason_group(f)
+        keys.append(f"other:{f}" if gname == "other" else gname)
+    uniq = list(dict.fromkeys(keys))
+    gidx = np.array([uniq.index(kk) for kk in keys])
+    G = np.zeros((k, len(uniq)))
+    G[np.arange(k), gidx] = 1.0
+    gc = contrib[:, :k] @ G
+    out: list[list[dict]] = []
+    for r in range(len(contrib)):
+        order = np.argsort(-gc[r], kind="stable")
+        vals = dict(zip(feature_names, values[r].tolist()))
+        reasons = []
+        for j in order:
+            c = float(gc[r, j])
+            if positive_only and c <= 0:
+                break
+            key = uniq[j]
+            if key.startswith("other:"):
+                f = key[6:]
+                text = describe_other(f, vals[f]) if describe_other else \
+                    f"{f.removeprefix('profile_').replace('_', ' ')} = {vals[f]:.3g}"
+                group = "other"
+            else:
+                text = render_reason(key, vals, horizon_days=horizon_days, currency=currency,
+                                     target_label=target_label)
+                group = key
+            reasons.append({"reason": text, "group": group, "contribution": round(c, 4)})
+            if len(reasons) >= n:
+                break
+        out.append(reasons)
+    return out
