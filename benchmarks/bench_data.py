@@ -40,7 +40,7 @@ def main() -> None:
         result["online_retail"] = {"skipped": f"{retail} not found"}
 
     t = time.perf_counter()
-    frames, truth = make_retail_frames(n_customers=args.customers, n_items=1000, seed=1, offers=False,
+    frames, truth = make_retail_frames(n_customers=args.customers, n_items=300, seed=1, offers=False,
                                        exposures=False)
     gen = time.perf_counter() - t
     n_lines = len(frames["transactions"])

@@ -180,7 +180,7 @@ def clean_transactions(tx: pd.DataFrame, options: CleaningOptions, item_ids: pd.
     if not keep.any():
         raise DataError(f"no transactions left after cleaning ({n} input rows, dropped: {dropped})",
                         table="transactions")
-    out = tx.loc[keep].reset_index(drop=True)
+    out = tx.loc[keep].reset_index(drop=True) if not keep.all() else tx.reset_index(drop=True)
     out["quantity"] = qty[keep]
     order = None
     if not out["timestamp"].is_monotonic_increasing:

@@ -155,15 +155,17 @@ class Dataset:
             more = netted["customer_id"].to_numpy(dtype=object)
             extra_c = more if extra_c is None else np.concatenate([extra_c, more])
         if extra_c is not None and (~pd.Index(extra_c).isin(cvocab.ids)).any():
-            cvocab = Vocabulary.from_values(cvocab.ids, extra_c)
-            cidx = cvocab.index(tx["customer_id"].to_numpy(dtype=object)).astype(np.int32)
+            old = cvocab.ids
+            cvocab = Vocabulary.from_values(old, extra_c)
+            cidx = cvocab.index(old).astype(np.int32)[cidx]  # remap codes, no second pass over the ids
         extra_i = items["item_id"].to_numpy(dtype=object) if items is not None else None
         if netted is not None and len(netted):
             more = netted["item_id"].to_numpy(dtype=object)
             extra_i = more if extra_i is None else np.concatenate([extra_i, more])
         if extra_i is not None and (~pd.Index(extra_i).isin(ivocab.ids)).any():
-            ivocab = Vocabulary.from_values(ivocab.ids, extra_i)
-            iidx = ivocab.index(tx["item_id"].to_numpy(dtype=object)).astype(np.int32)
+            old = ivocab.ids
+            ivocab = Vocabulary.from_values(old, extra_i)
+            iidx = ivocab.index(old).astype(np.int32)[iidx]
         return cls(tx, items=items, customers=customers, offers=offers, exposures=exposures, customer_vocab=cvocab,
                    item_vocab=ivocab, customer_idx=cidx, item_idx=iidx, report=report, returns=returns,
                    netted=netted)

@@ -43,8 +43,11 @@ def cast_ids(series: pd.Series, table: str, column: str) -> pd.Series:
     if isinstance(s.dtype, pd.CategoricalDtype):
         s = s.astype(object)
     s = s.astype("str")
-    s = s.str.strip()
-    return s.mask(s == "", None)
+    # strip and blank -> missing, copying the (possibly huge) column only when something changes
+    if (s.str[:1].str.isspace() | s.str[-1:].str.isspace()).fillna(False).any():
+        s = s.str.strip()
+    blank = (s == "").fillna(False)
+    return s.mask(blank, None) if blank.any() else s
 
 
 def cast_time(series: pd.Series, table: str, column: str, *, time_format: str | None = None,
@@ -213,8 +216,7 @@ def cast_table(df: pd.DataFrame, schema: TableSchema, *, time_format: str | None
         if kind == "id":
             out[col] = cast_ids(s, schema.name, col)
         elif kind == "str":
-            v = cast_ids(s, schema.name, col) if not pd.api.types.is_string_dtype(s.dtype) else s.astype("str").str.strip()
-            out[col] = v.mask(v == "", None)
+            out[col] = cast_ids(s, schema.name, col)
         elif kind == "time":
             out[col] = cast_time(s, schema.name, col, time_format=time_format, required=required)
         elif kind == "float":
