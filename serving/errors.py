@@ -8,12 +8,14 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from personalize.errors import BundleError, DataError, NotFittedError, PersonalizeError, UnknownIdError
+from personalize.registry.store import MissingComponentError
 
 log = logging.getLogger("personalize.serving")
 
 # most specific first
 _STATUS: tuple[tuple[type[Exception], int, str], ...] = (
     (UnknownIdError, 404, "not_found"),
+    (MissingComponentError, 409, "not_in_bundle"),   # e.g. churn risk asked of a bundle published without churn
     (BundleError, 503, "bundle_unavailable"),
     (NotFittedError, 503, "model_not_ready"),
     (DataError, 422, "invalid_data"),

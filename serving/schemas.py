@@ -56,11 +56,49 @@ class SimilarOut(BaseModel):
 Scalar = str | float | int | bool | None
 
 
+class RFMOut(BaseModel):
+    R: int | None = Field(None, description="recency score 1-5 (5 = most recent)")
+    F: int | None = Field(None, description="frequency score 1-5")
+    M: int | None = Field(None, description="monetary score 1-5")
+    score: str | None = Field(None, description="the three scores as one code, e.g. '545'")
+    recency_days: float | None = None
+    orders: float | None = None
+    monetary: float | None = None
+
+
+class CLVOut(BaseModel):
+    clv: float | None = Field(None, description="BG/NBD x Gamma-Gamma CLV, discounted")
+    clv_simple: float | None = Field(None, description="frequency x order value x retention")
+    p_alive: float | None = None
+    expected_purchases: float | None = None
+    expected_spend: float | None = Field(None, description="expected spend per purchase")
+
+
+class ChurnOut(BaseModel):
+    probability: float = Field(ge=0, le=1, description="calibrated P(no purchase in the horizon)")
+    band: str | None = None
+    reasons: list[str]
+
+
+class ChurnRiskOut(ChurnOut):
+    customer_id: str
+    model_version: str
+    as_of: str | None = Field(None, description="scores use data strictly before this time")
+    horizon_days: float | None = Field(None, description="churn = no purchase in this many days after as_of")
+
+
 class ProfileOut(BaseModel):
     customer_id: str
     known_to_recommender: bool
     distinct_items_bought: int
     updated_since_publish: bool
+    as_of: str | None = None
+    segment: str | None = None
+    lifecycle: str | None = None
+    tier: str | None = None
+    rfm: RFMOut | None = None
+    clv: CLVOut | None = None
+    churn: ChurnOut | None = Field(None, description="present when the bundle has a churn model")
     attributes: dict[str, Scalar]
     model_version: str
 

@@ -38,6 +38,14 @@ def test_select_audience_filters_and_sorts():
         select_audience(t, consent="fax")
     with pytest.raises(BundleError):
         select_audience(None)
+    assert select_audience(t, max_churn_risk=0.8)["customer_id"].tolist() == ["c1", "c2"]
+    with pytest.raises(PersonalizeError, match="above max_churn_risk"):
+        select_audience(t, min_churn_risk=0.9, max_churn_risk=0.1)
+    with pytest.raises(PersonalizeError, match="lifecycle"):
+        select_audience(t, lifecycle=["active"])
+    # personal=False: the list carries scores, never personal attributes or consent flags
+    lst = select_audience(t.assign(region="north"), min_churn_risk=0.7, personal=False)
+    assert list(lst.columns) == ["customer_id", "churn_risk", "churn_band", "tier"]
 
 
 def test_cli_audience_reads_the_published_bundle(tmp_path, capsys):

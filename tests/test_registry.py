@@ -248,6 +248,9 @@ def test_cli_train_models_commands(tmp_path, ds):
     assert manifest["version"] == current_version(store)
     assert manifest["params"]["recommender"]["factors"] == 8 and manifest["params"]["candidates"] == 20
     assert {"recommender", "popular", "candidates", "customers"} <= set(manifest["components"])
+    # three months of data: no closed 90-day churn label window -> churn skipped, with the reason recorded
+    assert manifest["extra"]["churn"]["status"] == "skipped" and "churn" not in manifest["components"]
+    assert "horizon" in manifest["extra"]["churn"]["reason"]
     assert load_bundle(store).version == manifest["version"]
     out2 = runner.invoke(app, ["train", "--format", "generic", str(csv), "--out", str(store), "--factors", "8",
                                "--candidates", "20", "--json"])

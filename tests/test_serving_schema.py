@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 warnings.filterwarnings("ignore", message=".*httpx.*", category=DeprecationWarning)
 
-from serving_helpers import KEYS, publish_tiny, tiny_dataset  # noqa: E402
+from serving_helpers import KEYS, churn_dataset, train_tiny  # noqa: E402
 
 from serving.app import create_app  # noqa: E402
 from serving.settings import Settings  # noqa: E402
@@ -25,7 +25,7 @@ AUTH = {"Authorization": "Bearer all-key-00005"}
 @pytest.fixture(scope="module")
 def api_schema(tmp_path_factory):
     d = tmp_path_factory.mktemp("schema")
-    publish_tiny(d / "models", tiny_dataset())
+    train_tiny(d / "models", churn_dataset())  # with the churn model, so churn routes and filters run for real
     app = create_app(Settings(models=d / "models", events_db=d / "events.sqlite", api_keys=KEYS,
                               event_sync_interval=0))
     app.state.service.open()  # what the lifespan does; schemathesis calls the ASGI app without it

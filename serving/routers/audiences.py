@@ -15,8 +15,12 @@ from starlette.concurrency import run_in_threadpool
 
 from personalize.errors import PersonalizeError
 from serving.deps import AudienceCtx, limit
+from serving.schemas import ErrorOut
 
 router = APIRouter(tags=["audiences"])
+
+#: lifecycle stages of personalize.analytics (LIFECYCLE_STAGES); anything else is a 422
+Lifecycle = Literal["new", "active", "at-risk", "lapsed", "churned"]
 
 _CHUNK = 2000
 
@@ -74,27 +78,37 @@ def _jsonl(page):
 @router.get("/audiences", response_class=StreamingResponse,
             responses={200: {"content": {"text/csv": {}, "application/x-ndjson": {}},
                              "description": "customer ids with the requested scores, ordered by customer_id; "
-                                            "`X-Next-Cursor` header when more pages follow"}})
+                                            "`X-Next-Cursor` header when more pages follow"},
+                       409: {"model": ErrorOut, "description": "a filter needs a column the bundle lacks "
+                                                               "(e.g. churn risk in a bundle without churn)"}})
 async def export_audience(
         ctx: AudienceCtx,
         consent: Literal["email", "sms", "personalization"],
-        segment: Annotated[list[str] | None, Query(max_length=50)] = None,
+        segment: Annotated[list[str] | None, Query(max_length=50, description="RFM segment(s)")] = None,
+        lifecycle: Annotated[list[Lifecycle] | None, Query(max_length=10, description="lifecycle stage(s)")] = None,
+        tier: Annotated[list[str] | None, Query(max_length=50, description="membership tier(s)")] = None,
+        min_clv: Annotated[float | None, Query(description="keep customers with CLV >= this")] = None,
+        min_churn_risk: Annotated[float | None, Query(ge=0, le=1, description="churn probability >= this")] = None,
+        max_churn_risk: Annotated[float | None, Query(ge=0, le=1, description="churn probability <= this")] = None,
         fields: Annotated[str | None, Query(max_length=2000, description="comma-separated columns")] = None,
         score: Annotated[str | None, Query(max_length=100)] = None,
         min_score: float | None = None, max_score: float | None = None,
         cursor: Annotated[str | None, Query(max_length=1000)] = None,
         limit_: Annotated[int, Query(alias="limit", ge=1, le=1_000_000)] = 10_000,
         format: Literal["csv", "jsonl"] = "csv") -> StreamingResponse:
-    """Customers who consented to `consent`, filtered by segment / score, paged by `cursor`."""
+    """Customers who consented to `consent`, filtered by segment, lifecycle, tier, CLV, churn risk and score;
+    ordered by customer_id and paged by `cursor`. A churn filter on a bundle without churn is a 409."""
     rt, settings = ctx.runtime, ctx.settings
     limit(limit_ <= settings.audience_page_max, "limit", f"limit must be at most {settings.audience_page_max}")
-    for name, v in (("min_score", min_score), ("max_score", max_score)):
-        if v is not None and not math.isfinite(v):
-            raise PersonalizeError(f"{name} must be a finite number")
+    for name, v in (("min_score", min_score), ("max_score", max_score), ("min_clv", min_clv)):
+        limit(v is None or math.isfinite(v), name, f"{name} must be a finite number")
+    limit(min_churn_risk is None or max_churn_risk is None or min_churn_risk <= max_churn_risk, "min_churn_risk",
+          "min_churn_risk must not be above max_churn_risk")
     field_list = [f.strip() for f in fields.split(",") if f.strip()] if fields else None
     page, next_id = await run_in_threadpool(
         rt.audience, consent=consent, segments=segment, fields=field_list, score=score, min_score=min_score,
-        max_score=max_score, cursor=decode_cursor(cursor), limit=limit_)
+        max_score=max_score, lifecycle=lifecycle, tiers=tier, min_clv=min_clv, min_churn_risk=min_churn_risk,
+        max_churn_risk=max_churn_risk, cursor=decode_cursor(cursor), limit=limit_)
     headers = {"X-Model-Version": rt.version, "X-Count": str(len(page))}
     if next_id is not None:
         headers["X-Next-Cursor"] = encode_cursor(next_id)

@@ -2,7 +2,9 @@
 
 :func:`churn_table` is what a model bundle (``personalize train``) or an
 audience export needs: one row per customer with ``churn_risk``,
-``churn_band`` and ``churn_reasons`` ("; "-joined marketer sentences).
+``churn_band`` and ``churn_reasons`` (marketer sentences joined with
+:data:`REASON_SEP`, ``" | "``: a sentence may itself contain "; ", as in
+"no purchase for 120 days; usually buys every 30").
 """
 
 from __future__ import annotations
@@ -14,7 +16,16 @@ import pandas as pd
 from personalize.churn.model import ChurnModel
 from personalize.churn.training_sets import production_cutoffs, scoring_set, training_set
 
-__all__ = ["train_churn_model", "churn_table"]
+__all__ = ["train_churn_model", "churn_table", "REASON_SEP", "split_reasons"]
+
+REASON_SEP = " | "
+
+
+def split_reasons(text: Any) -> list[str]:
+    """The reasons of one ``churn_reasons`` cell as a list (empty for missing / empty)."""
+    if not isinstance(text, str) or not text:
+        return []
+    return text.split(REASON_SEP)
 
 
 def train_churn_model(data: Any, *, horizon_days: float = 90.0, n_cutoffs: int = 3, spacing_days: float = 30.0,
@@ -41,5 +52,5 @@ def churn_table(data: Any, model: ChurnModel | None = None, *, as_of: Any = None
     out = pd.DataFrame({"customer_id": scored["customer_id"], "churn_risk": scored["probability"],
                         "churn_band": scored["band"].astype("str")})
     if reasons:
-        out["churn_reasons"] = scored["reasons"].map("; ".join).astype("str")
+        out["churn_reasons"] = scored["reasons"].map(REASON_SEP.join).astype("str")
     return out.sort_values("customer_id", kind="stable").reset_index(drop=True)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Annotated
@@ -104,19 +102,15 @@ def evaluate_command(
 
 
 def _write_csv(df: pd.DataFrame, out: str) -> str:
+    """Write ``df`` as CSV (or Parquet for a .parquet name) atomically: a reader never sees half a list."""
+    from personalize._atomic import atomic_write
+
     p = Path(out)
     p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent)
-    os.close(fd)
-    try:
-        if p.suffix.lower() == ".parquet":
-            df.to_parquet(tmp, index=False)
-        else:
-            df.to_csv(tmp, index=False)
-        os.replace(tmp, p)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    if p.suffix.lower() == ".parquet":
+        atomic_write(p, lambda fh: df.to_parquet(fh, index=False))
+    else:
+        atomic_write(p, lambda fh: df.to_csv(fh, index=False, lineterminator="\n"), binary=False)
     return str(p)
 
 
@@ -154,7 +148,9 @@ def score_command(
     today = scoring_set(ds, horizon_days=horizon_days)
     scored = model.score(today, reasons=reasons)
     if reasons:
-        scored["reasons"] = scored["reasons"].map("; ".join)
+        from personalize.churn.scoring import REASON_SEP
+
+        scored["reasons"] = scored["reasons"].map(REASON_SEP.join)
     scored = scored[scored["probability"] >= min_risk].sort_values("probability", ascending=False,
                                                                    kind="stable")
     doc = {"as_of": str(today.cutoffs[0].date()), "training_cutoffs": [str(c.date()) for c in cuts],
@@ -182,6 +178,8 @@ def audience_command(
     version: Annotated[str | None, typer.Option("--version", help="Bundle version (default: CURRENT).")] = None,
     min_churn_risk: Annotated[float | None, typer.Option("--min-churn-risk", help="Keep customers with churn "
                                                                                   "probability >= this.")] = None,
+    max_churn_risk: Annotated[float | None, typer.Option("--max-churn-risk", help="Keep customers with churn "
+                                                                                  "probability <= this.")] = None,
     tier: Annotated[list[str] | None, typer.Option("--tier", help="Membership tier(s) to keep.")] = None,
     segment: Annotated[list[str] | None, typer.Option("--segment", help="RFM segment(s) to keep.")] = None,
     lifecycle: Annotated[list[str] | None, typer.Option("--lifecycle", help="Lifecycle stage(s) to keep.")] = None,
@@ -191,17 +189,30 @@ def audience_command(
     out: Annotated[str | None, typer.Option("--out", help="Write the list (.csv or .parquet).")] = None,
     json: JsonOpt = False,
 ) -> None:
-    """Customer list from the published bundle: churn risk, tier, segment, lifecycle, CLV and consent filters."""
+    """Customer list from the published bundle: churn risk, tier, segment, lifecycle, CLV and consent filters.
+
+    The list holds customer ids with their scores and labels, never personal
+    attributes (region, birth date...) or consent flags; with ``--consent``
+    only customers who explicitly consented to that channel are listed.
+    """
     from personalize.churn.audience import select_audience
     from personalize.registry import load_bundle
 
     bundle = load_bundle(models, version)
     table = bundle.get("customers")
-    picked = select_audience(table, min_churn_risk=min_churn_risk, tiers=tier, segments=segment,
-                             lifecycle=lifecycle, min_clv=min_clv, consent=consent)
+    if (min_churn_risk is not None or max_churn_risk is not None) and table is not None \
+            and "churn_risk" not in table.columns:
+        why = ((bundle.manifest.get("extra") or {}).get("churn") or {}).get("reason")
+        from personalize.registry import MissingComponentError
+
+        raise MissingComponentError(f"bundle {bundle.version} has no churn scores"
+                                    + (f" ({why})" if why else "") + "; cannot filter by churn risk")
+    picked = select_audience(table, min_churn_risk=min_churn_risk, max_churn_risk=max_churn_risk, tiers=tier,
+                             segments=segment, lifecycle=lifecycle, min_clv=min_clv, consent=consent,
+                             personal=False)
     doc = {"bundle": bundle.version, "customers": len(picked), "out": None,
-           "filters": {"min_churn_risk": min_churn_risk, "tier": tier, "segment": segment,
-                       "lifecycle": lifecycle, "min_clv": min_clv, "consent": consent},
+           "filters": {"min_churn_risk": min_churn_risk, "max_churn_risk": max_churn_risk, "tier": tier,
+                       "segment": segment, "lifecycle": lifecycle, "min_clv": min_clv, "consent": consent},
            "columns": list(picked.columns)}
     if out:
         doc["out"] = _write_csv(picked, out)

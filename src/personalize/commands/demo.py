@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json as _json
 import os
-import secrets
 import time
 from pathlib import Path
 from typing import Annotated
@@ -76,7 +75,7 @@ def demo(customers: Annotated[int, typer.Option(help="Customers in the generated
         emit(result, json, f"published model version {manifest['version']} to {models}/")
         if not serve:
             return
-    keys = {secrets.token_urlsafe(12) if False else f"demo-{name}-key": scopes for name, scopes in DEMO_KEYS.items()}
+    keys = {f"demo-{name}-key": scopes for name, scopes in DEMO_KEYS.items()}
     os.environ["PERSONALIZE_API_KEYS"] = _json.dumps(keys)
     os.environ["PERSONALIZE_MODELS"] = str(Path(models).resolve())
     customer = str(ds.customer_vocab.ids[0])
@@ -90,7 +89,13 @@ def demo(customers: Annotated[int, typer.Option(help="Customers in the generated
         f"curl -s -H 'Authorization: Bearer {shop}' -H 'Content-Type: application/json' "
         f"-d '{{\"item_ids\": [\"{item}\"], \"k\": 5}}' '{base}/recommendations'",
         f"curl -s -H 'Authorization: Bearer {mkt}' '{base}/customers/{customer}/profile'",
+        f"curl -s -H 'Authorization: Bearer {mkt}' '{base}/customers/{customer}/churn-risk'",
         f"curl -s -H 'Authorization: Bearer {mkt}' '{base}/audiences?consent=email&format=csv&limit=10'",
+        f"curl -s -H 'Authorization: Bearer {mkt}' "
+        f"'{base}/audiences?consent=email&min_churn_risk=0.7&tier=Gold&format=jsonl&limit=5'",
+        f"curl -s -H 'Authorization: Bearer {shop}' -H 'Content-Type: application/json' -d "
+        f"'{{\"events\": [{{\"type\": \"purchase\", \"customer_id\": \"{customer}\", \"item_id\": \"{item}\"}}]}}' "
+        f"'{base}/events'",
         f"curl -s -H 'X-API-Key: {shop}' '{base}/audiences'   # 403: a shop key cannot export customers",
         f"curl -s '{base.removesuffix('/v1')}/healthz'",
     ]

@@ -26,6 +26,12 @@ def train(path: PathArg, format: FormatOpt = "generic", out: Annotated[str, type
           candidates: Annotated[int, typer.Option(help="Precomputed candidates per customer.")] = 200,
           keep: Annotated[int | None, typer.Option(help="Keep only the newest N versions.")] = None,
           seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+          churn: Annotated[bool, typer.Option("--churn/--no-churn", help="Train and publish the churn model "
+                                                                          "(skipped, with the reason in the "
+                                                                          "manifest, when the data is too "
+                                                                          "short).")] = True,
+          churn_horizon_days: Annotated[float, typer.Option("--churn-horizon-days", help="Churn = no purchase in "
+                                                                                          "this many days.")] = 90.0,
           customer_col: CustomerCol = None, item_col: ItemCol = None, time_col: TimeCol = None,
           time_format: TimeFormat = None, quantity_col: QuantityCol = None, price_col: PriceCol = None,
           order_col: OrderCol = None, sep: Sep = None, decimal: Decimal = ".", query: Query = None,
@@ -47,11 +53,17 @@ def train(path: PathArg, format: FormatOpt = "generic", out: Annotated[str, type
                       time_format=time_format, quantity_col=quantity_col, price_col=price_col, order_col=order_col,
                       sep=sep, decimal=decimal, query=query)
     say(f"{len(ds):,} transactions, {ds.n_customers:,} customers, {ds.n_items:,} items")
+    if churn_horizon_days <= 0:
+        raise PersonalizeError(f"--churn-horizon-days must be positive, got {churn_horizon_days}")
     manifest = train_bundle(ds, store=out, factors=factors, candidates=candidates, keep=keep, seed=seed,
+                            churn=churn, churn_horizon_days=churn_horizon_days,
                             progress=say if (show or not json) else None,
                             extra_params={"source": {"format": format, "path": str(path)}})
+    churn_info = (manifest.get("extra") or {}).get("churn") or {}
+    churn_line = ("churn model included" if churn_info.get("status") == "published"
+                  else f"churn {churn_info.get('status', 'skipped')}: {churn_info.get('reason')}")
     emit(manifest, json, f"published model version {manifest['version']} to {out}/ "
-                         f"({time.perf_counter() - t0:.1f} s)")
+                         f"({time.perf_counter() - t0:.1f} s; {churn_line})")
 
 
 def _limit_threads_env() -> None:

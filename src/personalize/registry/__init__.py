@@ -7,11 +7,12 @@
 """
 
 from personalize.registry.candidates import CandidateTable
-from personalize.registry.store import (FORMAT_VERSION, SUPPORTED_FORMATS, Bundle, current_version, list_versions,
-                                        load_bundle, prune, publish, read_manifest, register_loader,
-                                        resolve_version_dir, rollback, verify_bundle)
+from personalize.registry.store import (FORMAT_VERSION, SUPPORTED_FORMATS, Bundle, MissingComponentError,
+                                        current_version, list_versions, load_bundle, prune, publish, read_manifest,
+                                        register_loader, resolve_version_dir, rollback, verify_bundle)
 
-__all__ = ["FORMAT_VERSION", "SUPPORTED_FORMATS", "Bundle", "CandidateTable", "current_version", "list_versions",
+__all__ = ["FORMAT_VERSION", "SUPPORTED_FORMATS", "Bundle", "CandidateTable", "MissingComponentError",
+           "current_version", "list_versions",
            "load_bundle", "prune", "publish", "read_manifest", "register_loader", "resolve_version_dir", "rollback",
            "verify_bundle", "Runtime", "train_bundle"]
 

@@ -25,21 +25,27 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from personalize.errors import PersonalizeError, UnknownIdError
+from personalize.churn.audience import PERSONAL_COLUMNS, audience_mask
+from personalize.errors import DataError, PersonalizeError, UnknownIdError
 from personalize.registry.candidates import CandidateTable
-from personalize.registry.store import Bundle
+from personalize.registry.store import Bundle, MissingComponentError
 
 __all__ = ["Runtime", "Recommendations", "EXCLUDE_MODES", "CONSENT_CHANNELS"]
 
 EXCLUDE_MODES = ("purchased", "non_repeatable", "none")
 CONSENT_CHANNELS = ("email", "sms", "personalization")
-#: personal attributes: shown in a profile (scope "profile"), never in an audience export
-PERSONAL_COLUMNS = frozenset({"age_years", "days_to_birthday", "birth_date", "signup_date", "region", "email",
-                              "phone", "name", "address", "postcode", "zip"})
+# PERSONAL_COLUMNS (personalize.churn.audience): shown in a profile (scope "profile"), never in an audience export
 #: text labels an export may carry besides numeric scores
-LABEL_COLUMNS = frozenset({"segment", "tier", "lifecycle", "rfm", "persona", "risk_band", "next_tier"})
+LABEL_COLUMNS = frozenset({"segment", "tier", "lifecycle", "rfm", "persona", "next_tier", "churn_band",
+                           "churn_reasons", "top_category"})
 DEFAULT_AUDIENCE_FIELDS = ("segment", "tier", "lifecycle", "recency_days", "orders", "monetary", "clv", "p_alive",
-                           "churn_probability", "risk_band")
+                           "churn_risk", "churn_band")
+#: profile sections: response key -> {response field: customer-table column}
+_RFM_FIELDS = {"R": "R", "F": "F", "M": "M", "score": "rfm", "recency_days": "recency_days", "orders": "orders",
+               "monetary": "monetary"}
+_CLV_FIELDS = {"clv": "clv", "clv_simple": "clv_simple", "p_alive": "p_alive",
+               "expected_purchases": "expected_purchases", "expected_spend": "expected_spend"}
+
 _EMPTY_I = np.zeros(0, dtype=np.int32)
 log = logging.getLogger(__name__)
 
@@ -98,8 +104,23 @@ class Runtime:
         self._tls = threading.local()
         self.customers = self._prepare_customers(bundle.get("customers"))
         self._cust_row = (pd.Index(self.customers["customer_id"]) if self.customers is not None else None)
+        self.churn_model = bundle.get("churn")
+        self.churn_info: dict = dict(((self.manifest.get("extra") or {}).get("churn")) or {})
+        self.has_churn = self.customers is not None and "churn_risk" in self.customers.columns
+        self.as_of = self.churn_info.get("as_of") or self._data_end(self.manifest)
 
     # ------------------------------------------------------------------ helpers
+    @staticmethod
+    def _data_end(manifest: dict) -> str | None:
+        """Midnight after the last transaction day: the ``as_of`` of the customer table."""
+        last = (manifest.get("data") or {}).get("last_timestamp")
+        if not last:
+            return None
+        try:
+            return (pd.Timestamp(last).normalize() + pd.Timedelta(days=1)).isoformat()
+        except (TypeError, ValueError):
+            return None
+
     def _scratch(self) -> np.ndarray:
         """An all-False boolean array over the catalog, one per thread (callers restore it to all-False)."""
         flag = getattr(self._tls, "flag", None)
@@ -286,8 +307,62 @@ class Runtime:
             purchased_items = int(bought.size)
         if not attrs and not in_model:
             raise UnknownIdError(f"unknown customer_id {customer_id!r}")
+
+        def section(fields: dict[str, str]) -> dict | None:
+            if not any(col in attrs for col in fields.values()):
+                return None
+            out = {key: attrs.get(col) for key, col in fields.items()}
+            for key in ("R", "F", "M"):
+                if isinstance(out.get(key), float):
+                    out[key] = int(out[key])
+            return out if any(v is not None for v in out.values()) else None
+
+        churn = None
+        if attrs.get("churn_risk") is not None:
+            churn = {"probability": attrs["churn_risk"], "band": attrs.get("churn_band"),
+                     "reasons": self._reasons(attrs.get("churn_reasons"))}
         return {"customer_id": customer_id, "known_to_recommender": in_model, "distinct_items_bought": purchased_items,
-                "updated_since_publish": customer_id in self._live, "attributes": attrs}
+                "updated_since_publish": customer_id in self._live,
+                "as_of": self.as_of,
+                "segment": attrs.get("segment"), "lifecycle": attrs.get("lifecycle"), "tier": attrs.get("tier"),
+                "rfm": section(_RFM_FIELDS), "clv": section(_CLV_FIELDS), "churn": churn, "attributes": attrs}
+
+    @staticmethod
+    def _reasons(text: Any) -> list[str]:
+        from personalize.churn.scoring import split_reasons
+
+        return split_reasons(text)
+
+    # ------------------------------------------------------------------ churn
+    def churn_unavailable_reason(self) -> str:
+        why = self.churn_info.get("reason")
+        return (f"bundle {self.version} has no churn model"
+                + (f": {why}" if why else " (it was published without one)"))
+
+    def churn_risk(self, customer_id: str) -> dict:
+        """Churn probability, band and top reasons of one customer as of the bundle's data end.
+
+        :class:`MissingComponentError` when the bundle was published without a
+        churn model; :class:`UnknownIdError` for a customer it does not know or
+        did not score (no purchase before the scoring date).
+        """
+        if not self.has_churn:
+            raise MissingComponentError(self.churn_unavailable_reason())
+        pos = self._cust_row.get_indexer([customer_id])[0]
+        if pos < 0:
+            raise UnknownIdError(f"unknown customer_id {customer_id!r}")
+        row = self.customers.iloc[pos]
+        p = _py(row["churn_risk"])
+        if p is None:
+            raise UnknownIdError(f"customer {customer_id!r} has no churn score: no purchase before "
+                                 f"{self.churn_info.get('as_of') or 'the scoring date'}")
+        band = _py(row["churn_band"]) if "churn_band" in row.index else None
+        reasons = self._reasons(row["churn_reasons"]) if "churn_reasons" in row.index else []
+        horizon = self.churn_info.get("horizon_days")
+        if horizon is None and self.churn_model is not None:
+            horizon = getattr(self.churn_model, "horizon_days_", None)
+        return {"customer_id": customer_id, "probability": p, "band": band, "reasons": reasons,
+                "model_version": self.version, "as_of": self.churn_info.get("as_of"), "horizon_days": horizon}
 
     # ------------------------------------------------------------------ audiences
     def audience_columns(self) -> list[str]:
@@ -310,12 +385,18 @@ class Runtime:
 
     def audience(self, *, consent: str, segments: Sequence[str] | None = None, fields: Sequence[str] | None = None,
                  score: str | None = None, min_score: float | None = None, max_score: float | None = None,
+                 lifecycle: Sequence[str] | None = None, tiers: Sequence[str] | None = None,
+                 min_clv: float | None = None, min_churn_risk: float | None = None,
+                 max_churn_risk: float | None = None,
                  cursor: str | None = None, limit: int = 10_000) -> tuple[pd.DataFrame, str | None]:
         """One page of an audience, ordered by customer_id: (frame[customer_id, fields...], next cursor or None).
 
         Only customers whose ``consent_<consent>`` flag is true are included
-        (missing flag or missing column = no consent). ``cursor`` is the last
-        customer_id of the previous page.
+        (missing flag or missing column = no consent). The segment, lifecycle,
+        tier, CLV and churn-risk filters are those of
+        :func:`personalize.churn.audience.audience_mask`; a churn filter on a
+        bundle without churn raises :class:`MissingComponentError`.
+        ``cursor`` is the last customer_id of the previous page.
         """
         if consent not in CONSENT_CHANNELS:
             raise PersonalizeError(f"consent must be one of {', '.join(CONSENT_CHANNELS)}, got {consent!r}")
@@ -329,20 +410,13 @@ class Runtime:
             raise PersonalizeError(f"unknown audience field(s) {bad}; available: {available}")
         if df is None:
             return pd.DataFrame({"customer_id": pd.Series([], dtype=str), **{f: [] for f in fields}}), None
-        col = f"consent_{consent}"
-        if col not in df:
-            mask = np.zeros(len(df), dtype=bool)
-        else:
-            from personalize.registry.build import consent_flags
-
-            mask = np.array(consent_flags(df[col]).to_numpy(), dtype=bool)
-        if segments:
-            if "segment" not in df:
-                raise PersonalizeError("this bundle has no 'segment' column; cannot filter by segment")
-            mask &= df["segment"].astype(str).isin(list(segments)).to_numpy()
+        if (min_churn_risk is not None or max_churn_risk is not None) and not self.has_churn:
+            raise MissingComponentError(self.churn_unavailable_reason() + "; cannot filter by churn risk")
+        mask = audience_mask(df, consent=consent, segments=segments, lifecycle=lifecycle, tiers=tiers,
+                             min_clv=min_clv, min_churn_risk=min_churn_risk, max_churn_risk=max_churn_risk)
         if score is not None or min_score is not None or max_score is not None:
             if score is None:
-                raise PersonalizeError("min_score/max_score need score=<column>")
+                raise DataError("min_score/max_score need score=<column>", column="score")
             if score not in available or score not in df or not pd.api.types.is_numeric_dtype(df[score]):
                 raise PersonalizeError(f"unknown numeric score {score!r}; available: "
                                        f"{[c for c in available if pd.api.types.is_numeric_dtype(df[c])]}")

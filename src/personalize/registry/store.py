@@ -38,8 +38,9 @@ import pandas as pd
 from personalize._atomic import atomic_write, fsync_dir
 from personalize.errors import BundleError, PersonalizeError
 
-__all__ = ["FORMAT_VERSION", "SUPPORTED_FORMATS", "Bundle", "publish", "load_bundle", "list_versions",
-           "current_version", "rollback", "prune", "register_loader", "read_manifest", "resolve_version_dir"]
+__all__ = ["FORMAT_VERSION", "SUPPORTED_FORMATS", "Bundle", "MissingComponentError", "publish", "load_bundle",
+           "list_versions", "current_version", "rollback", "prune", "register_loader", "read_manifest",
+           "resolve_version_dir"]
 
 FORMAT_VERSION = 1
 SUPPORTED_FORMATS = frozenset({1})
@@ -48,6 +49,10 @@ MANIFEST = "manifest.json"
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
 _VERSION_RE = re.compile(r"^\d{8}T\d{6}(\.\d{6})?Z-[0-9a-f]{8}$")
 _TABLE_FILE = "table.parquet"
+
+
+class MissingComponentError(PersonalizeError):
+    """The loaded bundle lacks the component or column a request needs (e.g. no churn model was published)."""
 
 
 # --------------------------------------------------------------------------- component kinds
@@ -67,10 +72,19 @@ def _load_candidates(path: Path) -> Any:
     return CandidateTable.load(path)
 
 
+def _load_propensity(path: Path) -> Any:
+    """Churn / propensity models: LightGBM text + calibration + meta.json (``PropensityModel.save``)."""
+    from personalize.churn.model import load_model
+
+    return load_model(path)
+
+
 _LOADERS: dict[str, Callable[[Path], Any]] = {
     "recommender": _load_recommender,
     "table": _load_table,
     "candidates": _load_candidates,
+    "churn": _load_propensity,
+    "propensity": _load_propensity,
 }
 
 
