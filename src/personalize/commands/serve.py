@@ -22,6 +22,9 @@ _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "V
 
 def train(path: PathArg, format: FormatOpt = "generic", out: Annotated[str, typer.Option(
               "--out", help="Model store to publish to.")] = "models",
+          recommender: Annotated[str, typer.Option(
+              help="The recommender that fills the precomputed candidate lists: als (default; fast at any scale), "
+                   "twostage (best offline quality, slower to train), itemknn, bpr, buyagain, popular.")] = "als",
           factors: Annotated[int, typer.Option(help="ALS latent factors.")] = 64,
           candidates: Annotated[int, typer.Option(help="Precomputed candidates per customer.")] = 200,
           keep: Annotated[int | None, typer.Option(help="Keep only the newest N versions.")] = None,
@@ -55,7 +58,15 @@ def train(path: PathArg, format: FormatOpt = "generic", out: Annotated[str, type
     say(f"{len(ds):,} transactions, {ds.n_customers:,} customers, {ds.n_items:,} items")
     if churn_horizon_days <= 0:
         raise PersonalizeError(f"--churn-horizon-days must be positive, got {churn_horizon_days}")
+    model = None
+    if "," in recommender:
+        raise PersonalizeError(f"--recommender takes one model name, got {recommender!r}")
+    if recommender.strip().lower() != "als":
+        from personalize.commands.evaluate import build_models
+
+        model = next(iter(build_models(recommender).values()))
     manifest = train_bundle(ds, store=out, factors=factors, candidates=candidates, keep=keep, seed=seed,
+                            recommender=model,
                             churn=churn, churn_horizon_days=churn_horizon_days,
                             progress=say if (show or not json) else None,
                             extra_params={"source": {"format": format, "path": str(path)}})
