@@ -156,3 +156,20 @@ def test_profile_columns_join_point_in_time(retail):
     plain = snapshot(ds, cut, horizon_days=60)
     pd.testing.assert_frame_equal(s.X[plain.X.columns], plain.X)
     assert {"repeat_items", "repeat_item_due_days"} <= set(plain.X.columns)
+
+
+def test_returns_after_the_label_window_change_neither_features_nor_labels():
+    """Cleaning nets returns against purchases; a snapshot must not see returns made after its windows."""
+    rows = [("a", "x", "2024-01-05", 2, 5.0), ("a", "y", "2024-01-20", 1, 5.0),
+            ("b", "x", "2024-01-10", 1, 5.0), ("b", "x", "2024-02-10", 1, 5.0),   # b buys in the label window
+            ("c", "y", "2024-01-12", 3, 5.0), ("c", "y", "2024-02-15", 1, 5.0),
+            ("d", "x", "2024-04-20", 1, 5.0)]
+    later = [("a", "x", "2024-04-01", -2, 5.0),   # a returns a purchase made before the cutoff
+             ("b", "x", "2024-04-02", -1, 5.0)]   # b returns the label-window purchase in full
+    base = Dataset.from_frames(_tx(rows))
+    more = Dataset.from_frames(_tx(rows + later))
+    s0 = snapshot(base, "2024-02-01", horizon_days=30, end="2024-05-01")
+    s1 = snapshot(more, "2024-02-01", horizon_days=30, end="2024-05-01")
+    pd.testing.assert_frame_equal(s0.X, s1.X)
+    assert dict(zip(s1.customer_id, s1.y)) == dict(zip(s0.customer_id, s0.y))
+    assert dict(zip(s1.customer_id, s1.y))["b"] == 0   # b did buy in the window

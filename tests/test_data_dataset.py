@@ -88,7 +88,7 @@ def test_between_is_half_open(ds):
     assert sum(len(ds.between(a, b)) for a, b in zip(edges[:-1], edges[1:])) == len(ds)
     with pytest.raises(DataError, match="before start"):
         ds.between("2011-01-05", "2011-01-02")
-    with pytest.raises(DataError, match="cutoff is not a date"):
+    with pytest.raises(DataError, match="cutoff: cannot parse"):
         ds.until("not a date")
 
 

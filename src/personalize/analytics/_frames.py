@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from personalize.data.validate import to_timestamp
 from personalize.errors import DataError
 
 
@@ -47,17 +48,7 @@ def optional_table(data: Any, name: str, explicit: pd.DataFrame | None) -> pd.Da
     return getattr(data, name, None)
 
 
-def as_timestamp(value: Any, what: str) -> pd.Timestamp:
-    """Parse a user-given date (str, date, datetime, Timestamp) into a naive Timestamp."""
-    try:
-        ts = pd.Timestamp(value)
-    except (TypeError, ValueError) as exc:
-        raise DataError(f"{what}: cannot parse {value!r} as a date") from exc
-    if ts is pd.NaT:
-        raise DataError(f"{what}: missing date")
-    if ts.tzinfo is not None:
-        ts = ts.tz_convert("UTC").tz_localize(None)
-    return ts
+as_timestamp = to_timestamp  # one parser for user dates across the library
 
 
 def customer_codes(customer_ids: pd.Series | np.ndarray) -> tuple[np.ndarray, np.ndarray]:

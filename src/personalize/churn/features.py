@@ -53,6 +53,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from personalize.analytics._frames import transactions_of
+from personalize.data.validate import to_timestamp
 from personalize.errors import DataError, PersonalizeError
 
 __all__ = ["churn_features", "cut_transactions", "window_selector", "DEFAULT_WINDOWS", "NS_DAY", "bgnbd_p_none"]
@@ -61,38 +63,7 @@ NS_DAY = 86_400_000_000_000
 DEFAULT_WINDOWS: tuple[int, ...] = (28, 56, 91, 182)
 
 
-def to_timestamp(value: Any, what: str) -> pd.Timestamp:
-    """Parse a user date into a naive Timestamp (DataError naming ``what`` otherwise)."""
-    try:
-        ts = pd.Timestamp(value)
-    except (TypeError, ValueError) as exc:
-        raise DataError(f"{what}: cannot parse {value!r} as a date") from exc
-    if ts is pd.NaT:
-        raise DataError(f"{what}: missing date")
-    if ts.tzinfo is not None:
-        ts = ts.tz_convert("UTC").tz_localize(None)
-    return ts
-
-
-def transactions_frame(data: Any) -> pd.DataFrame:
-    """The canonical transactions frame of a Dataset or a DataFrame (checked)."""
-    tx = getattr(data, "transactions", data)
-    if not isinstance(tx, pd.DataFrame):
-        raise DataError(f"expected a Dataset or a pandas DataFrame, got {type(data).__name__}",
-                        table="transactions")
-    for col in ("customer_id", "timestamp"):
-        if col not in tx.columns:
-            raise DataError("required column is missing", table="transactions", column=col)
-    if not pd.api.types.is_datetime64_any_dtype(tx["timestamp"]):
-        raise DataError("must be a datetime column (datetime64)", table="transactions",
-                        column="timestamp")
-    if "amount" not in tx.columns:
-        if "quantity" in tx.columns and "price" in tx.columns:
-            tx = tx.assign(amount=tx["quantity"].to_numpy(np.float64) * tx["price"].to_numpy(np.float64))
-        else:
-            raise DataError("need 'amount' or both 'quantity' and 'price'", table="transactions",
-                            column="amount")
-    return tx
+transactions_frame = transactions_of  # the canonical transactions of a Dataset or a frame
 
 
 def window_selector(data: Any, start: pd.Timestamp | None, end: pd.Timestamp):
@@ -110,6 +81,31 @@ def window_selector(data: Any, start: pd.Timestamp | None, end: pd.Timestamp):
     if start is not None:
         mask &= ts >= np.datetime64(start.to_datetime64(), "ns")
     return mask
+
+
+def point_in_time(data: Any, start: pd.Timestamp | None, end: pd.Timestamp):
+    """The Dataset slice ``[start, end)`` as known at ``end`` (None for a plain frame).
+
+    Cleaning nets returns against the purchases they cancel; the slice undoes
+    returns made at or after ``end``, so a cutoff never sees a later return.
+    Purchase lines returned in full after ``end`` come back into the slice
+    (``restored_mask`` marks them); :func:`align_mask` fits a mask over the
+    full data's rows to the slice.
+    """
+    if isinstance(data, pd.DataFrame) or not callable(getattr(data, "until", None)):
+        return None
+    return data.until(end) if start is None else data.between(start, end)
+
+
+def align_mask(pt: Any, mask: np.ndarray) -> np.ndarray:
+    """``mask`` over the rows the slice shares with the full data -> a mask over the slice's rows
+    (restored purchase lines, later returned in full, are never marked)."""
+    restored = getattr(pt, "restored_mask", None)
+    if pt is None or restored is None:
+        return mask
+    out = np.zeros(len(restored), dtype=bool)
+    out[~restored] = mask
+    return out
 
 
 def cut_transactions(data: Any, start: pd.Timestamp | None, end: pd.Timestamp) -> pd.DataFrame:
@@ -205,6 +201,9 @@ def churn_features(data: Any, cutoff: Any, *, horizon_days: float = 90.0,
     full = transactions_frame(data)
     sel = window_selector(data, None, cut)
     tx = full.iloc[sel] if isinstance(sel, slice) else full.loc[sel]
+    pt = point_in_time(data, None, cut)
+    if pt is not None:
+        tx = pt.transactions  # as known at the cutoff: returns made later not netted yet
     if len(tx) == 0:
         raise DataError(f"no transactions before cutoff {cut}", table="transactions", column="timestamp")
     if target_mask is not None:
@@ -212,7 +211,7 @@ def churn_features(data: Any, cutoff: Any, *, horizon_days: float = 90.0,
         if target_mask.shape != (len(full),):
             raise DataError(f"target_mask must have one entry per transaction ({len(full)}), "
                             f"got shape {target_mask.shape}")
-        tmask = target_mask[sel]
+        tmask = align_mask(pt, target_mask[sel])
     cust = tx["customer_id"]
     if cust.isna().any():
         raise DataError("missing customer ids", table="transactions", column="customer_id",

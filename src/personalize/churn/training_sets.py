@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 
 from personalize.churn.features import (DEFAULT_WINDOWS, churn_features, to_timestamp,
-                                        transactions_frame, window_selector)
+                                        transactions_frame, window_selector, point_in_time, align_mask)
 from personalize.errors import DataError
 
 __all__ = ["PurchaseTarget", "TrainingSet", "snapshot", "training_set", "production_cutoffs",
@@ -161,12 +161,15 @@ def labels(data: Any, cutoff: pd.Timestamp, horizon_days: float, customer_ids: n
     end = cutoff + pd.Timedelta(days=float(horizon_days))
     sel = window_selector(data, cutoff, end)
     win = tx.iloc[sel] if isinstance(sel, slice) else tx.loc[sel]
+    pt = point_in_time(data, cutoff, end)
+    if pt is not None:
+        win = pt.transactions  # as known at the window's end: later returns do not erase its purchases
     if target == "churn":
         bought = pd.Index(win["customer_id"].unique())
         return (~pd.Index(customer_ids).isin(bought)).astype(np.int8)
     if target_mask is None:
         target_mask = target.mask(data)
-    tm = target_mask[sel]
+    tm = align_mask(pt, target_mask[sel])
     bought = pd.Index(win["customer_id"].to_numpy()[tm]).unique()
     return pd.Index(customer_ids).isin(bought).astype(np.int8)
 

@@ -14,7 +14,7 @@ import scipy.sparse as sp
 from personalize.data import io as dio
 from personalize.data.cleaning import CleaningOptions, CleaningReport, clean_transactions
 from personalize.data.schema import TABLES, TRANSACTIONS
-from personalize.data.validate import apply_mapping, cast_table, prepare_table
+from personalize.data.validate import apply_mapping, cast_table, prepare_table, to_timestamp
 from personalize.data.vocab import Vocabulary
 from personalize.errors import DataError
 
@@ -34,16 +34,7 @@ def _split_mapping(mapping: Mapping | None) -> dict[str, dict[str, str]]:
     return {"transactions": dict(mapping)}
 
 
-def _to_timestamp(value, name: str) -> pd.Timestamp:
-    try:
-        ts = pd.Timestamp(value)
-    except (ValueError, TypeError) as exc:
-        raise DataError(f"{name} is not a date or timestamp: {value!r} ({exc})") from None
-    if ts is pd.NaT:
-        raise DataError(f"{name} is missing")
-    if ts.tzinfo is not None:
-        ts = ts.tz_convert("UTC").tz_localize(None)
-    return ts
+_to_timestamp = to_timestamp
 
 
 def _check_offers(offers: pd.DataFrame) -> None:
@@ -105,6 +96,9 @@ class Dataset:
         # returns made after its end, so nothing after a cutoff leaks into it (see _undo_late_returns)
         self._netted = netted
         self._root: Dataset = self
+        # rows of this slice that the full data does not have (purchases returned in full, but only
+        # after the slice's end); None when there are none
+        self.restored_mask: np.ndarray | None = None
         self._window: tuple[pd.Timestamp | None, pd.Timestamp | None] = (None, None)
         self._fingerprint: str | None = None
 
@@ -257,7 +251,7 @@ class Dataset:
         if lo:
             tx = tx.reset_index(drop=True)
         cidx, iidx = root.customer_idx[lo:hi], root.item_idx[lo:hi]
-        tx, cidx, iidx = root._undo_late_returns(tx, cidx, iidx, lo, start, end)
+        tx, cidx, iidx, restored = root._undo_late_returns(tx, cidx, iidx, lo, start, end)
         exp = root.exposures
         if exp is not None:
             t = exp["exposed_at"]
@@ -281,6 +275,7 @@ class Dataset:
                       item_idx=iidx, report=root.report, returns=rets, netted=None)
         out._root = root
         out._window = (start, end)
+        out.restored_mask = restored
         return out
 
     def _undo_late_returns(self, tx: pd.DataFrame, cidx: np.ndarray, iidx: np.ndarray, lo: int,
@@ -292,10 +287,10 @@ class Dataset:
         """
         net, rets = self._netted, self.returns
         if end is None or net is None or not len(net) or rets is None or not len(rets):
-            return tx, cidx, iidx
+            return tx, cidx, iidx, None
         late = rets[rets["timestamp"] >= end]
         if not len(late):
-            return tx, cidx, iidx
+            return tx, cidx, iidx, None
         t = net["timestamp"]
         inwin = (t < end).to_numpy().copy()
         if start is not None:
@@ -304,7 +299,7 @@ class Dataset:
         late_pairs = pd.MultiIndex.from_frame(late[["customer_id", "item_id"]])
         cand = cand[pd.MultiIndex.from_frame(cand[["customer_id", "item_id"]]).isin(late_pairs)]
         if not len(cand):
-            return tx, cidx, iidx
+            return tx, cidx, iidx, None
         cand_pairs = pd.MultiIndex.from_frame(cand[["customer_id", "item_id"]])
         early = rets[(rets["timestamp"] < end).to_numpy()
                      & pd.MultiIndex.from_frame(rets[["customer_id", "item_id"]]).isin(cand_pairs)]
@@ -332,7 +327,9 @@ class Dataset:
             order = np.argsort(tx["timestamp"].to_numpy(), kind="stable")
             tx = tx.take(order).reset_index(drop=True)
             cidx, iidx = cidx[order], iidx[order]
-        return tx, cidx, iidx
+            restored = np.r_[np.zeros(len(tx) - int(back.sum()), dtype=bool), np.ones(int(back.sum()), dtype=bool)]
+            return tx, cidx, iidx, restored[order]
+        return tx, cidx, iidx, None
 
     def _pos(self, when) -> int:
         ts = self.transactions["timestamp"].to_numpy()

@@ -24,6 +24,19 @@ def _sample(series: pd.Series, mask: np.ndarray) -> str:
     return ", ".join(repr(v) for v in vals)
 
 
+def to_timestamp(value, what: str) -> pd.Timestamp:
+    """A user-given date or moment (str, date, datetime, Timestamp) as a naive UTC Timestamp."""
+    try:
+        ts = pd.Timestamp(value)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{what}: cannot parse {value!r} as a date ({exc})") from None
+    if ts is pd.NaT:
+        raise DataError(f"{what}: missing date")
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    return ts
+
+
 def cast_ids(series: pd.Series, table: str, column: str) -> pd.Series:
     """Ids as strings; integer-valued floats (``17850.0``) become ``"17850"``; blanks become missing."""
     s = series
