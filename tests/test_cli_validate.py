@@ -100,3 +100,28 @@ def test_validate_help(capsys):
     for opt in ("--format", "--customer-col", "--item-col", "--time-col", "--time-format", "--quantity-col",
                 "--price-col", "--json"):
         assert opt in out
+
+
+def test_validate_takes_item_and_customer_tables(tmp_path, capsys):
+    import pandas as pd
+
+    ok = OK / "basic.csv"
+    items = tmp_path / "items.csv"
+    tx = pd.read_csv(ok, dtype=str)
+    pd.DataFrame({"item_id": sorted(tx["item_id"].unique()), "category": "mugs"}).to_csv(items, index=False)
+    customers = tmp_path / "customers.csv"
+    pd.DataFrame({"customer_id": sorted(tx["customer_id"].unique()) + ["never-bought"],
+                  "consent_email": "yes"}).to_csv(customers, index=False)
+    code, out, err = run_cli(["validate", str(ok), "--items", str(items), "--customers", str(customers), "--json"],
+                             capsys)
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["tables"]["items"] == tx["item_id"].nunique()
+    assert doc["tables"]["customers"] == tx["customer_id"].nunique() + 1
+    # a broken item table is a user error: exit 2, one line, names the table
+    code, out, err = run_cli(["validate", str(ok), "--items", str(BAD / "items_duplicate_keys.csv")],
+                             capsys)
+    assert code == 2 and "items" in err and "duplicate" in err and "Traceback" not in err
+    # the adapters bring their own tables
+    code, out, err = run_cli(["validate", "--format", "cdnow", str(ok), "--items", str(items)], capsys)
+    assert code == 2 and "--format generic" in err

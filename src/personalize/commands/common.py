@@ -27,6 +27,9 @@ OrderCol = Annotated[str | None, typer.Option("--order-col", help="generic: orde
 Sep = Annotated[str | None, typer.Option("--sep", help="generic CSV: delimiter (default: detect)")]
 Decimal = Annotated[str, typer.Option("--decimal", help="generic CSV: decimal mark, e.g. ','")]
 Query = Annotated[str | None, typer.Option("--query", help="generic DuckDB database: SQL selecting the transactions")]
+ItemsFile = Annotated[str | None, typer.Option("--items", help="generic: item table file (item_id, category, ...)")]
+CustomersFile = Annotated[str | None, typer.Option("--customers", help="generic: customer table file "
+                                                                         "(customer_id, consent flags, ...)")]
 
 FORMATS = ("online_retail", "cdnow", "cdnow_sample", "generic")
 
@@ -34,7 +37,8 @@ FORMATS = ("online_retail", "cdnow", "cdnow_sample", "generic")
 def load_dataset(format: str, path: str, *, customer_col: str | None = None, item_col: str | None = None,
                  time_col: str | None = None, time_format: str | None = None, quantity_col: str | None = None,
                  price_col: str | None = None, order_col: str | None = None, sep: str | None = None,
-                 decimal: str = ".", query: str | None = None):
+                 decimal: str = ".", query: str | None = None, items: str | None = None,
+                 customers: str | None = None):
     """Load a dataset the way every CLI command does (``--format`` plus column-mapping options)."""
     from personalize.data import adapters
 
@@ -49,7 +53,9 @@ def load_dataset(format: str, path: str, *, customer_col: str | None = None, ite
         if sep == "\\t":
             sep = "\t"
         return adapters.load_generic(path, mapping=mapping, time_format=time_format, sep=sep, decimal=decimal,
-                                     query=query)
+                                     query=query, items=items, customers=customers)
+    if items or customers:
+        raise DataError(f"--items and --customers go with --format generic; {format} brings its own tables")
     return adapters.FORMATS[format](path)
 
 

@@ -6,9 +6,9 @@ import time
 
 import typer
 
-from personalize.commands.common import (CustomerCol, Decimal, FormatOpt, ItemCol, JsonOpt, OrderCol, PathArg,
-                                         PriceCol, QuantityCol, Query, Sep, TimeCol, TimeFormat, emit,
-                                         load_dataset)
+from personalize.commands.common import (CustomerCol, CustomersFile, Decimal, FormatOpt, ItemCol, ItemsFile,
+                                         JsonOpt, OrderCol, PathArg, PriceCol, QuantityCol, Query, Sep, TimeCol,
+                                         TimeFormat, emit, load_dataset)
 
 
 def _human_summary(s: dict) -> str:
@@ -23,12 +23,14 @@ def _human_summary(s: dict) -> str:
 def validate(path: PathArg, format: FormatOpt = "generic", customer_col: CustomerCol = None, item_col: ItemCol = None,
              time_col: TimeCol = None, time_format: TimeFormat = None, quantity_col: QuantityCol = None,
              price_col: PriceCol = None, order_col: OrderCol = None, sep: Sep = None, decimal: Decimal = ".",
-             query: Query = None, json: JsonOpt = False) -> None:
+             query: Query = None, items: ItemsFile = None, customers: CustomersFile = None,
+             json: JsonOpt = False) -> None:
     """Load, validate and clean a purchase history; report what was kept and what was dropped, and why."""
     t0 = time.perf_counter()
     ds = load_dataset(format, path, customer_col=customer_col, item_col=item_col, time_col=time_col,
                       time_format=time_format, quantity_col=quantity_col, price_col=price_col,
-                      order_col=order_col, sep=sep, decimal=decimal, query=query)
+                      order_col=order_col, sep=sep, decimal=decimal, query=query, items=items,
+                      customers=customers)
     summary = {"format": format, "path": path, **ds.summary(), "seconds": round(time.perf_counter() - t0, 3)}
     emit(summary, json, _human_summary(summary))
 
