@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -27,6 +26,7 @@ from personalize.analytics.profiles import prepare_arrays, profiles as build_pro
 from personalize.analytics.segments import (DEFAULT_SEGMENT_RULES, LifecycleConfig, Personas,
                                             SegmentRule, TierConfig, assign_segments,
                                             lifecycle_stages, membership_tiers, rfm_scores)
+from personalize._json import json_scalar
 from personalize.errors import DataError, PersonalizeError, UnknownIdError
 
 __all__ = ["customer_view", "customer_record", "audience", "fit_clv", "CONSENT_CHANNELS"]
@@ -138,27 +138,7 @@ def customer_view(data: Any, as_of: Any, *, items: pd.DataFrame | None = None,
     return view
 
 
-def _jsonable(v: Any) -> Any:
-    if v is None or v is pd.NaT:
-        return None
-    if isinstance(v, (pd.Timestamp, np.datetime64)):
-        ts = pd.Timestamp(v)
-        return None if ts is pd.NaT else ts.isoformat()
-    if isinstance(v, (np.bool_, bool)):
-        return bool(v)
-    if isinstance(v, (np.integer,)):
-        return int(v)
-    if isinstance(v, (float, np.floating)):
-        f = float(v)
-        return None if math.isnan(f) or math.isinf(f) else f
-    if isinstance(v, str):
-        return v
-    try:
-        if pd.isna(v):
-            return None
-    except (TypeError, ValueError):
-        pass
-    return v
+_jsonable = json_scalar
 
 
 def customer_record(view: pd.DataFrame, customer_id: str) -> dict:

@@ -8,13 +8,13 @@ Each function returns the path written.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from personalize._atomic import atomic_write
 from personalize.errors import DataError
 
 __all__ = ["plot_group_sizes", "plot_segments", "plot_tiers", "plot_clv_holdout"]
@@ -32,14 +32,7 @@ def _figure(width: float, height: float):
 def _save(fig: Any, path: str | os.PathLike) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format="png", bbox_inches="tight")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(path, lambda fh: fig.savefig(fh, format="png", bbox_inches="tight"))
     return path
 
 

@@ -33,8 +33,6 @@ features, bands, calibrator kind/params, metrics) and ``calibration.npz``
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -43,6 +41,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from personalize._atomic import atomic_write
 from personalize.churn.reasons import top_reasons
 from personalize.churn.training_sets import PurchaseTarget, TrainingSet
 from personalize.errors import BundleError, DataError, NotFittedError, PersonalizeError
@@ -109,15 +108,7 @@ class _Calibrator:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda fh: fh.write(data))
 
 
 class PropensityModel:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json as jsonlib
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Annotated
@@ -14,30 +12,8 @@ import typer
 
 from personalize.commands.common import (CustomerCol, Decimal, FormatOpt, ItemCol, JsonOpt, OrderCol, PathArg,
                                          PriceCol, QuantityCol, Query, Sep, TimeCol, TimeFormat, emit,
-                                         load_dataset)
+                                         load_dataset, write_table)
 from personalize.errors import DataError, PersonalizeError
-
-
-def _load(format: str, path: str, **opts):
-    return load_dataset(format, path, **opts)
-
-
-def _write_table(df: pd.DataFrame, out: str) -> str:
-    """Write ``df`` (index included) to CSV or Parquet atomically."""
-    p = Path(out)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent)
-    os.close(fd)
-    try:
-        if p.suffix.lower() == ".parquet":
-            df.to_parquet(tmp)
-        else:
-            df.to_csv(tmp, date_format="%Y-%m-%dT%H:%M:%S")
-        os.replace(tmp, p)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return str(p)
 
 
 def _tier_config(path: str | None):
@@ -97,7 +73,7 @@ def segments_command(
 
     t0 = time.perf_counter()
     tiers = _tier_config(tier_config)
-    ds = _load(format, path, customer_col=customer_col, item_col=item_col, time_col=time_col,
+    ds = load_dataset(format, path, customer_col=customer_col, item_col=item_col, time_col=time_col,
                time_format=time_format, quantity_col=quantity_col, price_col=price_col, order_col=order_col,
                sep=sep, decimal=decimal, query=query)
     if as_of is None:
@@ -123,7 +99,7 @@ def segments_command(
         "out": None, "plots": None,
     }
     if out:
-        doc["out"] = _write_table(view, out)
+        doc["out"] = write_table(view, out, index=True, date_format="%Y-%m-%dT%H:%M:%S")
     if plots:
         from personalize.analytics.plots import plot_segments, plot_tiers
 
@@ -160,7 +136,7 @@ def clv_command(
                                        holdout_comparison)
 
     t0 = time.perf_counter()
-    ds = _load(format, path, customer_col=customer_col, item_col=item_col, time_col=time_col,
+    ds = load_dataset(format, path, customer_col=customer_col, item_col=item_col, time_col=time_col,
                time_format=time_format, quantity_col=quantity_col, price_col=price_col, order_col=order_col,
                sep=sep, decimal=decimal, query=query)
     last_day = ds.last_timestamp.normalize()

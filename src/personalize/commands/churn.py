@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Annotated
 
 import pandas as pd
@@ -11,7 +10,7 @@ import typer
 
 from personalize.commands.common import (CustomerCol, Decimal, FormatOpt, ItemCol, JsonOpt, OrderCol, PathArg,
                                          PriceCol, QuantityCol, Query, Sep, TimeCol, TimeFormat, emit,
-                                         load_dataset, progress_enabled)
+                                         load_dataset, progress_enabled, write_table)
 from personalize.errors import DataError
 
 churn_app = typer.Typer(name="churn", help="Churn risk: evaluate against baselines, score customers.",
@@ -21,19 +20,6 @@ LearningRateOpt = Annotated[float, typer.Option("--learning-rate", help="LightGB
                                                                        "e.g. 0.1, for millions of customers).")]
 HorizonOpt = Annotated[float, typer.Option("--horizon-days", help="Churn = no purchase in this many days "
                                                                   "after the cutoff.")]
-
-
-def _load(format: str, path: str, **opts):
-    if format == "cdnow":
-        # `--format cdnow` on the 1/10 sample (no header, five columns) means the sample layout
-        try:
-            with open(path, encoding="utf-8", errors="replace") as fh:
-                first = fh.readline().split()
-            if len(first) == 5 and all(t.replace(".", "", 1).isdigit() for t in first):
-                format = "cdnow_sample"
-        except OSError:
-            pass
-    return load_dataset(format, path, **opts)
 
 
 def _date(value: str | None, opt: str):
@@ -72,7 +58,7 @@ def evaluate_command(
     from personalize.churn.evaluate import evaluate_churn
 
     t0 = time.perf_counter()
-    ds = _load(format, path, customer_col=customer_col, item_col=item_col, time_col=time_col,
+    ds = load_dataset(format, path, customer_col=customer_col, item_col=item_col, time_col=time_col,
                time_format=time_format, quantity_col=quantity_col, price_col=price_col, order_col=order_col,
                sep=sep, decimal=decimal, query=query)
     day = _date(as_of, "--as-of")
@@ -101,19 +87,6 @@ def evaluate_command(
     emit(doc, json, "\n".join(lines))
 
 
-def _write_csv(df: pd.DataFrame, out: str) -> str:
-    """Write ``df`` as CSV (or Parquet for a .parquet name) atomically: a reader never sees half a list."""
-    from personalize._atomic import atomic_write
-
-    p = Path(out)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    if p.suffix.lower() == ".parquet":
-        atomic_write(p, lambda fh: df.to_parquet(fh, index=False))
-    else:
-        atomic_write(p, lambda fh: df.to_csv(fh, index=False, lineterminator="\n"), binary=False)
-    return str(p)
-
-
 def score_command(
     path: PathArg,
     format: FormatOpt = "generic",
@@ -139,7 +112,7 @@ def score_command(
     t0 = time.perf_counter()
     if not 0.0 <= min_risk <= 1.0:
         raise DataError(f"--min-risk must be between 0 and 1, got {min_risk}")
-    ds = _load(format, path, customer_col=customer_col, item_col=item_col, time_col=time_col,
+    ds = load_dataset(format, path, customer_col=customer_col, item_col=item_col, time_col=time_col,
                time_format=time_format, quantity_col=quantity_col, price_col=price_col, order_col=order_col,
                sep=sep, decimal=decimal, query=query)
     cuts = production_cutoffs(ds, horizon_days=horizon_days, n_cutoffs=cutoffs, spacing_days=spacing_days)
@@ -159,7 +132,7 @@ def score_command(
            "calibration": model.calibrator_.kind, "out": None, "model": None,
            "top": scored.head(10).to_dict(orient="records")}
     if out:
-        doc["out"] = _write_csv(scored, out)
+        doc["out"] = write_table(scored, out)
     if model_dir:
         doc["model"] = str(model.save(model_dir))
     doc["seconds"] = round(time.perf_counter() - t0, 2)
@@ -215,7 +188,7 @@ def audience_command(
                        "segment": segment, "lifecycle": lifecycle, "min_clv": min_clv, "consent": consent},
            "columns": list(picked.columns)}
     if out:
-        doc["out"] = _write_csv(picked, out)
+        doc["out"] = write_table(picked, out)
     else:
         doc["first"] = picked.head(10).to_dict(orient="records")
     lines = [f"{len(picked):,} customers in bundle {bundle.version}"]

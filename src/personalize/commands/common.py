@@ -88,5 +88,19 @@ def emit(obj: Any, as_json: bool, human: str | None = None) -> None:
         typer.echo(human if human is not None else dumps(obj))
 
 
+def write_table(df: pd.DataFrame, out: str, *, index: bool = False, date_format: str | None = None) -> str:
+    """Write ``df`` as CSV (or Parquet for a .parquet name) atomically: a reader never sees half a list."""
+    from personalize._atomic import atomic_write
+
+    p = Path(out)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    if p.suffix.lower() == ".parquet":
+        atomic_write(p, lambda fh: df.to_parquet(fh, index=index))
+    else:
+        atomic_write(p, lambda fh: df.to_csv(fh, index=index, lineterminator="\n", date_format=date_format),
+                     binary=False)
+    return str(p)
+
+
 def progress_enabled(as_json: bool) -> bool:
     return not as_json and sys.stderr.isatty()

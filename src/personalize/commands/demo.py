@@ -15,6 +15,7 @@ from typing import Annotated
 
 import typer
 
+from personalize._atomic import atomic_write
 from personalize.commands.common import JsonOpt, emit
 
 DEMO_KEYS = {"shop": ["recommend", "events"], "marketing": ["recommend", "profile", "audience"],
@@ -32,9 +33,7 @@ def write_sample(data_dir: Path, *, customers: int, items: int, seed: int) -> di
         if df is None:
             continue
         path = data_dir / f"{name}.csv"
-        tmp = path.with_suffix(".csv.tmp")
-        df.to_csv(tmp, index=False)
-        os.replace(tmp, path)
+        atomic_write(path, lambda fh, df=df: df.to_csv(fh, index=False, lineterminator="\n"), binary=False)
         paths[name] = path
     return paths
 

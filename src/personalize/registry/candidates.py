@@ -17,13 +17,13 @@ unicode) plus ``meta.json``.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from personalize._atomic import atomic_write
 from personalize.errors import BundleError, PersonalizeError
 
 __all__ = ["CandidateTable"]
@@ -162,14 +162,9 @@ class CandidateTable:
     def save(self, directory: str | Path) -> None:
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
-        tmp = d / ".arrays.npz.tmp"
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **{name: getattr(self, name) for name in self._ARRAYS})
-        os.replace(tmp, d / "arrays.npz")
+        atomic_write(d / "arrays.npz", lambda fh: np.savez(fh, **{name: getattr(self, name) for name in self._ARRAYS}))
         meta = {"kind": "candidates", "n": self.n, "source_names": self.source_names, "categories": self.categories}
-        tmpm = d / ".meta.json.tmp"
-        tmpm.write_text(json.dumps(meta, indent=2), encoding="utf-8")
-        os.replace(tmpm, d / "meta.json")
+        atomic_write(d / "meta.json", lambda fh: fh.write(json.dumps(meta, indent=2)), binary=False)
 
     @classmethod
     def load(cls, directory: str | Path) -> "CandidateTable":

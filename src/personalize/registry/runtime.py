@@ -16,7 +16,6 @@ recommender itself is asked with the same filters.
 from __future__ import annotations
 
 import logging
-import math
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from personalize._json import json_scalar
 from personalize.churn.audience import PERSONAL_COLUMNS, audience_mask
 from personalize.errors import DataError, PersonalizeError, UnknownIdError
 from personalize.registry.candidates import CandidateTable
@@ -69,20 +69,9 @@ class _Live:
 
 
 def _py(v: Any) -> Any:
-    if v is None:
-        return None
-    if isinstance(v, (np.bool_, bool)):
-        return bool(v)
-    if isinstance(v, (np.integer,)):
-        return int(v)
-    if isinstance(v, (float, np.floating)):
-        f = float(v)
-        return None if math.isnan(f) or math.isinf(f) else f
-    if isinstance(v, pd.Timestamp):
-        return None if v is pd.NaT else v.isoformat()
-    if v is pd.NaT or (isinstance(v, type(pd.NA)) and v is pd.NA):
-        return None
-    return v if isinstance(v, (str, int)) else str(v)
+    """A customer-table cell as a JSON value; anything else that is not plain JSON becomes its text."""
+    v = json_scalar(v)
+    return v if v is None or isinstance(v, (str, int, float, bool)) else str(v)
 
 
 class Runtime:
