@@ -47,7 +47,8 @@ def build_store(store: Path, *, customers: int, items: int, lines: int, factors:
     import pandas as pd
 
     from personalize.data import Dataset
-    from personalize.registry import rollback, train_bundle
+    from personalize.pipeline import train_bundle
+    from personalize.store import rollback
     from personalize.recommenders import ALS
 
     rng = np.random.default_rng(seed)
@@ -268,7 +269,8 @@ def in_process(store: Path, customers: list[str], n: int = 500) -> dict:
     candidate list vs asking the recommender to score the whole catalog for every request."""
     from threadpoolctl import threadpool_limits
 
-    from personalize.registry import Runtime, load_bundle
+    from personalize.runtime import Runtime
+    from personalize.store import load_bundle
 
     rt = Runtime(load_bundle(store))
     ids = [customers[i % len(customers)] for i in range(0, n * 7, 7)]
@@ -299,7 +301,7 @@ def main() -> None:
         cache = store / "bench_info.json"
         t = time.perf_counter()
         if cache.is_file():
-            from personalize.registry import rollback
+            from personalize.store import rollback
 
             info = json.loads(cache.read_text())
             rollback(store, info["v1"])
@@ -318,7 +320,7 @@ def main() -> None:
             noop, recs = _summ(noop_raw), _summ(recs_raw)
             recs["server_side"] = server_side(port, "/v1/customers/{customer_id}/recommendations")
             noop["server_side"] = server_side(port, "/healthz")
-            from personalize.registry import rollback
+            from personalize.store import rollback
 
             rollback(store, info["v2"])
             swap_result = {}

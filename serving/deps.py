@@ -15,8 +15,8 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 
-from personalize.events import EventStore
-from personalize.registry.runtime import Runtime
+from personalize.store.events import EventStore
+from personalize.runtime import Runtime
 from serving import auth
 from serving.errors import ServiceUnavailable
 from serving.settings import Settings

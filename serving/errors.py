@@ -7,8 +7,8 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from personalize.errors import BundleError, DataError, NotFittedError, PersonalizeError, UnknownIdError
-from personalize.registry.store import MissingComponentError
+from personalize.errors import (BundleError, DataError, MissingComponentError, NotFittedError, PersonalizeError,
+                                UnknownIdError)
 
 log = logging.getLogger("personalize.serving")
 

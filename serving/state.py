@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from starlette.concurrency import run_in_threadpool
 
 from personalize.errors import UnknownIdError
-from personalize.events import Event, EventStore
-from personalize.registry import load_bundle
-from personalize.registry.runtime import Runtime
+from personalize.store.events import Event, EventStore
+from personalize.store import load_bundle
+from personalize.runtime import Runtime
 from serving.metrics import Metrics
 from serving.settings import Settings
 
@@ -66,9 +66,9 @@ class ServiceState:
         if self.events is not None:
             upto = self.events.last_id()
             rows = self.events.events(upto_id=upto, type="purchase", **_replay_after(bundle.manifest))
-            n = rt.replay(EventStore.group_purchases(rows))
+            n = rt.replay(*EventStore.purchase_arrays(rows))
             if n:
-                log.info("replayed purchases of %d customers into bundle %s", n, rt.version)
+                log.info("replayed %d purchases into bundle %s", n, rt.version)
         return rt, upto
 
     def _catch_up(self, rt: Runtime, after_id: int) -> None:
@@ -76,7 +76,7 @@ class ServiceState:
             return
         rows = self.events.events(after_id=after_id, type="purchase", **_replay_after(rt.manifest))
         if rows:
-            rt.replay(EventStore.group_purchases(rows))
+            rt.replay(*EventStore.purchase_arrays(rows))
 
     def open(self) -> None:
         """Start-up: open the event store and load the current bundle (a failure leaves the service unready)."""
@@ -139,6 +139,7 @@ class ServiceState:
         return ids
 
     def apply_purchases(self, events: Sequence[Event]) -> int:
+        """Apply stored purchase events to the live overlay; returns the number of customers changed."""
         rt = self.runtime  # the runtime current *after* the events were stored
         if rt is None:
             return 0
@@ -148,7 +149,7 @@ class ServiceState:
                 items, tss = groups.setdefault(e.customer_id, ([], []))
                 items.append(e.item_id)
                 tss.append(e.timestamp)
-        return rt.replay((c, i, t) for c, (i, t) in groups.items())
+        return sum(rt.record_purchase(c, i, t) for c, (i, t) in groups.items())
 
     def sync_other_workers(self) -> int:
         """Apply purchases that other worker processes stored since the last poll (blocking)."""
@@ -161,7 +162,7 @@ class ServiceState:
             self._seen_id = rows[-1]["id"]
             foreign = [r for r in rows if r["id"] not in self._own_ids]
             self._own_ids = {i for i in self._own_ids if i > self._seen_id}
-        return self.runtime.replay(EventStore.group_purchases(foreign))
+        return self.runtime.replay(*EventStore.purchase_arrays(foreign))
 
     async def sync_loop(self) -> None:
         interval = self.settings.event_sync_interval

@@ -1,23 +1,18 @@
-"""Shared fixtures for the registry and serving tests: a tiny dataset and a contract-conforming recommender.
-
-``ContractRecommender`` is a small, exact co-occurrence recommender that
-follows the personalize.recommenders contract (recommend / recommend_from_items
-/ similar_items / update_customer / save / load, pickle-free). The tests use the
-real ``personalize.recommenders`` models when they are importable (see
-``make_models``), and this one otherwise.
-"""
+"""Shared fixtures for the store, runtime and serving tests: tiny datasets and small real models."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
+from personalize.customers import customer_table
 from personalize.data import Dataset
-from personalize.errors import UnknownIdError
-from personalize.registry import register_loader
+from personalize.pipeline import train_bundle
+from personalize.recommenders import ALS, CandidateTable, Popular
+from personalize.store import publish
 
 KEYS = {
     "shop-key-0001": ["recommend"],
@@ -54,144 +49,13 @@ def tiny_dataset(n_customers: int = 30, n_items: int = 40, seed: int = 0) -> Dat
     return Dataset.from_frames(tx, items=items, customers=customers)
 
 
-class ContractRecommender:
-    """Item co-occurrence recommender following the recommender contract (for tests)."""
-
-    bundle_kind = "contract_test_recommender"
-
-    def __init__(self, *, popularity_weight: float = 1e-3) -> None:
-        self.popularity_weight = popularity_weight
-
-    def fit(self, dataset: Dataset) -> "ContractRecommender":
-        m = dataset.interaction_matrix("count")
-        m.data[:] = 1.0
-        self.item_ids_ = np.asarray(dataset.item_vocab.ids, dtype=str)
-        self.cooc_ = (m.T @ m).toarray().astype(np.float64)
-        np.fill_diagonal(self.cooc_, 0.0)
-        self.pop_ = np.asarray(m.sum(axis=0)).ravel().astype(np.float64)
-        self.history_ = {str(c): sorted(set(np.asarray(m[i].indices).tolist()))
-                         for i, c in enumerate(dataset.customer_vocab.ids) if m[i].nnz}
-        self.category_ = {}
-        self.in_stock_ = np.ones(len(self.item_ids_), dtype=bool)
-        if dataset.items is not None:
-            pos = {s: i for i, s in enumerate(self.item_ids_)}
-            for iid, cat, st in zip(dataset.items["item_id"], dataset.items["category"], dataset.items["in_stock"]):
-                if iid in pos:
-                    self.category_[pos[iid]] = cat
-                    self.in_stock_[pos[iid]] = bool(st)
-        self._pos = {s: i for i, s in enumerate(self.item_ids_)}
-        return self
-
-    def _mask(self, filters) -> np.ndarray:
-        ok = np.ones(len(self.item_ids_), dtype=bool)
-        if filters is not None:
-            if getattr(filters, "categories", None):
-                ok &= np.array([self.category_.get(i) in filters.categories for i in range(len(ok))])
-            if getattr(filters, "in_stock", None):
-                ok &= self.in_stock_
-        return ok
-
-    def _top(self, scores: np.ndarray, ok: np.ndarray, k: int) -> np.ndarray:
-        scores = np.where(ok, scores, -np.inf)
-        order = np.lexsort((np.arange(len(scores)), -scores))
-        order = order[np.isfinite(scores[order])]
-        return order[:k]
-
-    def recommend(self, customer_ids, k=10, *, exclude="purchased", items=None, filters=None) -> pd.DataFrame:
-        single = isinstance(customer_ids, str)
-        ids = [customer_ids] if single else list(customer_ids)
-        rows = []
-        for cid in ids:
-            hist = self.history_.get(cid)
-            ok = self._mask(filters)
-            if hist:
-                scores = self.cooc_[hist].sum(axis=0) + self.popularity_weight * self.pop_
-                source = "cooc"
-                if exclude in ("purchased", "non_repeatable"):
-                    ok[hist] = False
-            else:
-                scores = self.pop_.copy()
-                source = "popular"
-            for r, i in enumerate(self._top(scores, ok, k)):
-                rows.append((cid, self.item_ids_[i], float(scores[i]), r + 1, source))
-        return pd.DataFrame(rows, columns=["customer_id", "item_id", "score", "rank", "source"])
-
-    def recommend_from_items(self, item_ids, k=10, *, filters=None) -> pd.DataFrame:
-        idx = [self._pos[i] for i in item_ids if i in self._pos]
-        scores = self.cooc_[idx].sum(axis=0) + self.popularity_weight * self.pop_
-        ok = self._mask(filters)
-        ok[idx] = False
-        top = self._top(scores, ok, k)
-        return pd.DataFrame({"item_id": self.item_ids_[top], "score": scores[top], "rank": np.arange(1, len(top) + 1),
-                             "source": "session"})
-
-    def similar_items(self, item_ids, k=10, *, filters=None) -> pd.DataFrame:
-        ids = [item_ids] if isinstance(item_ids, str) else list(item_ids)
-        rows = []
-        for q in ids:
-            if q not in self._pos:
-                raise UnknownIdError(f"unknown item_id {q!r}")
-            ok = self._mask(filters)
-            ok[self._pos[q]] = False
-            s = self.cooc_[self._pos[q]]
-            for r, i in enumerate(self._top(s, ok, k)):
-                rows.append((q, self.item_ids_[i], float(s[i]), r + 1))
-        return pd.DataFrame(rows, columns=["query_item_id", "item_id", "score", "rank"])
-
-    def update_customer(self, customer_id, item_ids, timestamps=None) -> None:
-        new = [self._pos[i] for i in item_ids if i in self._pos]
-        self.history_[customer_id] = sorted(set(self.history_.get(customer_id, [])) | set(new))
-
-    def save(self, directory) -> None:
-        d = Path(directory)
-        d.mkdir(parents=True, exist_ok=True)
-        np.savez(d / "arrays.npz", cooc=self.cooc_, pop=self.pop_, in_stock=self.in_stock_,
-                 item_ids=self.item_ids_)
-        (d / "meta.json").write_text(json.dumps({
-            "kind": self.bundle_kind, "popularity_weight": self.popularity_weight,
-            "history": self.history_, "category": {str(k): v for k, v in self.category_.items()}}))
-
-    @classmethod
-    def load(cls, directory) -> "ContractRecommender":
-        d = Path(directory)
-        meta = json.loads((d / "meta.json").read_text())
-        self = cls(popularity_weight=meta["popularity_weight"])
-        with np.load(d / "arrays.npz", allow_pickle=False) as z:
-            self.cooc_, self.pop_, self.in_stock_ = z["cooc"], z["pop"], z["in_stock"]
-            self.item_ids_ = z["item_ids"]
-        self.history_ = {k: list(v) for k, v in meta["history"].items()}
-        self.category_ = {int(k): v for k, v in meta["category"].items()}
-        self._pos = {str(s): i for i, s in enumerate(self.item_ids_)}
-        return self
-
-
-register_loader(ContractRecommender.bundle_kind, ContractRecommender.load)
-
-
-def real_recommenders_available() -> bool:
-    try:
-        from personalize.recommenders import ALS, Popular, load_recommender  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def make_models(dataset: Dataset):
-    """(recommender, popular) fitted on ``dataset``: real ALS + Popular when available, else the contract stub."""
-    if real_recommenders_available():
-        from threadpoolctl import threadpool_limits
-
-        from personalize.recommenders import ALS, Popular
-
-        with threadpool_limits(1, "blas"):
-            return (ALS(factors=8, iterations=5, random_state=0).fit(dataset), Popular().fit(dataset))
-    return ContractRecommender().fit(dataset), ContractRecommender(popularity_weight=1.0).fit(dataset)
+    """(recommender, popular) fitted on ``dataset``: a small ALS and Popular."""
+    with threadpool_limits(1, "blas"):
+        return ALS(factors=8, iterations=5, random_state=0).fit(dataset), Popular().fit(dataset)
 
 
 def publish_tiny(store: Path, dataset: Dataset | None = None, *, candidates: int = 15) -> dict:
-    from personalize.registry import CandidateTable, publish
-    from personalize.registry.build import customer_table
-
     ds = dataset or tiny_dataset()
     rec, pop = make_models(ds)
     table = CandidateTable.build(rec, ds, n=candidates, cold=pop)
@@ -233,12 +97,6 @@ def churn_dataset(n_customers: int = 80, n_items: int = 40, seed: int = 0) -> Da
 
 
 def train_tiny(store: Path, dataset: Dataset, *, churn=True, candidates: int = 15) -> dict:
-    """``train_bundle`` with small models (ALS with 8 factors, or the contract recommender) for fast tests."""
-    from personalize.registry import train_bundle
-
-    rec, pop = make_models(dataset) if not real_recommenders_available() else (None, None)
-    if rec is None:
-        from personalize.recommenders import ALS
-
-        rec = ALS(factors=8, iterations=5, random_state=0)
-    return train_bundle(dataset, store=store, recommender=rec, popular=pop, candidates=candidates, churn=churn)
+    """``train_bundle`` with a small ALS (8 factors) for fast tests."""
+    return train_bundle(dataset, store=store, recommender=ALS(factors=8, iterations=5, random_state=0),
+                        candidates=candidates, churn=churn)

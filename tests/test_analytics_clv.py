@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 from scipy.optimize import check_grad
 
-from personalize.analytics import (BGNBDModel, ConvergenceError, GammaGammaModel, calibration_summary,
+from personalize.errors import ConvergenceError
+from personalize.analytics import (BGNBDModel, GammaGammaModel, calibration_summary,
                                    cumulative_repeat_purchases, discounted_clv, fit_clv, holdout_comparison,
                                    simple_clv)
 from personalize.errors import DataError, NotFittedError, PersonalizeError

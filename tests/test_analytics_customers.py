@@ -8,10 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from personalize.analytics import Personas, audience, customer_record, customer_view
+from personalize.analytics import Personas, customer_record, customer_view
+from personalize.customers import select_audience
 from personalize.analytics.plots import plot_clv_holdout, plot_segments, plot_tiers
 from personalize.data import CleaningOptions, Dataset
-from personalize.errors import DataError, PersonalizeError, UnknownIdError
+from personalize.errors import DataError, MissingComponentError, PersonalizeError, UnknownIdError
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -76,21 +77,23 @@ def test_customer_record_is_json_ready(view):
         customer_record(view, "nobody")
 
 
-def test_audience_filters_and_honours_consent(view):
+def test_audience_of_a_view_filters_and_honours_consent(view):
+    table = view.reset_index()
     seg = view["segment"].iloc[0]
-    got = audience(view, segments=seg)
+    got = select_audience(table, segments=seg)
     assert len(got) == int((view["segment"] == seg).sum())
-    combo = audience(view, segments=list(view["segment"].unique()), min_clv=float(view["clv"].median()),
-                     consent="email")
+    combo = select_audience(table, segments=list(view["segment"].unique()), min_clv=float(view["clv"].median()),
+                            consent="email")
     assert (combo["clv"] >= view["clv"].median()).all()
     assert combo["consent_email"].all()
     assert len(combo) < len(view)
-    assert list(combo.index) == sorted(combo.index)
-    assert audience(view, tiers="no such tier").empty
-    with pytest.raises(DataError, match="consent_sms"):
-        audience(view, consent="sms")
+    assert combo["customer_id"].is_monotonic_increasing
+    with pytest.raises(DataError, match="unknown tier value.*valid"):
+        select_audience(table, tiers="no such tier")
+    with pytest.raises(MissingComponentError, match="consent_sms"):
+        select_audience(table, consent="sms")
     with pytest.raises(PersonalizeError, match="consent must be"):
-        audience(view, consent="pigeon")
+        select_audience(table, consent="pigeon")
 
 
 def test_view_survives_data_without_repeat_purchases():

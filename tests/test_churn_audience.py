@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from personalize.churn.audience import select_audience
-from personalize.errors import BundleError, PersonalizeError
+from personalize.customers import select_audience
+from personalize.errors import BundleError, DataError, MissingComponentError, PersonalizeError
 
 
 def _table():
@@ -18,7 +18,7 @@ def _table():
         "churn_risk": [0.9, 0.75, 0.2, np.nan, 0.95],
         "churn_band": ["high", "high", "low", None, "high"],
         "tier": ["gold", "gold", "gold", "silver", "silver"],
-        "consent_email": [True, "yes", True, True, None],
+        "consent_email": [True, True, True, True, False],   # parsed by the Dataset: booleans only
     })
 
 
@@ -27,7 +27,12 @@ def test_select_audience_filters_and_sorts():
     got = select_audience(t, min_churn_risk=0.7, tiers=["gold"], consent="email")
     assert got["customer_id"].tolist() == ["c1", "c3"]
     assert select_audience(t, min_churn_risk=0.7)["customer_id"].tolist() == ["c1", "c3", "c5"]  # NaN never passes
-    assert select_audience(t, consent="sms").empty            # no consent column = no consent
+    with pytest.raises(MissingComponentError, match="consent_sms"):  # no consent data: a clear error, not []
+        select_audience(t, consent="sms")
+    with pytest.raises(DataError, match="booleans"):                  # text is never read as consent
+        select_audience(t.assign(consent_email=["yes", "no", "no", "no", "no"]), consent="email")
+    with pytest.raises(DataError, match="unknown tier.*gold.*silver"):
+        select_audience(t, tiers=["platinum"])
     with pytest.raises(PersonalizeError, match="segment"):
         select_audience(t, segments=["Champions"])
     with pytest.raises(PersonalizeError, match="churn_risk"):
@@ -50,9 +55,9 @@ def test_select_audience_filters_and_sorts():
 
 def test_cli_audience_reads_the_published_bundle(tmp_path, capsys):
     from personalize.cli import main
-    from personalize.registry import publish
+    from personalize.store import publish
 
-    table = _table().assign(consent_email=[True, True, True, True, None])
+    table = _table()
     publish({"customers": table}, store=tmp_path / "models")
     out = tmp_path / "list.csv"
     with pytest.raises(SystemExit) as info:

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from personalize.cli import main
-from personalize.evaluation.synthetic import make_synthetic_retail
+from personalize.datasets import make_retail
 
 
 def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
@@ -22,7 +22,7 @@ def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
 
 @pytest.fixture(scope="module")
 def sales_csv(tmp_path_factory):
-    tx = make_synthetic_retail(n_customers=150, n_items=60, n_groups=5, seed=2).dataset.transactions
+    tx = make_retail(n_customers=150, n_items=60, n_categories=5, seed=2, offers=False, exposures=False)[0].transactions
     df = tx.rename(columns={"customer_id": "Kunde", "item_id": "Artikel", "timestamp": "Datum",
                             "quantity": "Menge", "price": "Preis"})[["Kunde", "Artikel", "Datum", "Menge", "Preis"]]
     df["Datum"] = df["Datum"].dt.strftime("%d.%m.%Y %H:%M")

@@ -128,11 +128,11 @@ def test_notebook_imports_only_public_names_that_exist(name):
 
 def test_import_parser_finds_every_form():
     src = ("from personalize.recommenders import ALS, Filters as F\nimport personalize\n"
-           "import personalize.registry as reg\nfrom pandas import DataFrame\nfrom .x import y\n"
+           "import personalize.store as st\nfrom pandas import DataFrame\nfrom .x import y\n"
            "def f():\n    from personalize.analytics import profiles\n")
     assert personalize_imports(src) == [
         ("personalize.recommenders", "ALS"), ("personalize.recommenders", "Filters"),
-        ("personalize", None), ("personalize.registry", None), ("personalize.analytics", "profiles")]
+        ("personalize", None), ("personalize.store", None), ("personalize.analytics", "profiles")]
     assert _python("%matplotlib inline\nx = 1\n!ls") == "\nx = 1\n"
 
 

@@ -19,8 +19,8 @@ import pytest
 
 from personalize.datasets import make_retail
 from personalize.errors import NotFittedError, UnknownIdError
-from personalize.recommenders import ALS, BPR, BuyAgain, Filters, ItemKNN, Popular, load_recommender
-from personalize.recommenders.base import FALLBACK_SOURCES
+from personalize.recommenders import ALS, BPR, BuyAgain, Filters, ItemKNN, LiveEvents, Popular, load_recommender
+from personalize.recommenders.fallback import FALLBACK_SOURCES
 
 SPLIT = "2023-10-01"
 COLUMNS = ["customer_id", "item_id", "score", "rank", "source"]
@@ -90,7 +90,7 @@ class RecommenderContract:
     def test_unfitted_model_raises(self, tmp_path):
         m = self.make()
         for call in (lambda: m.recommend("C1"), lambda: m.similar_items("I1"), lambda: m.explain("C1", "I1"),
-                     lambda: m.recommend_from_items(["I1"]), lambda: m.update_customer("C1", ["I1"]),
+                     lambda: m.recommend_from_items(["I1"]), lambda: LiveEvents.for_model(m),
                      lambda: m.save(tmp_path / "x")):
             with pytest.raises(NotFittedError):
                 call()
@@ -217,8 +217,8 @@ class RecommenderContract:
             model.similar_items(["NOT-AN-ITEM"], k=5)
         with pytest.raises(UnknownIdError):
             model.explain(customers[0], "NOT-AN-ITEM")
-        with pytest.raises(UnknownIdError):
-            model.update_customer(customers[0], ["NOT-AN-ITEM"])
+        live = LiveEvents.for_model(model)
+        assert live.add(customers[0], ["NOT-AN-ITEM", model.item_ids_[0]]).tolist() == [False, True]
 
     def test_explain(self, model, data, customers):
         _ds, _train, history, _l = data
@@ -264,27 +264,36 @@ class RecommenderContract:
         pd.testing.assert_frame_equal(model.similar_items(q, k=5), loaded.similar_items(q, k=5))
         pd.testing.assert_frame_equal(model.recommend_from_items(q, k=5), loaded.recommend_from_items(q, k=5))
 
-    def test_update_customer_changes_next_recommendations(self, fresh, data, customers, tmp_path):
+    def test_live_events_change_next_recommendations_and_never_the_model(self, model, data, customers, tmp_path):
         ds, _train, _h, _l = data
         c = customers[0]
-        before = fresh.recommend(c, k=10, exclude="purchased")
-        bought = before["item_id"].iloc[:2].tolist()
-        fresh.update_customer(c, bought, timestamps=pd.Timestamp("2023-10-02"))
-        after = fresh.recommend(c, k=10, exclude="purchased")
+        before = model.recommend([c, "NEW-CUSTOMER"], k=10, exclude="purchased")
+        bought = before[before["customer_id"] == c]["item_id"].iloc[:2].tolist()
+        session = ds.items["item_id"].tolist()[:3]
+        live = LiveEvents.for_model(model)
+        live.add(c, bought, pd.Timestamp("2023-10-02"))
+        live.add("NEW-CUSTOMER", session, pd.Timestamp("2023-10-02"))
+        after = model.recommend(c, k=10, exclude="purchased", live=live)
         assert not (set(after["item_id"]) & set(bought))
         # a brand-new customer stops being cold after one event
-        session = ds.items["item_id"].tolist()[:3]
-        fresh.update_customer("NEW-CUSTOMER", session)
-        cold = fresh.recommend("NEVER-SEEN", k=10, exclude=None)
-        new = fresh.recommend("NEW-CUSTOMER", k=10, exclude=None)
+        cold = model.recommend("NEVER-SEEN", k=10, exclude=None)
+        new = model.recommend("NEW-CUSTOMER", k=10, exclude=None, live=live)
         assert not new["item_id"].equals(cold["item_id"])
-        if fresh.source not in FALLBACK_SOURCES:
+        if model.source not in FALLBACK_SOURCES:
             assert set(new["source"]) - set(FALLBACK_SOURCES[2:])  # not only trending / popular
-        # updates survive save / load
-        fresh.save(tmp_path / "updated")
-        again = load_recommender(tmp_path / "updated")
-        pd.testing.assert_frame_equal(again.recommend([c, "NEW-CUSTOMER"], k=10),
-                                      fresh.recommend([c, "NEW-CUSTOMER"], k=10))
+        # batch and single calls agree with live events too
+        both = model.recommend([c, "NEW-CUSTOMER"], k=10, exclude="purchased", live=live)
+        pd.testing.assert_frame_equal(both[both["customer_id"] == c].reset_index(drop=True), after)
+        # the fitted model is untouched: the same answer without the overlay, and a save holds no event
+        pd.testing.assert_frame_equal(model.recommend([c, "NEW-CUSTOMER"], k=10, exclude="purchased"), before)
+        model.save(tmp_path / "after-live")
+        again = load_recommender(tmp_path / "after-live")
+        pd.testing.assert_frame_equal(again.recommend([c, "NEW-CUSTOMER"], k=10, exclude="purchased"), before)
+        assert "NEW-CUSTOMER" not in set(again.customer_ids_)
+        # an overlay for another vocabulary is refused, not misread
+        from personalize.errors import ParameterError
+        with pytest.raises(ParameterError, match="vocabulary"):
+            model.recommend(c, k=3, live=LiveEvents(np.array(["x", "y"], dtype=object)))
 
     # ---------------------------------------------------------------- quality on planted preferences
     def test_beats_popularity_on_later_purchases(self, model, data, customers):
@@ -351,8 +360,8 @@ class TestALS(RecommenderContract):
         return ALS(factors=8, regularization=1.0, alpha=2.0, iterations=10)
 
     def test_fold_in_reproduces_trained_factors(self, model, customers):
-        c = int(model._lookup_customers(np.asarray(customers[:1], dtype=object))[0])
-        hi, hw = model._history(c)
+        c = int(model.customer_map_.lookup(np.asarray(customers[:1], dtype=object))[0])
+        hi, hw = model.histories_.row(c)
         v = model._fold_in(hi, hw)
         u = model.user_factors_[c]
         assert np.corrcoef(model.item_factors_ @ v, model.item_factors_ @ u)[0, 1] > 0.95

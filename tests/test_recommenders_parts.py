@@ -11,9 +11,10 @@ import scipy.sparse as sp
 
 from personalize.data import Dataset
 from personalize.errors import BundleError, PersonalizeError, UnknownIdError
-from personalize.recommenders import ALS, BuyAgain, Filters, ItemKNN, ParameterError, Popular, load_recommender
-from personalize.recommenders.base import csr_gather, padded_width, topk_rows
-from personalize.recommenders.filters import ItemCatalog
+from personalize.errors import ParameterError
+from personalize.recommenders import ALS, BuyAgain, Filters, ItemKNN, LiveEvents, Popular, load_recommender
+from personalize.recommenders.catalog import ItemCatalog
+from personalize.recommenders.topk import csr_gather, padded_width, topk_rows
 
 
 # ---------------------------------------------------------------------- top-k and sparse helpers
@@ -167,21 +168,24 @@ def test_buyagain_score_by_hand(shop):
     assert np.isnan(m.score(["A"], ["bread"])[0])  # never bought: no opinion
 
 
-def test_buyagain_update_customer_moves_recency(shop):
+def test_buyagain_live_purchase_moves_recency(shop):
     m = BuyAgain().fit(shop)
     before = m.score(["D"], ["bread"])[0]
-    m.update_customer("D", ["bread"], timestamps=shop.last_timestamp + pd.Timedelta(days=1))
-    after = m.score(["D"], ["bread"])[0]
+    live = LiveEvents.for_model(m)
+    live.add("D", ["bread"], shop.last_timestamp + pd.Timedelta(days=1))
+    after = m.score(["D"], ["bread"], live=live)[0]
     assert after > before  # bought again: one more purchase day, and more recent
+    assert m.score(["D"], ["bread"])[0] == before  # the fitted model is unchanged
 
 
 def test_als_explain_contributions_sum_to_the_folded_in_score(shop):
     m = ALS(factors=3, iterations=5, regularization=0.1, session_neighbors=0).fit(shop)
-    c = int(m._lookup_customers(np.array(["A"], dtype=object))[0])
-    hi, hw = m._history(c)
-    i = int(m._lookup_items(["bread"], strict=True)[0])
-    contrib = m._explain_contrib(c, i, hi, hw)
+    hi, hw = m.histories_.row(int(m.customer_map_.lookup(np.array(["A"], dtype=object))[0]))
+    i = int(m.item_map_.lookup_strict(["bread"])[0])
+    contrib = m._explain_contrib(None, i, hi, hw)
     assert contrib.sum() == pytest.approx(float(m._fold_in(hi, hw) @ m.item_factors_[i]), rel=1e-4)
+    ex = m.explain("A", "bread", n=5)
+    assert ex["contribution"].sum() == pytest.approx(contrib[contrib > 0].sum(), rel=1e-5)
 
 
 def test_recommend_from_items_excludes_the_session(shop):

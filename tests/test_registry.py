@@ -14,9 +14,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from serving_helpers import make_models, publish_tiny, tiny_dataset  # noqa: E402
 
 from personalize.errors import BundleError, PersonalizeError, UnknownIdError  # noqa: E402
-from personalize.registry import (CandidateTable, current_version, list_versions, load_bundle, prune,  # noqa: E402
-                                  publish, rollback)
-from personalize.registry.runtime import Runtime  # noqa: E402
+from personalize.recommenders import CandidateTable  # noqa: E402
+from personalize.runtime import Runtime  # noqa: E402
+from personalize.store import current_version, list_versions, load_bundle, prune, publish, rollback  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ import sys
 import warnings
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -17,7 +18,7 @@ from serving_helpers import KEYS, publish_tiny, tiny_dataset  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
 from personalize.errors import DataError  # noqa: E402
-from personalize.events import Event, EventStore  # noqa: E402
+from personalize.store.events import Event, EventStore  # noqa: E402
 from serving.app import create_app  # noqa: E402
 from serving.settings import Settings  # noqa: E402
 
@@ -82,7 +83,9 @@ def test_event_store_validation_and_queries(tmp_path):
     rows = store.events(type="purchase")
     assert rows[0]["timestamp"] == "2024-05-01T10:00:00.000000"  # stored as naive UTC
     assert store.events(happened_after="2024-05-01T10:00:00.000000") == []
-    assert EventStore.group_purchases(store.events()) == [("C1", ["I1"], [dt.datetime(2024, 5, 1, 10)])]
+    cust, item, ns = EventStore.purchase_arrays(store.events())
+    assert cust.tolist() == ["C1"] and item.tolist() == ["I1"]
+    assert ns.tolist() == [int(pd.Timestamp("2024-05-01T10:00").value)]
     for bad in (dict(type="refund"), dict(customer_id=""), dict(quantity=0.0), dict(price=float("nan"))):
         kw = dict(type="purchase", customer_id="C", item_id="I", timestamp=t) | bad
         with pytest.raises(DataError):

@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from serving_helpers import KEYS, publish_tiny, tiny_dataset  # noqa: E402
 
-from personalize.registry import current_version  # noqa: E402
+from personalize.store import current_version  # noqa: E402
 from serving.app import create_app  # noqa: E402
 from serving.settings import Settings  # noqa: E402
 
@@ -37,7 +37,7 @@ def test_reload_under_concurrent_requests(tmp_path, ds):
     store = tmp_path / "models"
     v1 = publish_tiny(store, ds)["version"]
     v2 = publish_tiny(store, ds)["version"]  # CURRENT -> v2, but the app starts on v1
-    from personalize.registry import rollback
+    from personalize.store import rollback
 
     rollback(store, v1)
     settings = Settings(models=store, events_db=tmp_path / "e.sqlite", api_keys=KEYS, event_sync_interval=0)

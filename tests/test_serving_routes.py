@@ -192,7 +192,7 @@ def test_audience_export_consent_paging_formats(client):
     assert client.get("/v1/audiences", params={"consent": "fax"}, headers=ALL).status_code == 422
     assert client.get("/v1/audiences", headers=ALL).status_code == 422  # consent is required
     r = client.get("/v1/audiences", params={"consent": "email", "fields": "birth_date"}, headers=ALL)
-    assert r.status_code == 400 and r.json()["error"] == "bad_request"
+    assert r.status_code == 422 and r.json()["error"] == "invalid_data" and "available" in r.json()["detail"]
     assert client.get("/v1/audiences", params={"consent": "email", "cursor": "%%%"}, headers=ALL).status_code == 400
 
 

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from personalize._json import json_scalar
 from personalize.errors import PersonalizeError
 from serving.deps import AudienceCtx, limit
 from serving.schemas import ErrorOut
@@ -41,21 +42,11 @@ def decode_cursor(cursor: str | None) -> str | None:
     return raw
 
 
-def _cell(v):
-    if v is None:
-        return None
-    if isinstance(v, float) and (math.isnan(v) or math.isinf(v)):
-        return None
-    if hasattr(v, "isoformat"):
-        return v.isoformat()
-    return v
-
-
 def _rows(page):
     cols = list(page.columns)
     for start in range(0, len(page), _CHUNK):
         chunk = page.iloc[start:start + _CHUNK]
-        yield cols, [[_cell(v) for v in row] for row in chunk.itertuples(index=False, name=None)]
+        yield cols, [[json_scalar(v) for v in row] for row in chunk.itertuples(index=False, name=None)]
 
 
 def _csv(page):

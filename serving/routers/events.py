@@ -7,7 +7,7 @@ import datetime as dt
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
-from personalize.events import Event
+from personalize.store.events import Event
 from serving.deps import EventsCtx, limit
 from serving.schemas import EventsIn, EventsOut
 

@@ -51,3 +51,15 @@ class UnknownIdError(PersonalizeError, KeyError):
 
 class BundleError(PersonalizeError):
     """A model bundle is missing, corrupted or of an unknown format version."""
+
+
+class MissingComponentError(PersonalizeError):
+    """The loaded bundle lacks the component or column a request needs (e.g. no churn model was published)."""
+
+
+class ParameterError(PersonalizeError, ValueError):
+    """A model argument or hyperparameter is invalid."""
+
+
+class ConvergenceError(PersonalizeError):
+    """A model's maximum-likelihood fit did not converge (or the data cannot identify its parameters)."""

@@ -4,18 +4,17 @@ Gamma-Gamma).
 
 Typical use::
 
-    from personalize.analytics import customer_view, customer_record, audience
+    from personalize.analytics import customer_view, customer_record
     view = customer_view(ds, "2024-01-01")        # one row per customer
     customer_record(view, "C042")                 # dict for one customer
-    audience(view, segments="At Risk", min_clv=500, consent="email")
+
+Customer lists (segment / tier / CLV / consent filters) are in :mod:`personalize.customers`.
 """
 
-from personalize.analytics.clv import (TIME_UNITS, BGNBDModel, ConvergenceError,
-                                       GammaGammaModel, calibration_summary,
+from personalize.analytics.clv import (TIME_UNITS, BGNBDModel, GammaGammaModel, calibration_summary,
                                        cumulative_repeat_purchases, discounted_clv,
                                        holdout_comparison, simple_clv, summary_from_arrays)
-from personalize.analytics.customers import (CONSENT_CHANNELS, audience, customer_record,
-                                             customer_view, fit_clv)
+from personalize.analytics.customers import customer_record, customer_view, fit_clv
 from personalize.analytics.profiles import prepare_arrays, profiles
 from personalize.analytics.segments import (DEFAULT_SEGMENT_RULES, DEFAULT_TIERS,
                                             LIFECYCLE_STAGES, SEGMENT_NAMES, LifecycleConfig,
@@ -24,9 +23,9 @@ from personalize.analytics.segments import (DEFAULT_SEGMENT_RULES, DEFAULT_TIERS
                                             rfm_scores)
 
 __all__ = [
-    "TIME_UNITS", "BGNBDModel", "ConvergenceError", "GammaGammaModel", "calibration_summary",
+    "TIME_UNITS", "BGNBDModel", "GammaGammaModel", "calibration_summary",
     "cumulative_repeat_purchases", "discounted_clv", "holdout_comparison", "simple_clv",
-    "summary_from_arrays", "CONSENT_CHANNELS", "audience", "customer_record", "customer_view",
+    "summary_from_arrays", "customer_record", "customer_view",
     "fit_clv", "prepare_arrays", "profiles", "DEFAULT_SEGMENT_RULES", "DEFAULT_TIERS",
     "LIFECYCLE_STAGES", "SEGMENT_NAMES", "LifecycleConfig", "Personas", "SegmentRule", "Tier",
     "TierConfig", "assign_segments", "lifecycle_stages", "membership_tiers", "rfm_scores",

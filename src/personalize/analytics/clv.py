@@ -42,7 +42,7 @@ from scipy.special import digamma, gammaln, hyp2f1
 from threadpoolctl import threadpool_limits
 
 from personalize.analytics._frames import as_timestamp, customer_codes, transactions_of
-from personalize.errors import DataError, NotFittedError, PersonalizeError
+from personalize.errors import ConvergenceError, DataError, NotFittedError, PersonalizeError
 
 __all__ = [
     "TIME_UNITS",
@@ -61,10 +61,6 @@ __all__ = [
 TIME_UNITS: dict[str, float] = {"D": 1.0, "W": 7.0, "M": 365.25 / 12.0, "Y": 365.25}
 
 _LOG_BOUND = 25.0  # parameters live in [e^-25, e^25]; hitting this bound means "did not converge"
-
-
-class ConvergenceError(PersonalizeError):
-    """A maximum-likelihood fit did not converge to an interior optimum."""
 
 
 def _unit_days(time_unit: str) -> float:

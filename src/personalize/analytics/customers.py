@@ -5,34 +5,32 @@
   BG/NBD + Gamma-Gamma) and, when a customers table is present, region and
   consent flags. One vectorized pass; point-in-time like ``profiles``.
 * :func:`customer_record` — one customer of that table as a JSON-ready dict.
-* :func:`audience` — filter the table by segment, lifecycle, tier, minimum
-  CLV and consent (customers without consent, or with unknown consent, are
-  never returned when a consent channel is asked for).
+
+Customer lists (filters, consent) are :mod:`personalize.customers`' job.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from personalize.analytics._frames import optional_table
-from personalize.analytics.clv import (BGNBDModel, ConvergenceError, GammaGammaModel,
+from personalize.analytics.clv import (BGNBDModel, GammaGammaModel,
                                        discounted_clv, simple_clv, summary_from_arrays)
 from personalize.analytics.profiles import prepare_arrays, profiles as build_profiles
 from personalize.analytics.segments import (DEFAULT_SEGMENT_RULES, LifecycleConfig, Personas,
                                             SegmentRule, TierConfig, assign_segments,
                                             lifecycle_stages, membership_tiers, rfm_scores)
 from personalize._json import json_scalar
-from personalize.errors import DataError, PersonalizeError, UnknownIdError
+from personalize.errors import ConvergenceError, DataError, UnknownIdError
 
-__all__ = ["customer_view", "customer_record", "audience", "fit_clv", "CONSENT_CHANNELS"]
+__all__ = ["customer_view", "customer_record", "fit_clv"]
 
 _NS_DAY = 86_400_000_000_000
-CONSENT_CHANNELS = ("email", "sms", "personalization")
 
 
 def fit_clv(summary: pd.DataFrame, *, penalizer: float = 0.0
@@ -138,9 +136,6 @@ def customer_view(data: Any, as_of: Any, *, items: pd.DataFrame | None = None,
     return view
 
 
-_jsonable = json_scalar
-
-
 def customer_record(view: pd.DataFrame, customer_id: str) -> dict:
     """One customer of :func:`customer_view` as a JSON-ready dict (NaN -> None, times -> ISO).
 
@@ -156,49 +151,5 @@ def customer_record(view: pd.DataFrame, customer_id: str) -> dict:
     if isinstance(row, pd.DataFrame):  # duplicated index: impossible for customer_view output
         row = row.iloc[0]
     out = {"customer_id": cid, "as_of": view.attrs.get("as_of")}
-    out.update({str(k): _jsonable(v) for k, v in row.items()})
+    out.update({str(k): json_scalar(v) for k, v in row.items()})
     return out
-
-
-def _as_list(v: str | Iterable[str] | None) -> list[str] | None:
-    if v is None:
-        return None
-    return [v] if isinstance(v, str) else list(v)
-
-
-def audience(view: pd.DataFrame, *, segments: str | Iterable[str] | None = None,
-             lifecycle: str | Iterable[str] | None = None,
-             tiers: str | Iterable[str] | None = None, min_clv: float | None = None,
-             min_p_alive: float | None = None, consent: str | None = None) -> pd.DataFrame:
-    """Rows of ``view`` matching every given filter (values within a filter are OR-ed).
-
-    ``consent`` is ``"email"``, ``"sms"`` or ``"personalization"``: only
-    customers whose ``consent_<channel>`` is True are kept; raises DataError
-    when the view has no such column (consent unknown means no consent).
-    Result is sorted by customer id, so exports page stably.
-    """
-    m = np.ones(len(view), dtype=bool)
-    for col, vals in (("segment", _as_list(segments)), ("lifecycle", _as_list(lifecycle)),
-                      ("tier", _as_list(tiers))):
-        if vals is None:
-            continue
-        if col not in view.columns:
-            raise DataError("column is missing from the customer view", table="customers",
-                            column=col)
-        m &= view[col].isin(vals).to_numpy()
-    for col, lo in (("clv", min_clv), ("p_alive", min_p_alive)):
-        if lo is None:
-            continue
-        if col not in view.columns:
-            raise DataError("column is missing from the customer view", table="customers",
-                            column=col)
-        m &= (view[col].to_numpy(np.float64) >= lo)  # NaN never passes
-    if consent is not None:
-        if consent not in CONSENT_CHANNELS:
-            raise PersonalizeError(f"consent must be one of {CONSENT_CHANNELS}, got {consent!r}")
-        col = f"consent_{consent}"
-        if col not in view.columns:
-            raise DataError("consent is unknown (no such column in the customers table): nobody "
-                            "can be targeted", table="customers", column=col)
-        m &= view[col].fillna(False).astype(bool).to_numpy()
-    return view.loc[m].sort_index()

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-import math
 import sys
 from pathlib import Path
 from typing import Annotated, Any
 
-import numpy as np
 import pandas as pd
 import typer
 
+from personalize._atomic import atomic_write
+from personalize._json import to_jsonable
 from personalize.errors import DataError
 
 FormatOpt = Annotated[str, typer.Option("--format", "-f", help="online_retail | cdnow | cdnow_sample | generic")]
@@ -59,25 +59,8 @@ def load_dataset(format: str, path: str, *, customer_col: str | None = None, ite
     return adapters.FORMATS[format](path)
 
 
-def _default(o: Any):
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        f = float(o)
-        return None if math.isnan(f) else f
-    if isinstance(o, (np.bool_,)):
-        return bool(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, (pd.Timestamp,)):
-        return o.isoformat()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serializable: {type(o).__name__}")
-
-
 def dumps(obj: Any) -> str:
-    return json.dumps(obj, default=_default, indent=2, allow_nan=False)
+    return json.dumps(to_jsonable(obj), indent=2, allow_nan=False)
 
 
 def emit(obj: Any, as_json: bool, human: str | None = None) -> None:
@@ -90,8 +73,6 @@ def emit(obj: Any, as_json: bool, human: str | None = None) -> None:
 
 def write_table(df: pd.DataFrame, out: str, *, index: bool = False, date_format: str | None = None) -> str:
     """Write ``df`` as CSV (or Parquet for a .parquet name) atomically: a reader never sees half a list."""
-    from personalize._atomic import atomic_write
-
     p = Path(out)
     p.parent.mkdir(parents=True, exist_ok=True)
     if p.suffix.lower() == ".parquet":

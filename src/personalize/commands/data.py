@@ -1,4 +1,4 @@
-"""``personalize validate`` and ``personalize demo``."""
+"""``personalize validate``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from personalize.commands.common import (CustomerCol, CustomersFile, Decimal, Fo
                                          TimeFormat, emit, load_dataset)
 
 
-def _human_summary(s: dict) -> str:
+def summary_text(s: dict) -> str:
+    """A Dataset summary (``ds.summary()``) as the lines ``validate`` and ``demo`` print."""
     lines = [f"input rows      {s['input_rows']:>12,}", f"kept rows       {s['kept_rows']:>12,}"]
     for reason, n in s["dropped"].items():
         lines.append(f"  dropped {reason:<22} {n:>10,}")
@@ -32,7 +33,7 @@ def validate(path: PathArg, format: FormatOpt = "generic", customer_col: Custome
                       order_col=order_col, sep=sep, decimal=decimal, query=query, items=items,
                       customers=customers)
     summary = {"format": format, "path": path, **ds.summary(), "seconds": round(time.perf_counter() - t0, 3)}
-    emit(summary, json, _human_summary(summary))
+    emit(summary, json, summary_text(summary))
 
 
 def register(app: typer.Typer) -> None:

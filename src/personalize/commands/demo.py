@@ -17,6 +17,8 @@ import typer
 
 from personalize._atomic import atomic_write
 from personalize.commands.common import JsonOpt, emit
+from personalize.commands.data import summary_text
+from personalize.commands.serve import run_server
 
 DEMO_KEYS = {"shop": ["recommend", "events"], "marketing": ["recommend", "profile", "audience"],
              "admin": ["recommend", "profile", "events", "audience", "admin"]}
@@ -60,11 +62,9 @@ def demo(customers: Annotated[int, typer.Option(help="Customers in the generated
                           options=CleaningOptions(returns="net"))
     summary = ds.summary()
     if not json:
-        from personalize.commands.data import _human_summary
-
-        typer.echo(_human_summary(summary))
+        typer.echo(summary_text(summary))
     say(f"[3/4] training every model and publishing a bundle to {models}/")
-    from personalize.registry import train_bundle
+    from personalize.pipeline import train_bundle
 
     manifest = train_bundle(ds, store=models, progress=lambda m: say(f"      {m}"))
     result = {"data": summary, "bundle": {"version": manifest["version"], "store": models,
@@ -102,8 +102,6 @@ def demo(customers: Annotated[int, typer.Option(help="Customers in the generated
     for ex in examples:
         typer.echo("  " + ex, err=True)
     typer.echo("  (Ctrl-C stops the service)", err=True)
-    from personalize.commands.serve import run_server
-
     run_server(models=models, host=host, port=port, workers=1)
 
 

@@ -13,30 +13,19 @@ from personalize.commands.common import (CustomerCol, Decimal, FormatOpt, ItemCo
                                          load_dataset)
 from personalize.errors import PersonalizeError
 
-MODEL_NAMES = ("popular", "itemknn", "als", "bpr", "buyagain", "twostage")
-_CLASSES = {"popular": "Popular", "itemknn": "ItemKNN", "als": "ALS", "bpr": "BPR", "buyagain": "BuyAgain",
-            "twostage": "TwoStage"}
+MODEL_NAMES = ("popular", "itemknn", "als", "bpr", "buyagain", "twostage")  # the registry's kinds, for --help
 ROW_FIELDS = ("model", "track", "recall", "ndcg", "map", "precision", "hit_rate", "coverage", "novelty", "customers",
               "fit_seconds")
 
 
 def build_models(names: str) -> dict:
     """``"popular,als"`` -> ``{"popular": Popular(), "als": ALS()}`` with default hyperparameters."""
-    import personalize.recommenders as recs
+    from personalize.recommenders import make
 
     wanted = [n.strip().lower() for n in names.split(",") if n.strip()]
     if not wanted:
         raise PersonalizeError(f"--models is empty; choose from {','.join(MODEL_NAMES)}")
-    unknown = [n for n in wanted if n not in _CLASSES]
-    if unknown:
-        raise PersonalizeError(f"unknown model(s) {', '.join(unknown)}; choose from {','.join(MODEL_NAMES)}")
-    models = {}
-    for n in dict.fromkeys(wanted):
-        cls = getattr(recs, _CLASSES[n], None)
-        if cls is None:
-            raise PersonalizeError(f"model {n!r} ({_CLASSES[n]}) is not available in personalize.recommenders")
-        models[n] = cls()
-    return models
+    return {n: make(n) for n in dict.fromkeys(wanted)}
 
 
 def _clean(v):

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import numpy as np
 
-from personalize.recommenders.base import DEFAULT_FALLBACK, _NEG, Recommender
-from personalize.recommenders.filters import ParameterError
+from personalize.errors import ParameterError
+from personalize.recommenders.base import Recommender
+from personalize.recommenders.fallback import DEFAULT_FALLBACK
+from personalize.recommenders.history import Batch
+from personalize.recommenders.topk import NEG
 
 
 class _FactorModel(Recommender):
     """Shared scoring for factor models: score = user_factor . item_factor.
 
-    Customers added or changed by :meth:`update_customer` get a factor by the
-    ALS least-squares fold-in against the fixed item factors (what implicit's
-    ``recalculate_user`` does), which also serves ``recommend_from_items`` and
-    ``explain`` (the contribution of past item j to item i is
-    ``(W_u^-1 y_i) . y_j * c_uj``, Hu, Koren & Volinsky 2008, section 5).
+    Customers with live purchases (and sessions) get a factor by the ALS
+    least-squares fold-in against the fixed item factors (what implicit's
+    ``recalculate_user`` does), computed per call from their history: the
+    fitted factors never change. The fold-in also serves ``explain`` (the
+    contribution of past item j to item i is ``(W_u^-1 y_i) . y_j * c_uj``,
+    Hu, Koren & Volinsky 2008, section 5).
     """
 
     def _confidence(self, w: np.ndarray) -> np.ndarray:
@@ -26,19 +30,14 @@ class _FactorModel(Recommender):
 
     def _post_state(self) -> None:
         super()._post_state()
-        Y = self.item_factors_.astype(np.float64)
-        self._YtY = Y.T @ Y
+        self._Y64 = self.item_factors_.astype(np.float64)
+        self._YtY = self._Y64.T @ self._Y64
         norms = np.linalg.norm(self.item_factors_, axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
             self._Ynorm = (self.item_factors_ / norms[:, None]).astype(np.float32)
         self._Ynorm[norms == 0] = 0
         self._norm_ok = norms > 0
         self._yt_cache: dict[int, np.ndarray] = {}
-        self._live_factors: dict[int, np.ndarray] = getattr(self, "_live_factors", {})
-
-    def _fit_base(self, ds, X) -> None:
-        super()._fit_base(ds, X)
-        self._live_factors = {}
 
     def _yt(self, cols, width: int) -> np.ndarray:
         if cols is None:
@@ -52,30 +51,28 @@ class _FactorModel(Recommender):
         yt[:, :len(cols)] = self.item_factors_[cols].T
         return yt
 
-    def _user_vectors(self, c: np.ndarray) -> np.ndarray:
-        nb = self.user_factors_.shape[0]
-        if not self._live_factors:
+    def _user_vectors(self, batch: Batch) -> np.ndarray:
+        """Fitted factors, or the fold-in of the live history for customers with live events."""
+        c = batch.cidx
+        if not batch.events:
             return self.user_factors_[c]
-        U = self.user_factors_[np.minimum(c, nb - 1)]
-        for p, ci in enumerate(c):
-            v = self._live_factors.get(int(ci))
-            if v is not None:
-                U[p] = v
+        U = self.user_factors_[np.maximum(c, 0)]
+        for p in batch.events:
+            U[p] = self._fold_in(*batch.history(p))
         return U
 
-    def _make_scorer(self, cols, width):
+    def _make_scorer(self, query, cols, width):
         YT = self._yt(cols, width)
 
-        def score(c, hist, out, colpos):
-            np.matmul(self._user_vectors(c), YT, out=out)
+        def score(batch, out, colpos):
+            np.matmul(self._user_vectors(batch), YT, out=out)
 
         return score
 
     def _system(self, hi: np.ndarray, hw: np.ndarray):
-        Y = self.item_factors_.astype(np.float64)
         c = self._confidence(hw)
-        Yu = Y[hi]
-        f = Y.shape[1]
+        Yu = self._Y64[hi]
+        f = Yu.shape[1]
         A = self._YtY + self._fold_reg() * np.eye(f) + (Yu.T * (c - 1.0)) @ Yu
         return A, Yu, c
 
@@ -90,34 +87,23 @@ class _FactorModel(Recommender):
         if not self._norm_ok[iidx]:
             return None, self.source
         s = self._Ynorm @ self._Ynorm[iidx]
-        s[~self._norm_ok] = _NEG
+        s[~self._norm_ok] = NEG
         return s, self.source
 
-    def _explain_contrib(self, cidx, iidx, hi, hw):
+    def _explain_contrib(self, batch, iidx, hi, hw):
         A, Yu, c = self._system(hi, hw)
         weighted = np.linalg.solve(A, self.item_factors_[iidx].astype(np.float64))
         return (Yu @ weighted) * c
 
-    def _update_model(self, cidx, items, ts):
-        hi, hw = self._history(cidx)
-        v = self._fold_in(hi, hw)
-        if cidx < self.user_factors_.shape[0]:
-            self.user_factors_[cidx] = v
-        else:
-            self._live_factors[cidx] = v
+    def to_arrays(self):
+        return {**super().to_arrays(), "model_user_factors": self.user_factors_,
+                "model_item_factors": self.item_factors_}
 
-    def _model_arrays(self):
-        U = self.user_factors_
-        if self._live_factors:
-            extra = np.zeros((max(self._live_factors) + 1 - U.shape[0], U.shape[1]), dtype=U.dtype)
-            for ci, v in self._live_factors.items():
-                extra[ci - U.shape[0]] = v
-            U = np.vstack([U, extra])
-        return {"user_factors": U, "item_factors": self.item_factors_}
-
-    def _load_model_arrays(self, a, meta):
-        self.user_factors_ = np.ascontiguousarray(a["user_factors"])
-        self.item_factors_ = np.ascontiguousarray(a["item_factors"])
+    def _set_arrays(self, saved):
+        super()._set_arrays(saved)
+        a = saved.arrays
+        self.user_factors_ = np.ascontiguousarray(a["model_user_factors"])
+        self.item_factors_ = np.ascontiguousarray(a["model_item_factors"])
 
 
 def _check_positive(value, name: str, integer: bool = False) -> None:
@@ -165,7 +151,7 @@ class ALS(_FactorModel):
         return 1.0 + self.alpha * (np.log1p(w) if self.confidence == "log1p" else w)
 
     def _fit(self, ds, X) -> None:
-        from implicit.cpu.als import AlternatingLeastSquares
+        from implicit.cpu.als import AlternatingLeastSquares  # heavy import, only when fitting
         C = X.tocsr().astype(np.float32, copy=True)
         C.data = self._confidence(C.data).astype(np.float32)
         model = AlternatingLeastSquares(factors=int(self.factors), regularization=float(self.regularization),
@@ -210,7 +196,7 @@ class BPR(_FactorModel):
         return max(float(self.regularization), 1e-3)
 
     def _fit(self, ds, X) -> None:
-        from implicit.cpu.bpr import BayesianPersonalizedRanking
+        from implicit.cpu.bpr import BayesianPersonalizedRanking  # heavy import, only when fitting
         B = X.tocsr().astype(np.float32, copy=True)
         B.data = np.ones_like(B.data)
         model = BayesianPersonalizedRanking(factors=int(self.factors), learning_rate=float(self.learning_rate),

@@ -6,9 +6,13 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from personalize.recommenders.base import DEFAULT_FALLBACK, _NEG, Recommender, csr_gather
-from personalize.recommenders.filters import ParameterError
+from personalize.errors import ParameterError
+from personalize.recommenders.base import Recommender
+from personalize.recommenders.fallback import DEFAULT_FALLBACK
+from personalize.recommenders.history import Batch
 from personalize.recommenders.io import csr_from_arrays, csr_to_arrays
+from personalize.recommenders.live import CustomerEvents
+from personalize.recommenders.topk import NEG, csr_gather
 
 _EPOCH = np.datetime64("1970-01-01", "D")
 
@@ -38,7 +42,7 @@ class BuyAgain(Recommender):
     """
 
     kind = "buyagain"
-    default_exclude = None
+    default_exclude = "none"
 
     def __init__(self, *, frequency_power: float = 1.0, repeat_rate_power: float = 1.0,
                  cycle_multiplier: float = 4.0, min_scale_days: float = 30.0, prior_strength: float = 5.0,
@@ -64,7 +68,6 @@ class BuyAgain(Recommender):
     # ------------------------------------------------------------------ fit
     def _fit(self, ds, X) -> None:
         n_c, n_i = X.shape
-        self._buy_live = {}
         ci = ds.customer_idx.astype(np.int64)
         ii = ds.item_idx.astype(np.int64)
         day = _days(ds.transactions["timestamp"].to_numpy()).astype(np.int64)
@@ -102,21 +105,43 @@ class BuyAgain(Recommender):
         self.now_day_ = float(_days([self.now_])[0])
 
     # ------------------------------------------------------------------ state access
-    def _state_coords(self, c: np.ndarray):
-        c = np.asarray(c, dtype=np.int64)
-        live = self._buy_live
+    def _row_state(self, c: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(items, purchase days, last day) of fitted customer row ``c`` (empty for -1)."""
         S = self.state_
-        nb = S.shape[0]
-        is_live = (np.fromiter((int(x) in live for x in c), dtype=bool, count=len(c)) if live
-                   else np.zeros(len(c), dtype=bool))
-        base_rows = np.flatnonzero(~is_live & (c < nb))
+        if c < 0 or c >= S.shape[0]:
+            return np.zeros(0, np.int64), np.zeros(0), np.zeros(0)
+        s, e = S.indptr[c], S.indptr[c + 1]
+        return S.indices[s:e].astype(np.int64), S.data[s:e].astype(np.float64), self.last_day_[s:e]
+
+    @staticmethod
+    def _with_events(j: np.ndarray, n: np.ndarray, last: np.ndarray, ev: CustomerEvents):
+        """A customer's (items, purchase days, last day) after their live purchases (counted per day)."""
+        state = {int(a): [float(b), float(c)] for a, b, c in zip(j, n, last)}
+        for it, dd in zip(ev.items.tolist(), _days(ev.ns.astype("datetime64[ns]")).tolist()):
+            cur = state.get(it)
+            if cur is None:
+                state[it] = [1.0, dd]
+            elif dd > cur[1]:
+                cur[0] += 1.0
+                cur[1] = dd
+        keys = np.array(sorted(state), dtype=np.int64)
+        return keys, np.array([state[k][0] for k in keys]), np.array([state[k][1] for k in keys])
+
+    def _state_coords(self, batch: Batch):
+        """(block position, item, purchase days, last day) of every (customer, past item) pair in the batch."""
+        c = batch.cidx
+        S = self.state_
+        live = batch.events
+        base_rows = np.flatnonzero((c >= 0) & (c < S.shape[0]))
+        if live:
+            base_rows = base_rows[~np.isin(base_rows, np.fromiter(live, np.int64, len(live)))]
         r, pos = csr_gather(S.indptr, c[base_rows])
         r = base_rows[r]
         j, n, last = S.indices[pos].astype(np.int64), S.data[pos].astype(np.float64), self.last_day_[pos]
-        if is_live.any():
+        if live:
             rs, js, ns, ls = [r], [j], [n], [last]
-            for p in np.flatnonzero(is_live):
-                lj, ln, ll = live[int(c[p])]
+            for p, ev in live.items():
+                lj, ln, ll = self._with_events(*self._row_state(int(c[p])), ev)
                 rs.append(np.full(len(lj), p, np.int64))
                 js.append(lj)
                 ns.append(ln)
@@ -124,20 +149,22 @@ class BuyAgain(Recommender):
             r, j, n, last = (np.concatenate(x) for x in (rs, js, ns, ls))
         return r, j, n, last
 
-    def _pair_scores(self, j: np.ndarray, n: np.ndarray, last: np.ndarray) -> np.ndarray:
-        now = max(self.now_day_, float(_days([self.now_])[0]))
+    def _pair_scores(self, j: np.ndarray, n: np.ndarray, last: np.ndarray, now_ns: int | None) -> np.ndarray:
+        now = self.now_day_
+        if now_ns is not None:  # live purchases move the clock forward
+            now = max(now, float(_days(np.array([now_ns], dtype="datetime64[ns]"))[0]))
         d = np.maximum(now - last, 0.0)
         scale = np.maximum(self.cycle_multiplier * self.item_cycle_[j], self.min_scale_days)
         s = (n ** self.frequency_power) * (self.repeat_rate_[j] ** self.repeat_rate_power) * np.exp(-d / scale)
         return np.maximum(s, 1e-30)
 
-    def _make_scorer(self, cols, width):
-        def score(c, hist, out, colpos):
-            out.fill(_NEG)
-            r, j, n, last = self._state_coords(c)
+    def _make_scorer(self, query, cols, width):
+        def score(batch, out, colpos):
+            out.fill(NEG)
+            r, j, n, last = self._state_coords(batch)
             if not len(j):
                 return
-            s = self._pair_scores(j, n, last).astype(np.float32)
+            s = self._pair_scores(j, n, last, batch.now_ns).astype(np.float32)
             if colpos is not None:
                 j = colpos[j]
                 keep = j >= 0
@@ -146,59 +173,26 @@ class BuyAgain(Recommender):
 
         return score
 
-    def _explain_contrib(self, cidx, iidx, hi, hw):
-        r, j, n, last = self._state_coords(np.array([cidx]))
+    def _explain_contrib(self, batch, iidx, hi, hw):
+        r, j, n, last = self._state_coords(batch)
         hit = j == iidx
         if not hit.any():
-            return super()._explain_contrib(cidx, iidx, hi, hw)
+            return super()._explain_contrib(batch, iidx, hi, hw)
         contrib = np.zeros(len(hi))
-        contrib[hi == iidx] = self._pair_scores(j[hit], n[hit], last[hit])[0]
+        contrib[hi == iidx] = self._pair_scores(j[hit], n[hit], last[hit], batch.now_ns)[0]
         return contrib
 
-    def _update_model(self, cidx, items, ts):
-        r, j, n, last = self._state_coords(np.array([cidx]))
-        state = {int(a): [float(b), float(c)] for a, b, c in zip(j, n, last)}
-        for it, dd in zip(items, _days(ts.to_numpy())):
-            cur = state.get(int(it))
-            if cur is None:
-                state[int(it)] = [1.0, dd]
-            elif dd > cur[1]:
-                cur[0] += 1.0
-                cur[1] = dd
-        keys = np.array(sorted(state), dtype=np.int64)
-        self._buy_live[int(cidx)] = (keys, np.array([state[k][0] for k in keys]),
-                                     np.array([state[k][1] for k in keys]))
-        self.now_day_ = max(self.now_day_, float(_days(ts.to_numpy()).max()))
+    # ------------------------------------------------------------------ arrays
+    def to_arrays(self):
+        return {**super().to_arrays(), **csr_to_arrays("model_state", self.state_), "model_last_day": self.last_day_,
+                "model_item_cycle": self.item_cycle_, "model_repeat_rate": self.repeat_rate_,
+                "model_now_day": np.asarray([self.now_day_])}
 
-    def _post_state(self) -> None:
-        super()._post_state()
-        self._buy_live = getattr(self, "_buy_live", {})
-
-    # ------------------------------------------------------------------ persistence
-    def _model_arrays(self):
-        S, last = self.state_, self.last_day_
-        if self._buy_live:
-            n_total = max(S.shape[0], max(self._buy_live) + 1)
-            coo_r = np.repeat(np.arange(S.shape[0]), np.diff(S.indptr))
-            keep = ~np.isin(coo_r, np.fromiter(self._buy_live, dtype=np.int64))
-            rs, js, ns, ls = [coo_r[keep]], [S.indices[keep].astype(np.int64)], [S.data[keep]], [last[keep]]
-            for ci, (lj, ln, ll) in self._buy_live.items():
-                rs.append(np.full(len(lj), ci, np.int64))
-                js.append(lj)
-                ns.append(ln)
-                ls.append(ll)
-            r, j, n, ll = (np.concatenate(x) for x in (rs, js, ns, ls))
-            order = np.lexsort((j, r))
-            r, j, n, ll = r[order], j[order], n[order], ll[order]
-            indptr = np.r_[0, np.cumsum(np.bincount(r, minlength=n_total))].astype(np.int64)
-            S = sp.csr_matrix((n.astype(np.float32), j.astype(np.int32), indptr), shape=(n_total, S.shape[1]))
-            last = ll
-        return {**csr_to_arrays("state", S), "last_day": last, "item_cycle": self.item_cycle_,
-                "repeat_rate": self.repeat_rate_, "now_day": np.asarray([self.now_day_])}
-
-    def _load_model_arrays(self, a, meta):
-        self.state_ = csr_from_arrays("state", a)
-        self.last_day_ = a["last_day"]
-        self.item_cycle_ = a["item_cycle"]
-        self.repeat_rate_ = a["repeat_rate"]
-        self.now_day_ = float(a["now_day"][0])
+    def _set_arrays(self, saved):
+        super()._set_arrays(saved)
+        a = saved.arrays
+        self.state_ = csr_from_arrays("model_state", a)
+        self.last_day_ = a["model_last_day"]
+        self.item_cycle_ = a["model_item_cycle"]
+        self.repeat_rate_ = a["model_repeat_rate"]
+        self.now_day_ = float(a["model_now_day"][0])

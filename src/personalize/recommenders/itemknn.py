@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from personalize.recommenders.base import DEFAULT_FALLBACK, _NEG, Recommender, cosine_weighted, item_item_knn
-from personalize.recommenders.filters import ParameterError
+from personalize.errors import ParameterError
+from personalize.recommenders.base import Recommender
+from personalize.recommenders.fallback import DEFAULT_FALLBACK, cosine_weighted, item_item_knn
 from personalize.recommenders.io import csr_from_arrays, csr_to_arrays
+from personalize.recommenders.topk import NEG
 
 _SIMILARITIES = ("bm25", "cosine")
 
@@ -47,7 +49,7 @@ class ItemKNN(Recommender):
             raise ParameterError(f"user_weight must be 'count', 'log1p' or 'binary', got {self.user_weight!r}")
 
     def _fit(self, ds, X) -> None:
-        from implicit.nearest_neighbours import bm25_weight
+        from implicit.nearest_neighbours import bm25_weight  # heavy import, only when fitting
         n = X.shape[1]
         if X.nnz == 0:
             self.similarity_ = sp.csr_matrix((n, n), dtype=np.float32)
@@ -67,16 +69,16 @@ class ItemKNN(Recommender):
             return np.ones_like(w)
         return w
 
-    def _make_scorer(self, cols, width):
+    def _make_scorer(self, query, cols, width):
         S = self.similarity_
         n = self.n_items
 
-        def score(c, hist, out, colpos):
-            out.fill(_NEG)
-            r, j, w = hist
+        def score(batch, out, colpos):
+            out.fill(NEG)
+            r, j, w = batch.hist
             if not len(j):
                 return
-            U = sp.csr_matrix((self._weights(w).astype(np.float32), (r, j)), shape=(len(c), n))
+            U = sp.csr_matrix((self._weights(w).astype(np.float32), (r, j)), shape=(len(batch), n))
             R = (U @ S).tocoo()
             rr, jj, vv = R.row, R.col.astype(np.int64), R.data
             keep = vv > 0
@@ -91,7 +93,7 @@ class ItemKNN(Recommender):
         u = sp.csr_matrix((self._weights(np.asarray(hw, np.float32)), (np.zeros(len(hi), np.int64), hi)),
                           shape=(1, self.n_items))
         v = (u @ self.similarity_).toarray().ravel().astype(np.float32)
-        v[v <= 0] = _NEG
+        v[v <= 0] = NEG
         return v
 
     def _similar_scores(self, iidx):
@@ -101,16 +103,18 @@ class ItemKNN(Recommender):
         keep = vals > 0
         if not keep.any():
             return None, self.source
-        out = np.full(self.n_items, _NEG, dtype=np.float32)
+        out = np.full(self.n_items, NEG, dtype=np.float32)
         out[idx[keep]] = vals[keep]
         return out, self.source
 
-    def _explain_contrib(self, cidx, iidx, hi, hw):
+    def _explain_contrib(self, batch, iidx, hi, hw):
         col = np.asarray(self.similarity_[:, [iidx]].todense()).ravel()
         return col[hi] * self._weights(np.asarray(hw, np.float64))
 
-    def _model_arrays(self):
-        return csr_to_arrays("similarity", self.similarity_)
+    def to_arrays(self):
+        return {**super().to_arrays(), **csr_to_arrays("model_similarity", self.similarity_)}
 
-    def _load_model_arrays(self, a, meta):
-        self.similarity_ = csr_from_arrays("similarity", a)
+    def _set_arrays(self, saved):
+        super()._set_arrays(saved)
+        a = saved.arrays
+        self.similarity_ = csr_from_arrays("model_similarity", a)

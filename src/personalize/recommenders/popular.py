@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from personalize.recommenders.base import DEFAULT_FALLBACK, _NEG, Recommender, distinct_customers
-from personalize.recommenders.filters import ParameterError
+from personalize.errors import ParameterError
+from personalize.recommenders.base import Recommender
+from personalize.recommenders.fallback import DEFAULT_FALLBACK, distinct_customers
+from personalize.recommenders.topk import NEG
 
 
 class Popular(Recommender):
@@ -47,37 +49,40 @@ class Popular(Recommender):
 
     def _scores(self, cols):
         s = self.item_scores_ if cols is None else self.item_scores_[cols]
-        return np.where(s > 0, s, _NEG).astype(np.float32)
+        return np.where(s > 0, s, NEG).astype(np.float32)
 
-    def _make_scorer(self, cols, width):
+    def _make_scorer(self, query, cols, width):
         vals = self._scores(cols)
         ncols = len(vals)
         codes = self.catalog_.category_codes if cols is None else self.catalog_.category_codes[cols]
         ncat = len(self.catalog_.categories)
 
-        def score(c, hist, out, colpos):
+        def score(batch, out, colpos):
             if not self.by_category or ncat == 0:
                 out[:, :ncols] = vals
                 return
-            r, j, w = hist
+            r, j, w = batch.hist
+            c = batch.cidx
             cj = self.catalog_.category_codes[j]
             ok = cj >= 0
             sums = np.bincount(r[ok] * ncat + cj[ok], weights=w[ok].astype(np.float64),
                                minlength=len(c) * ncat).reshape(len(c), ncat)
             fav = np.where(sums.max(axis=1) > 0, sums.argmax(axis=1), -1)
-            out[:, :ncols] = np.where(codes[None, :] == fav[:, None], vals[None, :], _NEG)
+            out[:, :ncols] = np.where(codes[None, :] == fav[:, None], vals[None, :], NEG)
 
         return score
 
     def _session_scores(self, hi, hw):
         vals = self._scores(None)
         if self.by_category:
-            fav = self._favourite_category(hi, hw)
-            vals = np.where(self.catalog_.category_codes == fav, vals, _NEG) if fav >= 0 else None
+            fav = self.item_stats_.favourite_category(hi, hw)
+            vals = np.where(self.catalog_.category_codes == fav, vals, NEG) if fav >= 0 else None
         return vals
 
-    def _model_arrays(self):
-        return {"item_scores": self.item_scores_}
+    def to_arrays(self):
+        return {**super().to_arrays(), "model_item_scores": self.item_scores_}
 
-    def _load_model_arrays(self, a, meta):
-        self.item_scores_ = a["item_scores"]
+    def _set_arrays(self, saved):
+        super()._set_arrays(saved)
+        a = saved.arrays
+        self.item_scores_ = a["model_item_scores"]

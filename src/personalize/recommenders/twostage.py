@@ -33,17 +33,19 @@ features as of ``end``. Nothing after the data passed to :meth:`fit` is seen.
 
 Two rankers are trained: ``all`` (candidates may include past purchases,
 labels are every purchase in the window: repeat buying dominates retail) for
-``exclude=None`` and ``discovery`` (past purchases excluded from candidates,
+``exclude="none"`` and ``discovery`` (past purchases excluded from candidates,
 so labels are items new to the customer) for ``exclude="purchased"``;
 ``"non_repeatable"`` uses ``all`` when the catalog flags repeatable items and
 ``discovery`` otherwise.
 
 Everything else comes from :class:`~personalize.recommenders.base.Recommender`:
 filters and candidate lists, the cold-start / top-up fallback chain (rows it
-produces carry its source names; rows ranked here say ``twostage``),
-real-time updates (forwarded to every generator and to the pair and customer
-features), and pickle-free save/load (arrays.npz holds the feature tables, the
-LightGBM text models and each generator's own saved bundle).
+produces carry its source names; rows ranked here say ``twostage``), live
+purchases (passed on to every generator; the pair and customer features of a
+customer with live events are recomputed for that call from the fitted
+tables plus the events) and pickle-free save/load (arrays.npz holds the
+feature tables, ``files/`` the LightGBM text rankers, ``parts/`` each
+generator's own saved model).
 ``similar_items``, ``recommend_from_items`` and ``explain`` use the item-kNN
 generator when there is one (else the first generator).
 """
@@ -51,17 +53,18 @@ generator when there is one (else the first generator).
 from __future__ import annotations
 
 import copy
-import tempfile
-import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from personalize.errors import BundleError, DataError
-from personalize.recommenders.base import _NEG, DEFAULT_FALLBACK, Recommender
-from personalize.recommenders.filters import ParameterError
+from personalize._json import to_jsonable
+from personalize.errors import BundleError, DataError, ParameterError
+from personalize.recommenders import kinds
+from personalize.recommenders.base import Customers, Recommender
+from personalize.recommenders.fallback import DEFAULT_FALLBACK
+from personalize.recommenders.query import Query
+from personalize.recommenders.topk import NEG, ranks
 
 _MODES = ("all", "discovery")
 _DAY = np.timedelta64(86400, "s")
@@ -81,29 +84,16 @@ def _days(ts) -> np.ndarray:
     return ((np.asarray(ts, dtype="datetime64[ns]").astype("datetime64[s]") - _EPOCH) / _DAY).astype(np.float64)
 
 
-def _jsonable(v):
-    if isinstance(v, (tuple, list)):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, dict):
-        return {k: _jsonable(x) for k, x in v.items()}
-    if isinstance(v, np.integer):
-        return int(v)
-    if isinstance(v, np.floating):
-        return float(v)
-    return v
-
 
 def _build_generator(name: str, spec):
     """A fresh, unfitted generator from a Recommender instance or a ``{"kind": ..., **params}`` spec."""
-    from personalize.recommenders.base import registry
-
     if isinstance(spec, Recommender):
         return copy.deepcopy(spec)
     if isinstance(spec, dict) and isinstance(spec.get("kind"), str):
-        cls = registry().get(spec["kind"])
+        cls = kinds.get(spec["kind"])
         if cls is None or cls is TwoStage:
             raise ParameterError(f"generator {name!r}: unknown kind {spec['kind']!r}; known: "
-                                 f"{sorted(k for k in registry() if k != TwoStage.kind)}")
+                                 f"{sorted(k for k in kinds.registry() if k != TwoStage.kind)}")
         params = {k: v for k, v in spec.items() if k != "kind"}
         if isinstance(params.get("fallback"), list):
             params["fallback"] = tuple(params["fallback"])
@@ -232,7 +222,7 @@ class _State:
     def _customer_rows(self, crow: np.ndarray) -> np.ndarray:
         """Customer feature rows (NaN for customers beyond the table, e.g. added by updates)."""
         out = np.full((len(crow), self.cust.shape[1]), np.nan)
-        ok = crow < len(self.cust)
+        ok = (crow >= 0) & (crow < len(self.cust))
         out[ok] = self.cust[crow[ok]]
         return out
 
@@ -275,15 +265,33 @@ class _State:
                                 decay, qty])
         return np.concatenate([it, cu, pair], 1)
 
-    def add_events(self, crow: int, items: np.ndarray, days: np.ndarray) -> None:
-        """Fold a customer's new purchases into the pair and customer tables (real-time updates)."""
-        if crow >= len(self.cust):
-            grow = np.full((crow + 1 - len(self.cust), self.cust.shape[1]), np.nan)
-            self.cust = np.concatenate([self.cust, grow])
-        row = self.cust[crow]
-        n_i = self.n_items
+    def for_customer(self, crow: int, items: np.ndarray, days: np.ndarray) -> "_State":
+        """A one-customer state (row 0): fitted row ``crow`` (-1 = none) plus purchases ``items`` on ``days``.
+
+        Used for customers with live events; the fitted tables are never changed.
+        """
+        n_i, n_cat = self.n_items, self.n_cat
+        if 0 <= crow < len(self.cust):
+            lo, hi = np.searchsorted(self.pair_key, [crow * n_i, (crow + 1) * n_i])
+            clo, chi = np.searchsorted(self.cat_key, [crow * n_cat, (crow + 1) * n_cat]) if n_cat else (0, 0)
+            cust = self.cust[crow:crow + 1].copy()
+        else:
+            lo = hi = clo = chi = 0
+            cust = np.full((1, self.cust.shape[1]), np.nan)
+        mini = _State(item=self.item, cust=cust, pair_key=self.pair_key[lo:hi] - crow * n_i if hi > lo
+                      else np.zeros(0, np.int64), pair_days=self.pair_days[lo:hi].copy(),
+                      pair_first=self.pair_first[lo:hi].copy(), pair_last=self.pair_last[lo:hi].copy(),
+                      pair_decay=self.pair_decay[lo:hi].copy(), pair_qty=self.pair_qty[lo:hi].copy(),
+                      cat_of_item=self.cat_of_item, cat_key=self.cat_key[clo:chi] - crow * n_cat if chi > clo
+                      else np.zeros(0, np.int64), cat_share=self.cat_share[clo:chi], now_day=self.now_day)
+        mini._add(items, days)
+        return mini
+
+    def _add(self, items: np.ndarray, days: np.ndarray) -> None:
+        """Fold purchases of customer row 0 into this (one-customer) state's pair and customer tables."""
+        row = self.cust[0]
         for it, d in zip(np.asarray(items, np.int64), np.floor(np.asarray(days, np.float64))):
-            key = int(crow) * n_i + int(it)
+            key = int(it)
             p = int(np.searchsorted(self.pair_key, key))
             w = 0.5 ** (max(self.now_day[0] - d, 0.0) / np.asarray(self.HALF_LIVES))
             if p < len(self.pair_key) and self.pair_key[p] == key:
@@ -367,7 +375,7 @@ class TwoStage(Recommender):
         params = super().get_params()
         gens = params["generators"]
         if gens is not None and isinstance(gens, dict):
-            params["generators"] = {name: ({"kind": g.kind, **_jsonable(g.get_params())}
+            params["generators"] = {name: ({"kind": g.kind, **to_jsonable(g.get_params())}
                                            if isinstance(g, Recommender) else g) for name, g in gens.items()}
         return params
 
@@ -406,19 +414,16 @@ class TwoStage(Recommender):
         return g + ["n_generators"] + _ITEM_FEATURES + _CUSTOMER_FEATURES + _PAIR_FEATURES
 
     # ------------------------------------------------------------------ stage 1 + features
-    def _candidate_frame(self, gens: dict, state: _State, cidx: np.ndarray, *, k: int, exclude,
+    def _candidate_frame(self, gens: dict, state: _State, customers: Customers, *, k: int, exclude: str,
                          cand: np.ndarray | None):
-        """Pooled candidates of customers ``cidx`` (model indices): (row position, item, feature matrix)."""
+        """Pooled candidates of ``customers``: (position in customers, item, feature matrix)."""
         n_i = state.n_items
+        query = Query(customers=np.zeros(0, dtype=object), k=k, exclude=exclude, candidates=cand)
         keys_list, parts = [], []
         for g in gens.values():
-            rows, item, score, src = g._recommend_idx(cidx, k, exclude, cand)
-            rank = np.zeros(len(rows))
-            if len(rows):
-                starts = np.r_[0, np.flatnonzero(np.diff(rows)) + 1]
-                rank = (np.arange(len(rows)) - np.repeat(starts, np.diff(np.r_[starts, len(rows)])) + 1)
+            rows, item, score, src = g._recommend_core(query, customers)
             key = rows.astype(np.int64) * n_i + item
-            parts.append((key, np.where(src == 0, score, np.nan), rank.astype(np.float64)))
+            parts.append((key, np.where(src == 0, score, np.nan), ranks(rows).astype(np.float64)))
             keys_list.append(key)
         keys = np.unique(np.concatenate(keys_list)) if keys_list else np.zeros(0, np.int64)
         gfeat = np.full((len(keys), 2 * len(gens) + 1), np.nan)
@@ -430,7 +435,13 @@ class TwoStage(Recommender):
                 gfeat[p, 2 * j + 1] = rank
         gfeat[:, -1] = (gfeat[:, 1:-1:2] <= k).sum(1)
         pos, item = keys // n_i, keys % n_i
-        X = np.concatenate([gfeat, state.features(cidx[pos], item)], 1).astype(np.float32)
+        feats = state.features(customers.cidx[pos], item)
+        for p, ev in customers.events.items():  # customers with live purchases: their own pair features
+            sel = np.flatnonzero(pos == p)
+            if len(sel):
+                mini = state.for_customer(int(customers.cidx[p]), ev.items, _days(ev.ns.astype("datetime64[ns]")))
+                feats[sel] = mini.features(np.zeros(len(sel), np.int64), item[sel])
+        X = np.concatenate([gfeat, feats], 1).astype(np.float32)
         return pos, item, X
 
     # ------------------------------------------------------------------ fit
@@ -477,9 +488,6 @@ class TwoStage(Recommender):
         # serving: generators refit on all the training data, features as of its end
         self.generators_ = {name: copy.deepcopy(g).fit(dataset) for name, g in templates.items()}
         self.state_ = _State.build(dataset, end)
-        items = dataset.items
-        self.any_repeatable_ = bool(items is not None and "repeatable" in items.columns
-                                    and items["repeatable"].fillna(False).astype(bool).any())
         info["seconds"] = round(time.perf_counter() - t0, 3)
         self.train_info_ = info
 
@@ -500,9 +508,9 @@ class TwoStage(Recommender):
         gens = {name: copy.deepcopy(g).fit(inner) for name, g in templates.items()}
         state = _State.build(inner, cutoff)
         for mode in _MODES:
-            exclude = None if mode == "all" else "purchased"
-            pos, item, X = self._candidate_frame(gens, state, rows, k=int(self.n_candidates), exclude=exclude,
-                                                 cand=None)
+            exclude = "none" if mode == "all" else "purchased"
+            pos, item, X = self._candidate_frame(gens, state, Customers(rows, {}, None), k=int(self.n_candidates),
+                                                 exclude=exclude, cand=None)
             y = np.isin(rows[pos] * n_i + item, label_keys).astype(np.float32)
             # lambdarank learns nothing from groups without a positive: drop them
             has_pos = np.bincount(pos, weights=y, minlength=len(rows)) > 0
@@ -514,41 +522,35 @@ class TwoStage(Recommender):
         return info
 
     # ------------------------------------------------------------------ serving (hooks of Recommender)
-    _local = threading.local()
+    @property
+    def any_repeatable_(self) -> bool:
+        return bool(self.catalog_.repeatable.any())
 
-    def _recommend_idx(self, cidx, k, exclude, cand):
-        # the scorer needs the exclusion mode and the candidate mask (it picks the ranker and asks
-        # the generators for candidates under the same rules)
-        self._local.call = (exclude, cand, k)
-        try:
-            return super()._recommend_idx(cidx, k, exclude, cand)
-        finally:
-            self._local.call = None
-
-    def _ranker_for(self, exclude):
-        if exclude is None or (exclude == "non_repeatable" and self.any_repeatable_):
+    def _ranker_for(self, exclude: str):
+        if exclude == "none" or (exclude == "non_repeatable" and self.any_repeatable_):
             mode = "all"
         else:
             mode = "discovery"
         return self.rankers_.get(mode) or self.rankers_.get("all") or self.rankers_.get("discovery")
 
-    def _make_scorer(self, cols, width):
-        call = getattr(self._local, "call", None)
-        exclude, cand, k = call if call is not None else (None, None, 0)
+    def _make_scorer(self, query, cols, width):
+        # the call's exclusion mode picks the ranker; the generators are asked under the same rules
+        exclude, cand = query.exclude, query.candidates
         ranker = self._ranker_for(exclude)
         n_gen = len(self.generators_)
-        kk = max(int(self.n_candidates), int(k))
+        kk = max(int(self.n_candidates), int(query.k))
 
-        def score(c, hist, out, colpos):
-            out.fill(_NEG)
-            c = np.asarray(c, dtype=np.int64)
+        def score(batch, out, colpos):
+            out.fill(NEG)
             # customers without any purchase (e.g. in the vocabulary but new since the training data) are
             # cold: no opinion here, the fallback chain answers
-            warm = np.flatnonzero(np.bincount(hist[0], minlength=len(c)) > 0)
+            warm = np.flatnonzero(batch.has_history())
             if not len(warm):
                 return
-            pos, item, X = self._candidate_frame(self.generators_, self.state_, c[warm], k=kk, exclude=exclude,
-                                                 cand=cand)
+            sub = batch.subset(warm)
+            pos, item, X = self._candidate_frame(self.generators_, self.state_, Customers(sub.cidx, sub.events,
+                                                                                         sub.now_ns),
+                                                 k=kk, exclude=exclude, cand=cand)
             if not len(pos):
                 return
             pos = warm[pos]
@@ -581,59 +583,36 @@ class TwoStage(Recommender):
     def _similar_scores(self, iidx):
         return self._item_model()._similar_scores(iidx)
 
-    def _explain_contrib(self, cidx, iidx, hi, hw):
-        return self._item_model()._explain_contrib(cidx, iidx, hi, hw)
+    def _explain_contrib(self, batch, iidx, hi, hw):
+        return self._item_model()._explain_contrib(batch, iidx, hi, hw)
 
-    def _update_model(self, cidx, items, ts) -> None:
-        cid = self._customer_id_of(int(cidx))
-        ids = list(self.item_ids_[np.asarray(items, dtype=np.int64)])
-        for g in self.generators_.values():
-            g.update_customer(cid, ids, list(ts))
-        self.state_.add_events(int(cidx), np.asarray(items, dtype=np.int64), _days(np.asarray(ts)))
+    # ------------------------------------------------------------------ arrays
+    def to_meta(self) -> dict:
+        return {**super().to_meta(), "generators": self.generator_names_, "feature_names": self.feature_names_,
+                "rankers": {m: b is not None for m, b in self.rankers_.items()}, "train_info": self.train_info_}
 
-    # ------------------------------------------------------------------ persistence
-    def _model_meta(self) -> dict:
-        return {"generators": self.generator_names_, "feature_names": self.feature_names_,
-                "rankers": {m: b is not None for m, b in self.rankers_.items()},
-                "any_repeatable": self.any_repeatable_, "train_info": self.train_info_}
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return {**super().to_arrays(), **self.state_.to_arrays("model_state_")}
 
-    def _model_arrays(self) -> dict[str, np.ndarray]:
-        from personalize.recommenders.io import save_recommender
+    def to_files(self) -> dict[str, str]:
+        return {f"ranker_{mode}.txt": booster.model_to_string() for mode, booster in self.rankers_.items()
+                if booster is not None}
 
-        arrays = self.state_.to_arrays("state_")
-        for mode, booster in self.rankers_.items():
-            if booster is not None:
-                arrays[f"ranker_{mode}"] = np.frombuffer(booster.model_to_string().encode("utf-8"), dtype=np.uint8)
-        with tempfile.TemporaryDirectory(prefix="twostage-") as tmp:
-            for name, g in self.generators_.items():
-                d = Path(tmp) / name
-                save_recommender(g, d)
-                for fname in ("arrays.npz", "meta.json"):
-                    arrays[f"gen_{name}_{fname.replace('.', '_')}"] = np.frombuffer((d / fname).read_bytes(),
-                                                                                  dtype=np.uint8)
-        return arrays
+    def parts(self) -> dict[str, Recommender]:
+        return dict(self.generators_)
 
-    def _load_model_arrays(self, a: dict, meta: dict) -> None:
-        import lightgbm as lgb
+    def _set_arrays(self, saved) -> None:
+        import lightgbm as lgb  # heavy import, only when a TwoStage model is loaded
 
-        from personalize.recommenders.io import load_recommender
-
+        super()._set_arrays(saved)
+        meta = saved.meta
         try:
             self.generator_names_ = list(meta["generators"])
             self.feature_names_ = list(meta["feature_names"])
-            self.any_repeatable_ = bool(meta["any_repeatable"])
             self.train_info_ = meta.get("train_info") or {}
-            self.rankers_ = {m: (lgb.Booster(model_str=bytes(a[f"ranker_{m}"]).decode("utf-8")) if present else None)
+            self.rankers_ = {m: (lgb.Booster(model_str=saved.files[f"ranker_{m}.txt"]) if present else None)
                              for m, present in meta["rankers"].items()}
-            self.state_ = _State.from_arrays(a, "state_")
-            gens = {}
-            with tempfile.TemporaryDirectory(prefix="twostage-") as tmp:
-                for name in self.generator_names_:
-                    d = Path(tmp) / name
-                    d.mkdir()
-                    for fname in ("arrays.npz", "meta.json"):
-                        (d / fname).write_bytes(bytes(a[f"gen_{name}_{fname.replace('.', '_')}"]))
-                    gens[name] = load_recommender(d)
-            self.generators_ = gens
+            self.state_ = _State.from_arrays(saved.arrays, "model_state_")
+            self.generators_ = {name: saved.parts[name] for name in self.generator_names_}
         except KeyError as exc:
             raise BundleError(f"TwoStage bundle is missing {exc}") from None

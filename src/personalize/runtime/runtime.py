@@ -1,23 +1,29 @@
 """What the service does, as library calls over one loaded bundle.
 
-:class:`Runtime` wraps a verified :class:`~personalize.registry.store.Bundle`
-and answers recommendations, session recommendations, similar items,
-profiles and audience exports; it applies purchase events to the recommender
-(``update_customer``) and refreshes that customer's candidate list so their
-next recommendations change at once. The HTTP layer only parses, calls one of
+:class:`Runtime` wraps a verified :class:`~personalize.store.Bundle` and
+answers recommendations, session recommendations, similar items, profiles,
+churn risk and audience exports. The HTTP layer only parses, calls one of
 these methods and serializes.
 
-Recommendations read the bundle's precomputed :class:`CandidateTable` and
-filter it with numpy masks (exclusions, category, stock); when fewer than
-``k`` candidates survive the filters and the table was cut short, the
-recommender itself is asked with the same filters.
+Recommendations read the bundle's precomputed
+:class:`~personalize.recommenders.CandidateTable` and filter it with the
+request's :class:`~personalize.recommenders.Filters` and exclusion mode; when
+fewer than ``k`` candidates survive and the list was cut short, the
+recommender itself is asked with the same rules.
+
+Live state has one owner: the runtime's :class:`~personalize.recommenders.LiveEvents`
+overlay (``self.live``). Purchase events go there (never into the fitted
+models, which stay as published); a customer with live events is answered by
+the recommender with the overlay, and that answer is cached (bounded LRU)
+until the customer's next event.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Sequence
+from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,26 +31,22 @@ import numpy as np
 import pandas as pd
 
 from personalize._json import json_scalar
-from personalize.churn.audience import PERSONAL_COLUMNS, audience_mask
-from personalize.errors import DataError, PersonalizeError, UnknownIdError
-from personalize.registry.candidates import CandidateTable
-from personalize.registry.store import Bundle, MissingComponentError
+from personalize.churn.scoring import split_reasons
+from personalize.customers import audience_columns, audience_page, consent_column
+from personalize.errors import MissingComponentError, PersonalizeError, UnknownIdError
+from personalize.recommenders import CandidateTable, Filters, LiveEvents, Recommender
+from personalize.recommenders.query import resolve_exclude
+from personalize.store import Bundle
 
-__all__ = ["Runtime", "Recommendations", "EXCLUDE_MODES", "CONSENT_CHANNELS"]
+__all__ = ["Runtime", "Recommendations"]
 
-EXCLUDE_MODES = ("purchased", "non_repeatable", "none")
-CONSENT_CHANNELS = ("email", "sms", "personalization")
-# PERSONAL_COLUMNS (personalize.churn.audience): shown in a profile (scope "profile"), never in an audience export
-#: text labels an export may carry besides numeric scores
-LABEL_COLUMNS = frozenset({"segment", "tier", "lifecycle", "rfm", "persona", "next_tier", "churn_band",
-                           "churn_reasons", "top_category"})
-DEFAULT_AUDIENCE_FIELDS = ("segment", "tier", "lifecycle", "recency_days", "orders", "monetary", "clv", "p_alive",
-                           "churn_risk", "churn_band")
 #: profile sections: response key -> {response field: customer-table column}
 _RFM_FIELDS = {"R": "R", "F": "F", "M": "M", "score": "rfm", "recency_days": "recency_days", "orders": "orders",
                "monetary": "monetary"}
 _CLV_FIELDS = {"clv": "clv", "clv_simple": "clv_simple", "p_alive": "p_alive",
                "expected_purchases": "expected_purchases", "expected_spend": "expected_spend"}
+#: customers whose live candidate list is kept (the rest are recomputed on their next request)
+LIVE_CACHE_SIZE = 20_000
 
 _EMPTY_I = np.zeros(0, dtype=np.int32)
 log = logging.getLogger(__name__)
@@ -58,41 +60,39 @@ class Recommendations:
     model_version: str
 
 
-@dataclass
-class _Live:
-    """Candidates and purchases of a customer changed by events since the bundle was loaded."""
-
-    items: np.ndarray
-    scores: np.ndarray
-    sources: np.ndarray
-    bought: np.ndarray
-
-
 def _py(v: Any) -> Any:
     """A customer-table cell as a JSON value; anything else that is not plain JSON becomes its text."""
     v = json_scalar(v)
     return v if v is None or isinstance(v, (str, int, float, bool)) else str(v)
 
 
+def _filters(categories: Sequence[str] | None, in_stock: bool | None) -> Filters | None:
+    if not categories and not in_stock:
+        return None
+    return Filters(categories=list(categories) if categories else None, in_stock=True if in_stock else None)
+
+
 class Runtime:
-    """One loaded bundle plus the real-time state built on top of it."""
+    """One loaded bundle plus the live overlay of events received since it was published."""
 
     def __init__(self, bundle: Bundle) -> None:
         self.bundle = bundle
         self.version = bundle.version
         self.manifest = bundle.manifest
-        self.model = bundle.get("recommender")
-        self.popular = bundle.get("popular")
+        self.model: Recommender | None = bundle.get("recommender")
+        self.popular: Recommender | None = bundle.get("popular")
         cands = bundle.get("candidates")
         if cands is None and self.model is None:
             raise PersonalizeError(f"bundle {bundle.version} has neither a recommender nor candidates")
         self.cands: CandidateTable | None = cands
-        self._live: dict[str, _Live] = {}
+        vocab = cands.item_ids if cands is not None else self.model.item_ids_
+        self.live = LiveEvents(self.model.item_map_ if self.model is not None else vocab)
+        self._cache: OrderedDict[str, tuple[int, np.ndarray, np.ndarray, np.ndarray]] = OrderedDict()
         self._lock = threading.Lock()
         self.update_failures = 0
         self._tls = threading.local()
         self.customers = self._prepare_customers(bundle.get("customers"))
-        self._cust_row = (pd.Index(self.customers["customer_id"]) if self.customers is not None else None)
+        self._cust_row = pd.Index(self.customers["customer_id"]) if self.customers is not None else None
         self.churn_model = bundle.get("churn")
         self.churn_info: dict = dict(((self.manifest.get("extra") or {}).get("churn")) or {})
         self.has_churn = self.customers is not None and "churn_risk" in self.customers.columns
@@ -126,23 +126,59 @@ class Runtime:
         df = df.assign(customer_id=df["customer_id"].astype(str))
         return df.sort_values("customer_id", kind="stable").reset_index(drop=True)
 
-    def _filters(self, categories: Sequence[str] | None, in_stock: bool | None):
-        if not categories and not in_stock:
-            return None
-        try:
-            from personalize.recommenders import Filters
-        except ImportError:  # recommenders package not installed: any object with these attributes will do
-            from types import SimpleNamespace as Filters
+    def _live_row(self, customer_id: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Candidates (items, scores, sources) and purchases of a customer with live events (cached)."""
+        t = self.cands
+        stamp = self.live.count(customer_id)
+        with self._lock:
+            hit = self._cache.get(customer_id)
+            if hit is not None and hit[0] == stamp:
+                self._cache.move_to_end(customer_id)
+                return hit[1], hit[2], hit[3], self._bought(customer_id)
+        items, scores, sources = t.cold_items, t.cold_scores, t.cold_sources
+        if self.model is not None:
+            try:
+                df = self.model.recommend(customer_id, k=t.n, exclude="none", live=self.live)
+            except Exception as exc:  # noqa: BLE001 - the event is stored; keep serving the fitted list
+                log.warning("live scoring failed (%s); serving the published list", type(exc).__name__)
+                self.update_failures += 1
+                pos = t.customer_pos.get(customer_id)
+                if pos is not None:
+                    items, scores, sources = t.items[pos], t.scores[pos], t.sources[pos]
+            else:
+                pos = t.item_index.get_indexer(df["item_id"].astype(str))
+                ok = pos >= 0
+                items = pos[ok].astype(np.int32)
+                scores = df["score"].to_numpy(dtype=np.float32)[ok]
+                names = df["source"].astype(str).to_numpy()[ok]
+                with self._lock:
+                    for s in pd.unique(names):
+                        if s not in t.source_names:
+                            t.source_names.append(s)
+                sources = pd.Index(t.source_names).get_indexer(names).astype(np.int8)
+        with self._lock:
+            self._cache[customer_id] = (stamp, items, scores, sources)
+            self._cache.move_to_end(customer_id)
+            while len(self._cache) > LIVE_CACHE_SIZE:
+                self._cache.popitem(last=False)
+        return items, scores, sources, self._bought(customer_id)
 
-        return Filters(categories=list(categories) if categories else None, in_stock=True if in_stock else None)
+    def _bought(self, customer_id: str) -> np.ndarray:
+        """Items the customer bought: in the training data and since (live)."""
+        t = self.cands
+        pos = t.customer_pos.get(customer_id)
+        base = t.bought(pos) if pos is not None else _EMPTY_I
+        ev = self.live.events(customer_id)
+        if ev is None or not len(ev.items):
+            return base
+        return np.union1d(base, ev.items).astype(np.int32)
 
     def _row(self, customer_id: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, bool, bool]:
         """(items, scores, sources, bought, known, full) for a customer."""
         t = self.cands
-        live = self._live.get(customer_id)
-        if live is not None:
-            full = bool(live.items.size >= t.n)
-            return live.items, live.scores, live.sources, live.bought, True, full
+        if customer_id in self.live:
+            items, scores, sources, bought = self._live_row(customer_id)
+            return items, scores, sources, bought, True, bool(items.size >= t.n)
         pos = t.customer_pos.get(customer_id)
         if pos is None:
             return t.cold_items, t.cold_scores, t.cold_sources, _EMPTY_I, False, bool(t.cold_items.size >= t.n)
@@ -154,19 +190,18 @@ class Runtime:
         df = df.head(k)
         return [{"item_id": str(i), "score": float(s), "rank": r + 1, "source": str(src)}
                 for r, (i, s, src) in enumerate(zip(df["item_id"].tolist(), df["score"].tolist(),
-                                                    df["source"].tolist() if "source" in df else
-                                                    ["model"] * len(df)))]
+                                                    df["source"].tolist()))]
 
     # ------------------------------------------------------------------ recommendations
     def recommend(self, customer_id: str, k: int = 10, *, categories: Sequence[str] | None = None,
                   in_stock: bool | None = None, exclude: str = "purchased") -> Recommendations:
         """Top-``k`` items for a customer; unknown customers get the fallback list (``fallback=True``)."""
-        if exclude not in EXCLUDE_MODES:
-            raise PersonalizeError(f"exclude must be one of {', '.join(EXCLUDE_MODES)}, got {exclude!r}")
+        exclude = resolve_exclude(exclude)
         if k < 1:
             raise PersonalizeError(f"k must be at least 1, got {k}")
+        filters = _filters(categories, in_stock)
         if self.cands is None:
-            return self._recommend_live(customer_id, k, categories, in_stock, exclude, known=None)
+            return self._recommend_live(customer_id, k, filters, exclude, known=None)
         t = self.cands
         items, scores, sources, bought, known, full = self._row(customer_id)
         mask = items >= 0
@@ -176,20 +211,13 @@ class Runtime:
             hit = flag[items]
             flag[bought] = False
             if exclude == "non_repeatable":
-                hit &= ~t.item_repeatable[items]
+                hit &= ~t.catalog.repeatable[items]
             mask &= ~hit
-        if categories:
-            wanted = np.zeros(len(t.categories) + 1, dtype=bool)  # last slot: items without a category (-1)
-            for c in categories:
-                pos = t.category_pos.get(c)
-                if pos is not None:
-                    wanted[pos] = True
-            mask &= wanted[t.item_category[items]]
-        if in_stock:
-            mask &= t.item_in_stock[items]
+        if filters is not None:
+            mask &= t.mask(filters)[items]
         sel = np.flatnonzero(mask)[:k]
         if sel.size < k and full and self.model is not None:
-            return self._recommend_live(customer_id, k, categories, in_stock, exclude, known=known)
+            return self._recommend_live(customer_id, k, filters, exclude, known=known)
         names = t.source_names
         ids = t.item_ids_list
         out = [{"item_id": ids[i], "score": float(s), "rank": r + 1, "source": names[src]}
@@ -197,12 +225,11 @@ class Runtime:
                                                    sources[sel].tolist()))]
         return Recommendations(customer_id, out, not known, self.version)
 
-    def _recommend_live(self, customer_id, k, categories, in_stock, exclude, *, known) -> Recommendations:
-        df = self.model.recommend(customer_id, k=k, exclude=None if exclude == "none" else exclude,
-                                  filters=self._filters(categories, in_stock))
+    def _recommend_live(self, customer_id, k, filters, exclude, *, known) -> Recommendations:
+        df = self.model.recommend(customer_id, k=k, exclude=exclude, filters=filters, live=self.live)
         if known is None:
             known = bool(self.cands is not None and customer_id in self.cands.customer_pos) or \
-                customer_id in self._live
+                customer_id in self.live
         return Recommendations(customer_id, self._frame_items(df, k), not known, self.version)
 
     def recommend_from_items(self, item_ids: Sequence[str], k: int = 10, *, categories: Sequence[str] | None = None,
@@ -210,7 +237,7 @@ class Runtime:
         """Recommendations for an anonymous session or cart; unknown item ids are ignored."""
         known = [i for i in dict.fromkeys(item_ids) if self._item_known(i)]
         if known and self.model is not None:
-            df = self.model.recommend_from_items(known, k=k + len(known), filters=self._filters(categories, in_stock))
+            df = self.model.recommend_from_items(known, k=k + len(known), filters=_filters(categories, in_stock))
             df = df[~df["item_id"].astype(str).isin(known)] if len(df) else df
             return Recommendations(None, self._frame_items(df, k), False, self.version)
         rec = self.recommend("\x00__anonymous__", k, categories=categories, in_stock=in_stock, exclude="none")
@@ -232,52 +259,17 @@ class Runtime:
 
     # ------------------------------------------------------------------ events
     def record_purchase(self, customer_id: str, item_ids: Sequence[str], timestamps: Sequence | None = None) -> bool:
-        """Apply a purchase: update the recommender and refresh the customer's candidates. True if applied."""
-        if self.cands is None:
-            if self.model is not None:
-                self.model.update_customer(customer_id, list(item_ids), timestamps)
-            return True
-        t = self.cands
-        idx = [(t.item_pos[i], ts) for i, ts in zip(item_ids, timestamps or [None] * len(item_ids))
-               if i in t.item_pos]
-        if not idx:
-            return False
-        new = np.asarray([i for i, _ in idx], dtype=np.int32)
-        with self._lock:
-            items, scores, sources, bought, _, _ = self._row(customer_id)
-            bought = np.union1d(bought, new).astype(np.int32)
-            if self.model is not None:
-                ids = [t.item_ids_list[i] for i, _ in idx]
-                tss = [ts for _, ts in idx] if timestamps is not None else None
-                try:
-                    self.model.update_customer(customer_id, ids, tss)
-                    df = self.model.recommend(customer_id, k=t.n, exclude=None)
-                except Exception as exc:  # noqa: BLE001 - the event is stored; keep serving the old list
-                    log.warning("model update failed (%s); candidates of this customer not refreshed",
-                                type(exc).__name__)
-                    self.update_failures += 1
-                else:
-                    pos = t.item_index.get_indexer(df["item_id"].astype(str))
-                    ok = pos >= 0
-                    items = pos[ok].astype(np.int32)
-                    scores = df["score"].to_numpy(dtype=np.float32)[ok]
-                    names = df["source"].astype(str).to_numpy()[ok]
-                    for s in pd.unique(names):
-                        if s not in t.source_names:
-                            t.source_names.append(s)
-                    sources = pd.Index(t.source_names).get_indexer(names).astype(np.int8)
-            self._live[customer_id] = _Live(items, scores, sources, bought)
-        return True
+        """Add a purchase to the live overlay (their next recommendations reflect it). True if any item is known."""
+        if timestamps is not None and not isinstance(timestamps, (str, pd.Timestamp)):
+            timestamps = list(timestamps)
+        return bool(self.live.add(customer_id, list(item_ids), timestamps).any())
 
-    def replay(self, purchases: Iterable[tuple[str, list[str], list]]) -> int:
-        """Apply purchases recorded after the bundle was published (from the event store). Returns the count."""
-        n = 0
-        for customer_id, items, timestamps in purchases:
-            try:
-                n += bool(self.record_purchase(customer_id, items, timestamps))
-            except PersonalizeError:
-                continue
-        return n
+    def replay(self, customer_ids: np.ndarray, item_ids: np.ndarray, ns: np.ndarray) -> int:
+        """Bulk-add stored purchases (aligned arrays: customer ids, item ids, int64 ns); returns how many applied."""
+        idx = self.live.items.lookup(np.asarray(item_ids, dtype=object))
+        ok = idx >= 0
+        self.live.add_codes(np.asarray(customer_ids, dtype=object)[ok], idx[ok], np.asarray(ns)[ok])
+        return int(ok.sum())
 
     # ------------------------------------------------------------------ profile
     def profile(self, customer_id: str) -> dict:
@@ -291,9 +283,8 @@ class Runtime:
         in_model = False
         purchased_items = 0
         if self.cands is not None:
-            items, _, _, bought, known, _ = self._row(customer_id)
-            in_model = customer_id in self.cands.customer_pos or customer_id in self._live
-            purchased_items = int(bought.size)
+            in_model = customer_id in self.cands.customer_pos or customer_id in self.live
+            purchased_items = int(self._bought(customer_id).size)
         if not attrs and not in_model:
             raise UnknownIdError(f"unknown customer_id {customer_id!r}")
 
@@ -309,18 +300,12 @@ class Runtime:
         churn = None
         if attrs.get("churn_risk") is not None:
             churn = {"probability": attrs["churn_risk"], "band": attrs.get("churn_band"),
-                     "reasons": self._reasons(attrs.get("churn_reasons"))}
+                     "reasons": split_reasons(attrs.get("churn_reasons"))}
         return {"customer_id": customer_id, "known_to_recommender": in_model, "distinct_items_bought": purchased_items,
-                "updated_since_publish": customer_id in self._live,
+                "updated_since_publish": customer_id in self.live,
                 "as_of": self.as_of,
                 "segment": attrs.get("segment"), "lifecycle": attrs.get("lifecycle"), "tier": attrs.get("tier"),
                 "rfm": section(_RFM_FIELDS), "clv": section(_CLV_FIELDS), "churn": churn, "attributes": attrs}
-
-    @staticmethod
-    def _reasons(text: Any) -> list[str]:
-        from personalize.churn.scoring import split_reasons
-
-        return split_reasons(text)
 
     # ------------------------------------------------------------------ churn
     def churn_unavailable_reason(self) -> str:
@@ -346,7 +331,7 @@ class Runtime:
             raise UnknownIdError(f"customer {customer_id!r} has no churn score: no purchase before "
                                  f"{self.churn_info.get('as_of') or 'the scoring date'}")
         band = _py(row["churn_band"]) if "churn_band" in row.index else None
-        reasons = self._reasons(row["churn_reasons"]) if "churn_reasons" in row.index else []
+        reasons = split_reasons(row["churn_reasons"]) if "churn_reasons" in row.index else []
         horizon = self.churn_info.get("horizon_days")
         if horizon is None and self.churn_model is not None:
             horizon = getattr(self.churn_model, "horizon_days_", None)
@@ -356,74 +341,25 @@ class Runtime:
     # ------------------------------------------------------------------ audiences
     def audience_columns(self) -> list[str]:
         """Score columns an audience export may include (never personal attributes such as age or region)."""
-        if self.customers is None:
-            return []
-        df = self.customers
-        out = []
-        for c in df.columns:
-            if c == "customer_id" or c.startswith("consent_") or c in PERSONAL_COLUMNS:
-                continue
-            numeric = pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])
-            if numeric or c in LABEL_COLUMNS:
-                out.append(c)
-        return out
+        return audience_columns(self.customers)
 
-    def default_audience_fields(self) -> list[str]:
-        available = set(self.audience_columns())
-        return [c for c in DEFAULT_AUDIENCE_FIELDS if c in available]
-
-    def audience(self, *, consent: str, segments: Sequence[str] | None = None, fields: Sequence[str] | None = None,
-                 score: str | None = None, min_score: float | None = None, max_score: float | None = None,
-                 lifecycle: Sequence[str] | None = None, tiers: Sequence[str] | None = None,
-                 min_clv: float | None = None, min_churn_risk: float | None = None,
-                 max_churn_risk: float | None = None,
-                 cursor: str | None = None, limit: int = 10_000) -> tuple[pd.DataFrame, str | None]:
+    def audience(self, *, consent: str, fields: Sequence[str] | None = None, cursor: str | None = None,
+                 limit: int = 10_000, **filters) -> tuple[pd.DataFrame, str | None]:
         """One page of an audience, ordered by customer_id: (frame[customer_id, fields...], next cursor or None).
 
-        Only customers whose ``consent_<consent>`` flag is true are included
-        (missing flag or missing column = no consent). The segment, lifecycle,
-        tier, CLV and churn-risk filters are those of
-        :func:`personalize.churn.audience.audience_mask`; a churn filter on a
-        bundle without churn raises :class:`MissingComponentError`.
-        ``cursor`` is the last customer_id of the previous page.
+        Only customers who consented to ``consent`` are included; the filters
+        are those of :func:`personalize.customers.audience_mask`. ``cursor`` is
+        the last customer_id of the previous page.
         """
-        if consent not in CONSENT_CHANNELS:
-            raise PersonalizeError(f"consent must be one of {', '.join(CONSENT_CHANNELS)}, got {consent!r}")
-        if limit < 1:
-            raise PersonalizeError(f"limit must be at least 1, got {limit}")
-        df = self.customers
-        available = self.audience_columns()
-        fields = list(fields) if fields else self.default_audience_fields()
-        bad = [f for f in fields if f not in available]
-        if bad:
-            raise PersonalizeError(f"unknown audience field(s) {bad}; available: {available}")
-        if df is None:
-            return pd.DataFrame({"customer_id": pd.Series([], dtype=str), **{f: [] for f in fields}}), None
-        if (min_churn_risk is not None or max_churn_risk is not None) and not self.has_churn:
+        consent_column(consent)
+        if self.customers is None:
+            raise MissingComponentError(f"bundle {self.version} has no customer table: nobody can be exported")
+        if (filters.get("min_churn_risk") is not None or filters.get("max_churn_risk") is not None) \
+                and not self.has_churn:
             raise MissingComponentError(self.churn_unavailable_reason() + "; cannot filter by churn risk")
-        mask = audience_mask(df, consent=consent, segments=segments, lifecycle=lifecycle, tiers=tiers,
-                             min_clv=min_clv, min_churn_risk=min_churn_risk, max_churn_risk=max_churn_risk)
-        if score is not None or min_score is not None or max_score is not None:
-            if score is None:
-                raise DataError("min_score/max_score need score=<column>", column="score")
-            if score not in available or score not in df or not pd.api.types.is_numeric_dtype(df[score]):
-                raise PersonalizeError(f"unknown numeric score {score!r}; available: "
-                                       f"{[c for c in available if pd.api.types.is_numeric_dtype(df[c])]}")
-            vals = df[score].to_numpy(dtype=np.float64)
-            if min_score is not None:
-                mask &= vals >= min_score
-            if max_score is not None:
-                mask &= vals <= max_score
-        if cursor is not None:
-            start = int(np.searchsorted(df["customer_id"].to_numpy(dtype=str), cursor, side="right"))
-            mask[:start] = False
-        pos = np.flatnonzero(mask)
-        page = pos[:limit]
-        more = pos.size > limit
-        out = df.iloc[page][["customer_id", *fields]].reset_index(drop=True)
-        next_cursor = str(out["customer_id"].iloc[-1]) if more and len(out) else None
-        return out, next_cursor
+        return audience_page(self.customers, consent=consent, fields=fields, cursor=cursor, limit=limit, **filters)
 
     # ------------------------------------------------------------------ info
     def info(self) -> dict:
-        return {"version": self.version, "manifest": self.manifest, "live_customers": len(self._live)}
+        return {"version": self.version, "manifest": self.manifest, "live_customers": len(self.live)}
+

@@ -22,23 +22,30 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import importlib
 import json
 import os
 import re
 import secrets
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from personalize import __version__
 from personalize._atomic import atomic_write, fsync_dir
+from personalize._json import to_jsonable
 from personalize.errors import BundleError, PersonalizeError
 
-__all__ = ["FORMAT_VERSION", "SUPPORTED_FORMATS", "Bundle", "MissingComponentError", "publish", "load_bundle",
+if TYPE_CHECKING:
+    from personalize.data import Dataset
+
+__all__ = ["FORMAT_VERSION", "SUPPORTED_FORMATS", "Bundle", "publish", "load_bundle",
            "list_versions", "current_version", "rollback", "prune", "register_loader", "read_manifest",
            "resolve_version_dir"]
 
@@ -51,41 +58,31 @@ _VERSION_RE = re.compile(r"^\d{8}T\d{6}(\.\d{6})?Z-[0-9a-f]{8}$")
 _TABLE_FILE = "table.parquet"
 
 
-class MissingComponentError(PersonalizeError):
-    """The loaded bundle lacks the component or column a request needs (e.g. no churn model was published)."""
-
-
 # --------------------------------------------------------------------------- component kinds
-def _load_recommender(path: Path) -> Any:
-    from personalize.recommenders import load_recommender  # imported lazily: heavy, optional at import time
-
-    return load_recommender(path)
-
-
 def _load_table(path: Path) -> pd.DataFrame:
     return pd.read_parquet(path / _TABLE_FILE)
 
 
-def _load_candidates(path: Path) -> Any:
-    from personalize.registry.candidates import CandidateTable
-
-    return CandidateTable.load(path)
-
-
-def _load_propensity(path: Path) -> Any:
-    """Churn / propensity models: LightGBM text + calibration + meta.json (``PropensityModel.save``)."""
-    from personalize.churn.model import load_model
-
-    return load_model(path)
-
-
-_LOADERS: dict[str, Callable[[Path], Any]] = {
-    "recommender": _load_recommender,
+#: component kind -> loader, or "module:function" resolved on first use (so listing versions or publishing
+#: a table never imports the model libraries, and the store depends on no model package)
+_LOADERS: dict[str, Callable[[Path], Any] | str] = {
     "table": _load_table,
-    "candidates": _load_candidates,
-    "churn": _load_propensity,
-    "propensity": _load_propensity,
+    "recommender": "personalize.recommenders:load_recommender",
+    "candidates": "personalize.recommenders:CandidateTable.load",
+    "churn": "personalize.churn.model:load_model",
+    "propensity": "personalize.churn.model:load_model",
 }
+
+
+def _loader(kind: str) -> Callable[[Path], Any]:
+    loader = _LOADERS[kind]
+    if isinstance(loader, str):
+        module, _, attr = loader.partition(":")
+        obj: Any = importlib.import_module(module)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+        loader = _LOADERS[kind] = obj
+    return loader
 
 
 def register_loader(kind: str, loader: Callable[[Path], Any]) -> None:
@@ -116,63 +113,19 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _fsync_dir(path: Path) -> None:
-    fsync_dir(path)
-
-
 def _write_atomic(path: Path, text: str) -> None:
     atomic_write(path, lambda fh: fh.write(text), binary=False, sync_dir=True)
 
 
-def _jsonable(obj: Any) -> Any:
-    """Make params/metrics JSON-safe (numpy scalars, timestamps, paths, NaN -> None)."""
-    import math
-
-    import numpy as np
-
-    if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, set, frozenset)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (np.bool_, bool)):
-        return bool(obj)
-    if isinstance(obj, (np.integer, int)):
-        return int(obj)
-    if isinstance(obj, (np.floating, float)):
-        f = float(obj)
-        return None if math.isnan(f) or math.isinf(f) else f
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, (pd.Timestamp, _dt.datetime, _dt.date)):
-        return obj.isoformat()
-    if obj is None or isinstance(obj, str):
-        return obj
-    return str(obj)
-
-
-def _data_info(dataset: Any) -> dict:
+def _data_info(dataset: Dataset | None) -> dict:
     if dataset is None:
         return {}
-    info: dict[str, Any] = {}
-    fp = getattr(dataset, "fingerprint", None)
-    if callable(fp):
-        info["fingerprint"] = fp()
-    for key, attr in (("first_timestamp", "first_timestamp"), ("last_timestamp", "last_timestamp")):
-        value = getattr(dataset, attr, None)
-        info[key] = None if value is None else pd.Timestamp(value).isoformat()
-    for key in ("n_customers", "n_items"):
-        value = getattr(dataset, key, None)
-        if value is not None:
-            info[key] = int(value)
-    if hasattr(dataset, "__len__"):
-        info["transactions"] = int(len(dataset))
-    return info
-
-
-def _library_version() -> str:
-    from personalize import __version__
-
-    return __version__
+    first, last = dataset.first_timestamp, dataset.last_timestamp
+    return {"fingerprint": dataset.fingerprint(),
+            "first_timestamp": None if first is None else pd.Timestamp(first).isoformat(),
+            "last_timestamp": None if last is None else pd.Timestamp(last).isoformat(),
+            "n_customers": int(dataset.n_customers), "n_items": int(dataset.n_items),
+            "transactions": int(len(dataset))}
 
 
 # --------------------------------------------------------------------------- bundle
@@ -205,7 +158,7 @@ def _new_version(created: _dt.datetime, checksums: Mapping[str, str]) -> str:
     return created.strftime("%Y%m%dT%H%M%SZ") + "-" + h.hexdigest()[:8]
 
 
-def publish(components: Mapping[str, Any], dataset: Any = None, *, store: str | Path = "models",
+def publish(components: Mapping[str, Any], dataset: Dataset | None = None, *, store: str | Path = "models",
             params: Mapping | None = None, metrics: Mapping | None = None, keep: int | None = None,
             extra: Mapping | None = None) -> dict:
     """Write ``components`` as a new version in ``store``, make it CURRENT and return its manifest.
@@ -251,23 +204,23 @@ def publish(components: Mapping[str, Any], dataset: Any = None, *, store: str | 
         manifest = {
             "version": version,
             "created_at": created.isoformat(),
-            "library_version": _library_version(),
+            "library_version": __version__,
             "format_version": FORMAT_VERSION,
             "data": _data_info(dataset),
-            "params": _jsonable(dict(params or {})),
-            "metrics": _jsonable(dict(metrics or {})),
+            "params": to_jsonable(dict(params or {})),
+            "metrics": to_jsonable(dict(metrics or {})),
             "components": comp_meta,
         }
         if extra:
-            manifest["extra"] = _jsonable(dict(extra))
+            manifest["extra"] = to_jsonable(dict(extra))
         with open(tmp / MANIFEST, "w", encoding="utf-8") as fh:
             json.dump(manifest, fh, indent=2, allow_nan=False)
             fh.flush()
             os.fsync(fh.fileno())
-        _fsync_dir(tmp)
+        fsync_dir(tmp)
         final = store / version
         os.rename(tmp, final)
-        _fsync_dir(store)
+        fsync_dir(store)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -385,7 +338,7 @@ def load_bundle(path: str | Path = "models", version: str | None = None) -> Bund
     components = {}
     for name, meta in manifest["components"].items():
         try:
-            components[name] = _LOADERS[meta["kind"]](vdir / name)
+            components[name] = _loader(meta["kind"])(vdir / name)
         except BundleError:
             raise
         except Exception as exc:  # a component that verifies but cannot be read is still a broken bundle
@@ -427,8 +380,6 @@ def prune(store: str | Path = "models", *, keep: int) -> list[str]:
             shutil.rmtree(store / v, ignore_errors=True)
             removed.append(v)
     # leftovers of publishes that crashed before the rename (old enough not to be a publish in progress)
-    import time
-
     for p in store.glob(".publish-*"):
         try:
             if time.time() - p.stat().st_mtime > 3600:

@@ -4,11 +4,12 @@ Scoring a 100,000-item catalog for every page view costs milliseconds; reading
 a precomputed top-``n`` list and masking it with the request's filters costs
 microseconds. A :class:`CandidateTable` holds, for every customer of the
 dataset, the recommender's top-``n`` items (no exclusions applied), the items
-each customer bought (to apply ``exclude`` at request time), the catalog
-attributes the filters need (category, in stock, repeatable) and one
-"cold" list for customers the model has never seen. When a filtered list runs
-short of ``k`` items the caller asks the recommender itself (see
-:class:`personalize.registry.runtime.Runtime`).
+each customer bought (to apply ``exclude`` at request time), the
+:class:`~personalize.recommenders.catalog.ItemCatalog` the request's
+:class:`~personalize.recommenders.filters.Filters` run on, and one "cold"
+list for customers the model has never seen. When a filtered list runs short
+of ``k`` items the caller asks the recommender itself (see
+:class:`personalize.runtime.Runtime`).
 
 Stored pickle-free: ``arrays.npz`` (``allow_pickle=False``, ids as fixed-width
 unicode) plus ``meta.json``.
@@ -18,22 +19,21 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from personalize._atomic import atomic_write
 from personalize.errors import BundleError, PersonalizeError
+from personalize.recommenders.catalog import ItemCatalog
+from personalize.recommenders.filters import Filters
+
+if TYPE_CHECKING:
+    from personalize.data import Dataset
+    from personalize.recommenders.base import Recommender
 
 __all__ = ["CandidateTable"]
-
-
-def _codes(values: pd.Series | np.ndarray | None, n: int) -> tuple[np.ndarray, list[str]]:
-    if values is None:
-        return np.full(n, -1, dtype=np.int32), []
-    codes, uniques = pd.factorize(pd.Series(values, copy=False), sort=True)
-    return codes.astype(np.int32), [str(u) for u in uniques]
 
 
 class CandidateTable:
@@ -44,8 +44,7 @@ class CandidateTable:
     def __init__(self, *, customer_ids: np.ndarray, item_ids: np.ndarray, items: np.ndarray, scores: np.ndarray,
                  sources: np.ndarray, source_names: list[str], bought_indptr: np.ndarray,
                  bought_indices: np.ndarray, cold_items: np.ndarray, cold_scores: np.ndarray,
-                 cold_sources: np.ndarray, item_category: np.ndarray, categories: list[str],
-                 item_in_stock: np.ndarray, item_repeatable: np.ndarray, n: int) -> None:
+                 cold_sources: np.ndarray, catalog: ItemCatalog, n: int) -> None:
         self.customer_ids = customer_ids
         self.item_ids = item_ids
         self.items = items
@@ -57,23 +56,27 @@ class CandidateTable:
         self.cold_items = cold_items
         self.cold_scores = cold_scores
         self.cold_sources = cold_sources
-        self.item_category = item_category
-        self.categories = list(categories)
-        self.item_in_stock = item_in_stock
-        self.item_repeatable = item_repeatable
+        self.catalog = catalog
         self.n = int(n)
-        self._index()
-
-    def _index(self) -> None:
         self.customer_pos = {str(c): i for i, c in enumerate(self.customer_ids.tolist())}
         self.item_pos = {str(c): i for i, c in enumerate(self.item_ids.tolist())}
-        self.category_pos = {c: i for i, c in enumerate(self.categories)}
         self.item_ids_list = [str(x) for x in self.item_ids.tolist()]
         self.item_index = pd.Index(self.item_ids_list)
+        self._masks: dict[Filters, np.ndarray] = {}
+
+    def mask(self, filters: Filters) -> np.ndarray:
+        """Eligible items of ``filters`` over the catalog (cached: a shop asks the same few filters)."""
+        m = self._masks.get(filters)
+        if m is None:
+            m = filters.mask(self.catalog)
+            if len(self._masks) > 256:
+                self._masks.clear()
+            self._masks[filters] = m
+        return m
 
     # ------------------------------------------------------------------ building
     @classmethod
-    def build(cls, recommender: Any, dataset: Any, *, n: int = 200, cold: Any = None,
+    def build(cls, recommender: Recommender, dataset: Dataset, *, n: int = 200, cold: Recommender | None = None,
               batch_size: int = 2000, progress=None) -> "CandidateTable":
         """Ask ``recommender`` for the top-``n`` items of every customer in ``dataset`` (no exclusions).
 
@@ -103,7 +106,7 @@ class CandidateTable:
 
         for start in range(0, n_c, batch_size):
             batch = customer_ids[start:start + batch_size].tolist()
-            df = recommender.recommend(batch, k=n, exclude=None)
+            df = recommender.recommend(batch, k=n, exclude="none")
             if len(df):
                 row = pd.Index(batch).get_indexer(df["customer_id"].astype(str)) + start
                 col = df["rank"].to_numpy(dtype=np.int64) - 1
@@ -118,7 +121,7 @@ class CandidateTable:
 
         cold_model = cold if cold is not None else recommender
         unknown = "\x00__personalize_unknown_customer__"
-        cdf = cold_model.recommend(unknown, k=n, exclude=None)
+        cdf = cold_model.recommend(unknown, k=n, exclude="none")
         ci = item_pos.get_indexer(cdf["item_id"].astype(str))
         keep = ci >= 0
         cold_items = ci[keep].astype(np.int32)
@@ -128,42 +131,22 @@ class CandidateTable:
         bought = dataset.interaction_matrix("count").tocsr()
         bought.sort_indices()
 
-        cat = np.full(len(item_ids), -1, dtype=np.int32)
-        categories: list[str] = []
-        in_stock = np.ones(len(item_ids), dtype=bool)
-        repeatable = np.zeros(len(item_ids), dtype=bool)
-        it = getattr(dataset, "items", None)
-        if it is not None and len(it):
-            pos = item_pos.get_indexer(it["item_id"].astype(str))
-            ok = pos >= 0
-            if "category" in it:
-                c = it["category"]
-                present = c.notna().to_numpy() & ok
-                codes, categories = _codes(c[present].astype(str).to_numpy(), int(present.sum()))
-                cat[pos[present]] = codes
-            if "in_stock" in it:
-                v = it["in_stock"]
-                known = v.notna().to_numpy() & ok
-                in_stock[pos[known]] = v[known].astype(bool).to_numpy()
-            if "repeatable" in it:
-                v = it["repeatable"]
-                known = v.notna().to_numpy() & ok
-                repeatable[pos[known]] = v[known].astype(bool).to_numpy()
         return cls(customer_ids=customer_ids, item_ids=item_ids, items=items, scores=scores, sources=sources,
                    source_names=source_names or ["unknown"], bought_indptr=bought.indptr.astype(np.int64),
                    bought_indices=bought.indices.astype(np.int32), cold_items=cold_items, cold_scores=cold_scores,
-                   cold_sources=cold_sources, item_category=cat, categories=categories, item_in_stock=in_stock,
-                   item_repeatable=repeatable, n=n)
+                   cold_sources=cold_sources, catalog=ItemCatalog.from_items(item_ids, dataset.items), n=n)
 
     # ------------------------------------------------------------------ persistence
     _ARRAYS = ("customer_ids", "item_ids", "items", "scores", "sources", "bought_indptr", "bought_indices",
-               "cold_items", "cold_scores", "cold_sources", "item_category", "item_in_stock", "item_repeatable")
+               "cold_items", "cold_scores", "cold_sources")
 
     def save(self, directory: str | Path) -> None:
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
-        atomic_write(d / "arrays.npz", lambda fh: np.savez(fh, **{name: getattr(self, name) for name in self._ARRAYS}))
-        meta = {"kind": "candidates", "n": self.n, "source_names": self.source_names, "categories": self.categories}
+        arrays = {name: getattr(self, name) for name in self._ARRAYS}
+        arrays.update({f"catalog_{k}": v for k, v in self.catalog.to_arrays().items()})
+        atomic_write(d / "arrays.npz", lambda fh: np.savez(fh, **arrays))
+        meta = {"kind": "candidates", "n": self.n, "source_names": self.source_names}
         atomic_write(d / "meta.json", lambda fh: fh.write(json.dumps(meta, indent=2)), binary=False)
 
     @classmethod
@@ -173,11 +156,13 @@ class CandidateTable:
             meta = json.loads((d / "meta.json").read_text(encoding="utf-8"))
             with np.load(d / "arrays.npz", allow_pickle=False) as z:
                 arrays = {name: z[name] for name in cls._ARRAYS}
+                catalog = ItemCatalog.from_arrays(arrays["item_ids"], {k[len("catalog_"):]: z[k] for k in z.files
+                                                                       if k.startswith("catalog_")})
+            return cls(**arrays, catalog=catalog, source_names=meta["source_names"], n=meta["n"])
         except FileNotFoundError as exc:
             raise BundleError(f"candidate table file missing: {exc.filename}") from None
         except (KeyError, ValueError, json.JSONDecodeError) as exc:
             raise BundleError(f"candidate table in {d} is unreadable: {exc}") from None
-        return cls(**arrays, source_names=meta["source_names"], categories=meta["categories"], n=meta["n"])
 
     # ------------------------------------------------------------------ lookup
     def bought(self, row: int) -> np.ndarray:

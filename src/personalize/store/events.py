@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
 from personalize.errors import DataError
 
 __all__ = ["EVENT_TYPES", "Event", "EventStore"]
@@ -162,13 +165,11 @@ class EventStore:
         return int(v or 0)
 
     @staticmethod
-    def group_purchases(rows: Iterable[Mapping]) -> list[tuple[str, list[str], list]]:
-        """Group purchase rows into (customer_id, item_ids, timestamps) in first-seen order."""
-        out: dict[str, tuple[list[str], list]] = {}
-        for r in rows:
-            if r["type"] != "purchase":
-                continue
-            items, tss = out.setdefault(r["customer_id"], ([], []))
-            items.append(r["item_id"])
-            tss.append(_dt.datetime.fromisoformat(r["timestamp"]))
-        return [(c, i, t) for c, (i, t) in out.items()]
+    def purchase_arrays(rows: Iterable[Mapping]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Purchase rows as aligned arrays: (customer ids, item ids, int64 ns timestamps), in store order."""
+        rows = [r for r in rows if r["type"] == "purchase"]
+        cust = np.array([r["customer_id"] for r in rows], dtype=object)
+        item = np.array([r["item_id"] for r in rows], dtype=object)
+        ns = pd.to_datetime([r["timestamp"] for r in rows], format="ISO8601").as_unit("ns").asi8 if rows \
+            else np.zeros(0, np.int64)
+        return cust, item, np.asarray(ns, dtype=np.int64)

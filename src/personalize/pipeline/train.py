@@ -1,0 +1,195 @@
+"""Train every model the library has on a dataset and publish them as one bundle.
+
+Components of a bundle built by :func:`train_bundle`:
+
+``recommender``  the served recommender (ALS on confidence-weighted purchases by default)
+``popular``      the Popular baseline, the fallback for shoppers never seen
+``candidates``   every customer's precomputed top-``n`` list (:class:`~personalize.recommenders.CandidateTable`)
+``customers``    the customer table (:func:`personalize.customers.customer_table`: profile, RFM segment,
+                 lifecycle, tier, CLV, consent flags) plus ``churn_risk``, ``churn_band`` and
+                 ``churn_reasons`` when the churn model was trained
+``churn``        the calibrated LightGBM :class:`~personalize.churn.ChurnModel` (see :mod:`personalize.pipeline.churn`)
+
+The manifest says how good the recommender is: before the final fit, a fresh
+copy of it and Popular are fitted on the data before the last validation
+window and scored on the purchases in it (NDCG and recall at 10, on all
+purchases and on discovery of new items; :func:`validate_recommender`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+from threadpoolctl import threadpool_limits
+
+from personalize.customers import customer_table, merge_scores
+from personalize.evaluation import evaluate, time_split
+from personalize.pipeline.churn import (DEFAULT_CHURN_CUTOFFS, DEFAULT_CHURN_HORIZON_DAYS, DEFAULT_CHURN_SPACING_DAYS,
+                                        train_churn)
+from personalize.recommenders import ALS, CandidateTable, Popular, Recommender
+from personalize.store import publish
+
+if TYPE_CHECKING:
+    from personalize.churn import ChurnModel
+    from personalize.data import Dataset
+
+__all__ = ["train_bundle", "default_recommender", "validate_recommender", "validation_window"]
+
+DEFAULT_FACTORS = 64
+DEFAULT_CANDIDATES = 200
+VALIDATION_K = 10
+#: the validation window: 28 days, or less on short histories (at most 15 % of the span, at least 7 days)
+VALIDATION_DAYS = 28.0
+_MIN_VALIDATION_DAYS = 7.0
+
+
+def default_recommender(*, factors: int = DEFAULT_FACTORS, seed: int = 0) -> Recommender:
+    """The recommender ``personalize train`` publishes by default."""
+    return ALS(factors=factors, random_state=seed)
+
+
+def _fresh(model: Recommender) -> Recommender:
+    """An unfitted copy with the same hyperparameters."""
+    return type(model)(**model.get_params())
+
+
+def validation_window(dataset: Dataset, days: float | None = None) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    """(start, end) of the last validation window, or None when the history is too short for one.
+
+    The window is ``days`` long (default 28, shortened to 15 % of the history
+    on short histories, never below 7 days); at least twice its length must
+    come before it.
+    """
+    first, last = dataset.first_timestamp, dataset.last_timestamp
+    if first is None or last is None:
+        return None
+    span = (last - first) / pd.Timedelta(days=1)
+    d = float(days) if days is not None else min(VALIDATION_DAYS, max(_MIN_VALIDATION_DAYS, 0.15 * span))
+    if span < 3 * d:
+        return None
+    end = last + pd.Timedelta(1, "us")
+    return end - pd.Timedelta(days=d), end
+
+
+def validate_recommender(model: Recommender, dataset: Dataset, *, days: float | None = None,
+                         k: int = VALIDATION_K) -> dict:
+    """Score a fresh copy of ``model`` and Popular on the last validation window of ``dataset``.
+
+    Returns ``{"status": "ok", "window": {...}, "k": k, "customers": {...}, "models": {name: {track: {"ndcg",
+    "recall"}}}, "vs_popular": {track: ratio}}``, or ``{"status": "skipped", "reason": ...}`` when the history
+    is too short or the window has no purchases by known customers. Never changes ``model``.
+    """
+    window = validation_window(dataset, days)
+    if window is None:
+        return {"status": "skipped", "reason": "history too short for a validation window "
+                                               f"(needs at least {3 * _MIN_VALIDATION_DAYS:g} days)"}
+    start, end = window
+    split = time_split(dataset, start)
+    if split.n_customers("all") == 0:
+        return {"status": "skipped", "reason": f"no purchases by known customers in the validation window "
+                                               f"{start.isoformat()} .. {end.isoformat()}"}
+    name = model.kind or type(model).__name__.lower()
+    models = {name: _fresh(model)}
+    if name != "popular":
+        models["popular"] = Popular()
+    with threadpool_limits(1, "blas"):
+        res = evaluate(models, split, k=k, tracks=("all", "discovery"), include_new_customers=False)
+    scores: dict[str, dict] = {}
+    for r in res.to_dict("records"):
+        scores.setdefault(r["model"], {})[r["track"]] = {"ndcg": r["ndcg"], "recall": r["recall"]}
+    vs = {}
+    for track in ("all", "discovery"):
+        pop = scores.get("popular", {}).get(track, {}).get("ndcg")
+        mine = scores[name].get(track, {}).get("ndcg")
+        vs[track] = (mine / pop) if pop and mine is not None and pop == pop and pop > 0 else None
+    return {"status": "ok", "window": {"start": start.isoformat(), "end": end.isoformat()}, "k": k,
+            "customers": {t: int(split.n_customers(t)) for t in ("all", "discovery")}, "models": scores,
+            "served": name, "vs_popular": vs}
+
+
+def train_bundle(dataset: Dataset, *, store: str | Path = "models", factors: int = DEFAULT_FACTORS,
+                 candidates: int = DEFAULT_CANDIDATES, keep: int | None = None, seed: int = 0,
+                 recommender: Recommender | None = None, popular: Popular | None = None, customers: bool = True,
+                 churn: bool | ChurnModel | None = None, churn_horizon_days: float = DEFAULT_CHURN_HORIZON_DAYS,
+                 churn_cutoffs: int = DEFAULT_CHURN_CUTOFFS, churn_spacing_days: float = DEFAULT_CHURN_SPACING_DAYS,
+                 validate: bool = True, progress: Callable[[str], None] | None = None,
+                 extra_params: dict | None = None) -> dict:
+    """Validate and fit the recommender, fit the Popular fallback and the churn model, precompute
+    candidates, publish. Returns the manifest.
+
+    ``churn``: True (the default churn model), an unfitted ``ChurnModel`` to
+    train, or False to leave churn out (recorded in the manifest as skipped);
+    None (default) means "with the customer table", i.e. ``customers``, since
+    the scores live in that table. ``validate=False`` skips the validation fit
+    (the manifest then says so).
+    """
+    say = progress or (lambda msg: None)
+    timings: dict[str, float] = {}
+    if recommender is None:
+        recommender = default_recommender(factors=factors, seed=seed)
+    if popular is None:
+        popular = Popular()
+    metrics: dict[str, Any] = {"timings": timings}
+    if validate:
+        t = time.perf_counter()
+        say(f"validating {type(recommender).__name__} against Popular on the last validation window")
+        metrics["recommender"] = validate_recommender(recommender, dataset)
+        timings["validate_s"] = time.perf_counter() - t
+    else:
+        metrics["recommender"] = {"status": "skipped", "reason": "validation disabled (validate=False)"}
+    with threadpool_limits(1, "blas"):
+        t = time.perf_counter()
+        say(f"fitting {type(recommender).__name__}")
+        recommender.fit(dataset)
+        timings["fit_recommender_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        say("fitting Popular")
+        popular.fit(dataset)
+        timings["fit_popular_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        say(f"precomputing top-{candidates} candidates for {len(dataset.customer_vocab)} customers")
+        table = CandidateTable.build(recommender, dataset, n=candidates, cold=popular)
+        timings["candidates_s"] = time.perf_counter() - t
+    components: dict[str, Any] = {"recommender": recommender, "popular": popular, "candidates": table}
+    if customers:
+        t = time.perf_counter()
+        say("building the customer table")
+        components["customers"] = customer_table(dataset)
+        timings["customers_s"] = time.perf_counter() - t
+    if churn is None:
+        churn = bool(customers)
+    if churn is False:
+        churn_info = {"status": "skipped", "reason": "churn disabled for this bundle (churn=False / --no-churn)"
+                      if customers else "churn not requested: bundle built without a customer table (customers=False)"}
+    else:
+        t = time.perf_counter()
+        say(f"training the churn model (production mode, {churn_horizon_days:g}-day horizon)")
+        model, scores, churn_info = train_churn(dataset, model=None if churn is True else churn,
+                                                horizon_days=churn_horizon_days, n_cutoffs=churn_cutoffs,
+                                                spacing_days=churn_spacing_days, seed=seed)
+        timings["churn_s"] = time.perf_counter() - t
+        if model is not None:
+            components["churn"] = model
+            components["customers"] = merge_scores(components.get("customers"), scores)
+            metrics["churn"] = {k: v for k, v in (model.validation_ or {}).items()
+                                if k in ("auc", "pr_auc", "log_loss", "brier", "rows", "positive_rate")}
+        else:
+            say(f"churn skipped: {churn_info['reason']}")
+    params = {"recommender": {"class": type(recommender).__name__, **_scalar_params(recommender)},
+              "popular": {"class": type(popular).__name__, **_scalar_params(popular)},
+              "candidates": candidates, "seed": seed, **(extra_params or {})}
+    if "churn" in components:
+        params["churn"] = {"class": type(components["churn"]).__name__, "horizon_days": churn_horizon_days,
+                           "n_cutoffs": churn_cutoffs, "spacing_days": churn_spacing_days,
+                           **_scalar_params(components["churn"])}
+    say("publishing")
+    return publish(components, dataset, store=store, params=params, metrics=metrics, keep=keep,
+                   extra={"churn": churn_info})
+
+
+def _scalar_params(model) -> dict:
+    return {k: v for k, v in model.get_params().items() if isinstance(v, (int, float, str, bool, type(None)))}
