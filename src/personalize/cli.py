@@ -13,6 +13,7 @@ import sys
 
 import typer
 
+import personalize.commands as pkg
 from personalize.errors import PersonalizeError
 
 app = typer.Typer(name="personalize", help="Recommendations and personalization for retailers.",
@@ -20,8 +21,6 @@ app = typer.Typer(name="personalize", help="Recommendations and personalization 
 
 
 def _register_all() -> None:
-    import personalize.commands as pkg
-
     for mod in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
         if mod.name == "common":
             continue

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -10,8 +10,11 @@ import pandas as pd
 from personalize.data.validate import to_timestamp
 from personalize.errors import DataError
 
+if TYPE_CHECKING:
+    from personalize.data import History
 
-def transactions_of(data: Any, *, need_amount: bool = True) -> pd.DataFrame:
+
+def transactions_of(data: History, *, need_amount: bool = True) -> pd.DataFrame:
     """Return the canonical transactions frame of ``data``.
 
     ``data`` is a :class:`personalize.data.Dataset` (its ``transactions``) or a
@@ -39,7 +42,7 @@ def transactions_of(data: Any, *, need_amount: bool = True) -> pd.DataFrame:
     return tx
 
 
-def optional_table(data: Any, name: str, explicit: pd.DataFrame | None) -> pd.DataFrame | None:
+def optional_table(data: History, name: str, explicit: pd.DataFrame | None) -> pd.DataFrame | None:
     """``explicit`` if given, else ``data.<name>`` when ``data`` is a Dataset."""
     if explicit is not None:
         return explicit

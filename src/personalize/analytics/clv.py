@@ -33,7 +33,7 @@ Calibration summary (:func:`calibration_summary`), the standard definitions:
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -42,7 +42,12 @@ from scipy.special import digamma, gammaln, hyp2f1
 from threadpoolctl import threadpool_limits
 
 from personalize.analytics._frames import as_timestamp, customer_codes, transactions_of
+from personalize.analytics.profiles import prepare_arrays
+from personalize._params import Params
 from personalize.errors import ConvergenceError, DataError, NotFittedError, PersonalizeError
+
+if TYPE_CHECKING:
+    from personalize.data import DateLike, History
 
 __all__ = [
     "TIME_UNITS",
@@ -84,7 +89,7 @@ def _ts_day(ts: pd.Timestamp) -> int:
 # calibration summary
 # ---------------------------------------------------------------------------
 
-def calibration_summary(data: Any, *, calibration_end: Any = None, holdout_end: Any = None,
+def calibration_summary(data: History, *, calibration_end: DateLike | None = None, holdout_end: DateLike | None = None,
                         time_unit: str = "D") -> pd.DataFrame:
     """Per-customer (frequency, recency, T, monetary_value) for BG/NBD and Gamma-Gamma.
 
@@ -267,27 +272,81 @@ def _minimize(fun, theta0: np.ndarray, names: tuple[str, ...], model: str, *, ma
 # BG/NBD
 # ---------------------------------------------------------------------------
 
-class BGNBDModel:
+class _MaximumLikelihoodModel(Params):
+    """Shared by the probabilistic CLV models: hyperparameters, the fitted-state check and the JSON state.
+
+    ``penalizer`` adds ``penalizer * sum(log(theta)^2)`` to the mean negative
+    log-likelihood (0 = plain maximum likelihood); ``max_iter`` and ``tol``
+    control L-BFGS-B.
+    """
+
+    #: name in the JSON state, and the parameter names in order
+    model_name: str = ""
+    param_names: tuple[str, ...] = ()
+
+    def __init__(self, *, penalizer: float = 0.0, max_iter: int = 1000, tol: float = 1e-12):
+        self.penalizer = penalizer
+        self.max_iter = max_iter
+        self.tol = tol
+
+    def _best_start(self, fun, starts, label: str):
+        """The best L-BFGS-B optimum over several starting points (ConvergenceError if none converges)."""
+        best, err = None, None
+        for th0 in starts:
+            try:
+                res = _minimize(fun, th0, self.param_names, label, max_iter=self.max_iter, tol=self.tol)
+            except ConvergenceError as exc:
+                err = exc
+                continue
+            if best is None or res.fun < best.fun:
+                best = res
+        if best is None:
+            raise err  # type: ignore[misc]
+        return best
+
+    def _p(self) -> tuple[float, ...]:
+        if not hasattr(self, "params_"):
+            raise NotFittedError(f"{type(self).__name__} is not fitted: call fit() first")
+        return tuple(self.params_[k] for k in self.param_names)
+
+    def to_dict(self) -> dict:
+        """JSON-able state (parameters, log-likelihood, time unit, hyperparameters)."""
+        self._p()
+        out = {"model": self.model_name, "params": dict(self.params_), "log_likelihood": self.log_likelihood_,
+               "n_customers": self.n_customers_, "hyperparameters": self.get_params()}
+        if hasattr(self, "time_unit_"):
+            out["time_unit"] = self.time_unit_
+        return out
+
+    @classmethod
+    def from_dict(cls, state: dict):
+        if state.get("model") != cls.model_name:
+            raise PersonalizeError(f"not a {cls.__name__} state (model {state.get('model')!r})")
+        m = cls(**state.get("hyperparameters", {}))
+        m.params_ = {k: float(state["params"][k]) for k in cls.param_names}
+        m.log_likelihood_ = float(state.get("log_likelihood", float("nan")))
+        m.n_customers_ = int(state.get("n_customers", 0))
+        m.n_iter_ = 0
+        if "time_unit" in state:
+            m.time_unit_ = state["time_unit"]
+        return m
+
+
+class BGNBDModel(_MaximumLikelihoodModel):
     """BG/NBD model of repeat purchasing and drop-out (Fader, Hardie & Lee 2005).
 
     Purchase rate lambda ~ Gamma(r, alpha); after each purchase the customer
     drops out with probability p ~ Beta(a, b). Times are in the unit of the
     calibration summary (``alpha`` scales with it).
 
-    Hyperparameters: ``penalizer`` adds ``penalizer * sum(log(theta)^2)`` to
-    the mean negative log-likelihood (0 = plain maximum likelihood);
-    ``max_iter`` and ``tol`` control L-BFGS-B.
+    Hyperparameters: ``penalizer``, ``max_iter``, ``tol`` (see :class:`_MaximumLikelihoodModel`).
 
     Fitted attributes: ``params_`` (dict r, alpha, a, b), ``log_likelihood_``
     (total at the optimum), ``n_customers_``, ``n_iter_``, ``time_unit_``.
     """
 
+    model_name = "bgnbd"
     param_names = ("r", "alpha", "a", "b")
-
-    def __init__(self, *, penalizer: float = 0.0, max_iter: int = 1000, tol: float = 1e-12):
-        self.penalizer = penalizer
-        self.max_iter = max_iter
-        self.tol = tol
 
     # -- likelihood --------------------------------------------------------
     @staticmethod
@@ -366,19 +425,7 @@ class BGNBDModel:
             np.log([1.0, max(mean_T / max(mean_x, 1e-3), 1e-3), 1.0, 1.0]),
             np.log([0.5, max(mean_T, 1e-3), 0.5, 2.0]),
         ]
-        fun = lambda th: self._objective(th, ux, utx, uT, uw, wsum)  # noqa: E731
-        best, err = None, None
-        for th0 in starts:
-            try:
-                res = _minimize(fun, th0, self.param_names, "BG/NBD",
-                                max_iter=self.max_iter, tol=self.tol)
-            except ConvergenceError as exc:
-                err = exc
-                continue
-            if best is None or res.fun < best.fun:
-                best = res
-        if best is None:
-            raise err  # type: ignore[misc]
+        best = self._best_start(lambda th: self._objective(th, ux, utx, uT, uw, wsum), starts, "BG/NBD")
         r, alpha, a, b = np.exp(best.x)
         self.params_ = {"r": float(r), "alpha": float(alpha), "a": float(a), "b": float(b)}
         self.log_likelihood_ = float((uw * self._loglik((r, alpha, a, b), ux, utx, uT)).sum())
@@ -387,12 +434,6 @@ class BGNBDModel:
         self.time_unit_ = (summary.attrs.get("time_unit") if isinstance(summary, pd.DataFrame)
                            else None)
         return self
-
-    def _p(self):
-        if not hasattr(self, "params_"):
-            raise NotFittedError("BGNBDModel is not fitted: call fit() first")
-        p = self.params_
-        return p["r"], p["alpha"], p["a"], p["b"]
 
     # -- predictions -------------------------------------------------------
     def log_likelihood(self, summary=None, *, frequency=None, recency=None, T=None) -> np.ndarray:
@@ -436,33 +477,12 @@ class BGNBDModel:
         return (a + b - 1.0) / (a - 1.0) * (
             1.0 - np.exp(r * (np.log(alpha) - np.log(alpha + t))) * hyp2f1(r, b, a + b - 1.0, z))
 
-    def to_dict(self) -> dict:
-        """JSON-able state (parameters, log-likelihood, time unit)."""
-        self._p()
-        return {"model": "bgnbd", "params": dict(self.params_),
-                "log_likelihood": self.log_likelihood_, "n_customers": self.n_customers_,
-                "time_unit": self.time_unit_,
-                "hyperparameters": {"penalizer": self.penalizer, "max_iter": self.max_iter,
-                                    "tol": self.tol}}
-
-    @classmethod
-    def from_dict(cls, state: dict) -> "BGNBDModel":
-        if state.get("model") != "bgnbd":
-            raise PersonalizeError("not a BG/NBD model state")
-        m = cls(**state.get("hyperparameters", {}))
-        m.params_ = {k: float(state["params"][k]) for k in cls.param_names}
-        m.log_likelihood_ = float(state.get("log_likelihood", float("nan")))
-        m.n_customers_ = int(state.get("n_customers", 0))
-        m.n_iter_ = 0
-        m.time_unit_ = state.get("time_unit")
-        return m
-
 
 # ---------------------------------------------------------------------------
 # Gamma-Gamma
 # ---------------------------------------------------------------------------
 
-class GammaGammaModel:
+class GammaGammaModel(_MaximumLikelihoodModel):
     """Gamma-Gamma model of the value of a purchase (Fader, Hardie & Lee 2005 spend note).
 
     Purchase values of a customer are Gamma(p, nu) with nu ~ Gamma(q, v);
@@ -474,12 +494,8 @@ class GammaGammaModel:
     ``log_likelihood_``, ``n_customers_``, ``n_iter_``.
     """
 
+    model_name = "gamma_gamma"
     param_names = ("p", "q", "v")
-
-    def __init__(self, *, penalizer: float = 0.0, max_iter: int = 1000, tol: float = 1e-12):
-        self.penalizer = penalizer
-        self.max_iter = max_iter
-        self.tol = tol
 
     @staticmethod
     def _loglik(params, x, m):
@@ -543,31 +559,14 @@ class GammaGammaModel:
             raise ConvergenceError("Gamma-Gamma fit needs at least 2 repeat buyers")
         wsum = float(w.sum())
         mean_m = float((w * m).sum() / wsum)
-        fun = lambda th: self._objective(th, x, m, w, wsum)  # noqa: E731
-        best, err = None, None
-        for p0, q0 in ((2.0, 3.0), (1.0, 2.0)):
-            th0 = np.log([p0, q0, mean_m * (q0 - 1.0) / p0])
-            try:
-                res = _minimize(fun, th0, self.param_names, "Gamma-Gamma",
-                                max_iter=self.max_iter, tol=self.tol)
-            except ConvergenceError as exc:
-                err = exc
-                continue
-            if best is None or res.fun < best.fun:
-                best = res
-        if best is None:
-            raise err  # type: ignore[misc]
+        starts = [np.log([p0, q0, mean_m * (q0 - 1.0) / p0]) for p0, q0 in ((2.0, 3.0), (1.0, 2.0))]
+        best = self._best_start(lambda th: self._objective(th, x, m, w, wsum), starts, "Gamma-Gamma")
         p, q, v = np.exp(best.x)
         self.params_ = {"p": float(p), "q": float(q), "v": float(v)}
         self.log_likelihood_ = float((w * self._loglik((p, q, v), x, m)).sum())
         self.n_customers_ = int(round(wsum))
         self.n_iter_ = int(best.nit)
         return self
-
-    def _p(self):
-        if not hasattr(self, "params_"):
-            raise NotFittedError("GammaGammaModel is not fitted: call fit() first")
-        return self.params_["p"], self.params_["q"], self.params_["v"]
 
     @property
     def population_mean_spend_(self) -> float:
@@ -584,25 +583,6 @@ class GammaGammaModel:
         x, m = self._arrays(summary, frequency, monetary_value)
         m = np.where(x > 0, m, 0.0)
         return p * (v + x * m) / (p * x + q - 1.0)
-
-    def to_dict(self) -> dict:
-        self._p()
-        return {"model": "gamma_gamma", "params": dict(self.params_),
-                "log_likelihood": self.log_likelihood_, "n_customers": self.n_customers_,
-                "hyperparameters": {"penalizer": self.penalizer, "max_iter": self.max_iter,
-                                    "tol": self.tol}}
-
-    @classmethod
-    def from_dict(cls, state: dict) -> "GammaGammaModel":
-        if state.get("model") != "gamma_gamma":
-            raise PersonalizeError("not a Gamma-Gamma model state")
-        m = cls(**state.get("hyperparameters", {}))
-        m.params_ = {k: float(state["params"][k]) for k in cls.param_names}
-        m.log_likelihood_ = float(state.get("log_likelihood", float("nan")))
-        m.n_customers_ = int(state.get("n_customers", 0))
-        m.n_iter_ = 0
-        return m
-
 
 # ---------------------------------------------------------------------------
 # CLV
@@ -636,7 +616,7 @@ def discounted_clv(bgnbd: BGNBDModel, gamma_gamma: GammaGammaModel, summary: pd.
     return pd.Series(value * spend, index=summary.index, name="clv")
 
 
-def simple_clv(data: Any, *, as_of: Any, period_days: float = 365.0, horizon_periods: int = 1,
+def simple_clv(data: History, *, as_of: DateLike, period_days: float = 365.0, horizon_periods: int = 1,
                discount_rate: float = 0.0, margin: float = 1.0, arrays: Any = None) -> pd.DataFrame:
     """The retail formula: CLV = purchase frequency x AOV x retention (x margin), over a horizon.
 
@@ -656,8 +636,6 @@ def simple_clv(data: Any, *, as_of: Any, period_days: float = 365.0, horizon_per
     are shorter than two periods: use a smaller ``period_days``).
     Returns a frame indexed by customer_id with frequency, aov, retention, clv.
     """
-    from personalize.analytics.profiles import prepare_arrays
-
     if period_days <= 0 or horizon_periods < 1:
         raise PersonalizeError("period_days must be > 0 and horizon_periods >= 1")
     if discount_rate <= -1:
@@ -693,8 +671,8 @@ def simple_clv(data: Any, *, as_of: Any, period_days: float = 365.0, horizon_per
 # holdout checks
 # ---------------------------------------------------------------------------
 
-def cumulative_repeat_purchases(data: Any, summary: pd.DataFrame, bgnbd: BGNBDModel, *,
-                                end: Any = None) -> pd.DataFrame:
+def cumulative_repeat_purchases(data: History, summary: pd.DataFrame, bgnbd: BGNBDModel, *,
+                                end: DateLike | None = None) -> pd.DataFrame:
     """Actual vs predicted cumulative repeat purchases per time unit (figure 2 of the paper).
 
     For each time unit boundary after the start of the data up to ``end``

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -27,6 +27,9 @@ from personalize.analytics.segments import (DEFAULT_SEGMENT_RULES, LifecycleConf
                                             lifecycle_stages, membership_tiers, rfm_scores)
 from personalize._json import json_scalar
 from personalize.errors import ConvergenceError, DataError, UnknownIdError
+
+if TYPE_CHECKING:
+    from personalize.data import DateLike, History
 
 __all__ = ["customer_view", "customer_record", "fit_clv"]
 
@@ -47,7 +50,7 @@ def fit_clv(summary: pd.DataFrame, *, penalizer: float = 0.0
     return bg, gg, int((~ok).sum())
 
 
-def customer_view(data: Any, as_of: Any, *, items: pd.DataFrame | None = None,
+def customer_view(data: History, as_of: DateLike, *, items: pd.DataFrame | None = None,
                   customers: pd.DataFrame | None = None,
                   rfm_thresholds: dict | None = None, rfm_ties: str = "mid",
                   segment_rules: Sequence[SegmentRule] = DEFAULT_SEGMENT_RULES,

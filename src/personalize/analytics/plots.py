@@ -9,31 +9,19 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from personalize._atomic import atomic_write
+from personalize._plots import new_figure, save_figure
+from personalize.analytics.segments import SEGMENT_NAMES
 from personalize.errors import DataError
 
+if TYPE_CHECKING:
+    from personalize.data import DateLike
+
 __all__ = ["plot_group_sizes", "plot_segments", "plot_tiers", "plot_clv_holdout"]
-
-
-def _figure(width: float, height: float):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=100)
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _save(fig: Any, path: str | os.PathLike) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda fh: fig.savefig(fh, format="png", bbox_inches="tight"))
-    return path
 
 
 def plot_group_sizes(view: pd.DataFrame, column: str, path: str | os.PathLike, *,
@@ -49,7 +37,7 @@ def plot_group_sizes(view: pd.DataFrame, column: str, path: str | os.PathLike, *
     else:
         g = g.sort_values("size", ascending=False)
     labels = [str(i) for i in g.index]
-    fig = _figure(max(6.0, 0.9 * len(labels) + 2), 6.5)
+    fig = new_figure(max(6.0, 0.9 * len(labels) + 2), 6.5)
     ax1, ax2 = fig.subplots(2, 1, sharex=True)
     x = np.arange(len(labels))
     ax1.bar(x, g["size"].to_numpy(), color="#4c72b0")
@@ -60,13 +48,11 @@ def plot_group_sizes(view: pd.DataFrame, column: str, path: str | os.PathLike, *
     ax2.set_ylabel(f"total {value}")
     ax2.set_xticks(x, labels, rotation=30, ha="right")
     fig.suptitle(title or f"customers and {value} by {column}")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_segments(view: pd.DataFrame, path: str | os.PathLike, *, value: str = "monetary") -> Path:
     """Segment sizes and value (needs the ``segment`` column of ``customer_view``)."""
-    from personalize.analytics.segments import SEGMENT_NAMES
-
     return plot_group_sizes(view, "segment", path, value=value, order=list(SEGMENT_NAMES),
                             title="RFM segments: size and value")
 
@@ -83,7 +69,7 @@ def plot_tiers(view: pd.DataFrame, path: str | os.PathLike, *, value: str = "t12
 
 
 def plot_clv_holdout(cumulative: pd.DataFrame, path: str | os.PathLike, *,
-                     calibration_end: Any = None, time_unit: str = "W") -> Path:
+                     calibration_end: DateLike | None = None, time_unit: str = "W") -> Path:
     """Actual vs BG/NBD-predicted cumulative repeat purchases (figure 2 of the BG/NBD paper).
 
     ``cumulative`` comes from :func:`personalize.analytics.clv.cumulative_repeat_purchases`.
@@ -91,7 +77,7 @@ def plot_clv_holdout(cumulative: pd.DataFrame, path: str | os.PathLike, *,
     for col in ("time", "actual", "predicted"):
         if col not in cumulative.columns:
             raise DataError("column is missing", table="cumulative", column=col)
-    fig = _figure(8, 4.5)
+    fig = new_figure(8, 4.5)
     ax = fig.subplots()
     ax.plot(cumulative["time"], cumulative["actual"], color="black", label="actual")
     ax.plot(cumulative["time"], cumulative["predicted"], color="#c44e52", linestyle="--",
@@ -106,4 +92,4 @@ def plot_clv_holdout(cumulative: pd.DataFrame, path: str | os.PathLike, *,
     ax.set_ylabel("cumulative repeat purchases")
     ax.legend(loc="upper left")
     ax.set_title("Tracking cumulative repeat purchases")
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -53,13 +53,16 @@ age_years              whole years at as_of (needs customers.birth_date)
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from personalize.analytics._frames import as_timestamp, optional_table, transactions_of
 from personalize.errors import DataError
+
+if TYPE_CHECKING:
+    from personalize.data import DateLike, History
 
 __all__ = ["profiles", "ProfileArrays", "prepare_arrays"]
 
@@ -97,7 +100,7 @@ class ProfileArrays:
     line_qty: np.ndarray
 
 
-def _cut(data: Any, tx: pd.DataFrame, cutoff: pd.Timestamp):
+def _cut(data: History, tx: pd.DataFrame, cutoff: pd.Timestamp):
     """Rows strictly before ``cutoff``: (frame slice, customer codes or None, vocab ids or None)."""
     ts = tx["timestamp"].to_numpy(dtype="datetime64[ns]")
     c64 = np.datetime64(cutoff.to_datetime64(), "ns")
@@ -127,7 +130,7 @@ def _same_as_previous(s: pd.Series) -> np.ndarray | None:
     return np.r_[False, eq]
 
 
-def prepare_arrays(data: Any, as_of: Any) -> ProfileArrays:
+def prepare_arrays(data: History, as_of: DateLike) -> ProfileArrays:
     """Cut ``data`` at ``as_of`` and build the order-level arrays (vectorized)."""
     cutoff = as_timestamp(as_of, "as_of")
     if callable(getattr(data, "until", None)):
@@ -299,7 +302,7 @@ def _days_to_birthday(birth: pd.Series, as_of: pd.Timestamp) -> tuple[np.ndarray
     return days, age
 
 
-def _item_category_codes(data: Any, frame: pd.DataFrame, items: pd.DataFrame
+def _item_category_codes(data: History, frame: pd.DataFrame, items: pd.DataFrame
                          ) -> tuple[np.ndarray, np.ndarray]:
     """(category code of every row of ``frame`` (-1 unknown), category labels)."""
     cat = pd.Series(items["category"].to_numpy(dtype=object),
@@ -350,7 +353,7 @@ def _share_columns(prefix: str, codes: np.ndarray, labels: np.ndarray, cust: np.
     return out
 
 
-def profiles(data: Any, as_of: Any, *, items: pd.DataFrame | None = None,
+def profiles(data: History, as_of: DateLike, *, items: pd.DataFrame | None = None,
              customers: pd.DataFrame | None = None, top_categories: int = 5,
              trend_days: float = 90.0, arrays: ProfileArrays | None = None) -> pd.DataFrame:
     """One row per customer with an order strictly before ``as_of`` (see module docstring).

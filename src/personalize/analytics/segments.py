@@ -63,13 +63,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from personalize.analytics.profiles import ProfileArrays, prepare_arrays
 from personalize.errors import DataError, NotFittedError, PersonalizeError
+
+if TYPE_CHECKING:
+    from personalize.data import DateLike, History
 
 __all__ = [
     "rfm_scores", "SegmentRule", "DEFAULT_SEGMENT_RULES", "SEGMENT_NAMES", "assign_segments",
@@ -347,7 +350,7 @@ def _qualifies(tier: Tier, spend: np.ndarray, orders: np.ndarray, mode: str) -> 
     return np.logical_and.reduce(tests)
 
 
-def membership_tiers(data: Any, as_of: Any, config: TierConfig | None = None, *,
+def membership_tiers(data: History, as_of: DateLike, config: TierConfig | None = None, *,
                      arrays: ProfileArrays | None = None) -> pd.DataFrame:
     """Current tier, the time it was reached, trailing spend/orders and distance to the next tier.
 

@@ -21,91 +21,22 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
+from personalize.churn.features import to_timestamp
+from personalize.churn.metrics import binary_metrics, calibration_table, lift_table
+from personalize.churn.model import ChurnModel
+from personalize.churn.training_sets import cutoff_from_as_of, snapshot
 from personalize.errors import DataError
+
+if TYPE_CHECKING:
+    from personalize.data import DateLike, History
 
 __all__ = ["binary_metrics", "calibration_table", "lift_table", "ChurnEvaluation", "evaluate_churn",
            "baseline_scores"]
-
-
-def _check(y, s) -> tuple[np.ndarray, np.ndarray]:
-    y = np.asarray(y, dtype=np.float64).ravel()
-    s = np.asarray(s, dtype=np.float64).ravel()
-    if y.shape != s.shape:
-        raise DataError(f"{len(y)} labels but {len(s)} scores")
-    if len(y) == 0:
-        raise DataError("nothing to evaluate: no rows")
-    return y, s
-
-
-def binary_metrics(y, score, *, probability: bool = True) -> dict:
-    """AUC, PR-AUC (average precision), and for probabilities log loss and Brier score.
-
-    AUC is None when only one class is present.
-    """
-    from sklearn.metrics import average_precision_score, roc_auc_score
-
-    y, s = _check(y, score)
-    both = np.unique(y).size == 2
-    out = {
-        "auc": float(roc_auc_score(y, s)) if both else None,
-        "pr_auc": float(average_precision_score(y, s)) if both else None,
-        "log_loss": None, "brier": None,
-    }
-    if probability:
-        p = np.clip(s, 1e-12, 1 - 1e-12)
-        out["log_loss"] = float(-np.mean(y * np.log(p) + (1 - y) * np.log1p(-p)))
-        out["brier"] = float(np.mean((s - y) ** 2))
-    return out
-
-
-def calibration_table(y, p, *, n_bins: int = 10, strategy: str = "quantile") -> pd.DataFrame:
-    """Mean predicted vs observed rate per bin (``quantile`` or ``uniform`` bins).
-
-    ``attrs["ece"]`` holds the expected calibration error (count-weighted
-    mean |observed - predicted|).
-    """
-    y, p = _check(y, p)
-    if strategy == "quantile":
-        edges = np.unique(np.quantile(p, np.linspace(0, 1, n_bins + 1)))
-    elif strategy == "uniform":
-        edges = np.linspace(0, 1, n_bins + 1)
-    else:
-        raise DataError(f"strategy must be quantile or uniform, got {strategy!r}")
-    b = np.clip(np.searchsorted(edges, p, side="right") - 1, 0, max(len(edges) - 2, 0))
-    cnt = np.bincount(b, minlength=len(edges) - 1)
-    keep = cnt > 0
-    pred = np.bincount(b, weights=p, minlength=len(cnt))[keep] / cnt[keep]
-    obs = np.bincount(b, weights=y, minlength=len(cnt))[keep] / cnt[keep]
-    df = pd.DataFrame({"bin": np.flatnonzero(keep), "lower": edges[:-1][keep], "upper": edges[1:][keep],
-                       "customers": cnt[keep], "predicted": pred, "observed": obs})
-    df.attrs["ece"] = float(np.sum(cnt[keep] * np.abs(obs - pred)) / cnt.sum())
-    return df
-
-
-def lift_table(y, score, *, n_bins: int = 10) -> pd.DataFrame:
-    """Lift and cumulative gains by score decile (decile 1 = highest scores)."""
-    y, s = _check(y, score)
-    order = np.argsort(-s, kind="stable")
-    ys = y[order]
-    n = len(ys)
-    bins = np.minimum((np.arange(n) * n_bins) // n, n_bins - 1)
-    cnt = np.bincount(bins, minlength=n_bins)
-    pos = np.bincount(bins, weights=ys, minlength=n_bins)
-    base = y.mean() if n else 0.0
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rate = pos / cnt
-        df = pd.DataFrame({
-            "decile": np.arange(1, n_bins + 1), "customers": cnt, "positives": pos.astype(np.int64),
-            "rate": rate, "lift": rate / base if base > 0 else np.nan,
-            "cumulative_share_customers": np.cumsum(cnt) / n,
-            "cumulative_gain": np.cumsum(pos) / max(ys.sum(), 1.0),
-        })
-    return df[df["customers"] > 0].reset_index(drop=True)
 
 
 def baseline_scores(X: pd.DataFrame) -> dict[str, tuple[np.ndarray, bool]]:
@@ -164,7 +95,7 @@ class ChurnEvaluation:
         return d
 
 
-def evaluate_churn(data: Any, *, as_of: Any = None, cutoff: Any = None, horizon_days: float = 90.0,
+def evaluate_churn(data: History, *, as_of: DateLike | None = None, cutoff: DateLike | None = None, horizon_days: float = 90.0,
                    folds: int = 5, random_state: int = 0, model_params: dict | None = None,
                    profiles: bool = False, progress=None) -> ChurnEvaluation:
     """Customer-level ``folds``-fold cross-validation of a ChurnModel at one cutoff.
@@ -173,10 +104,6 @@ def evaluate_churn(data: Any, *, as_of: Any = None, cutoff: Any = None, horizon_
     that day) or ``cutoff`` (exclusive). The label window
     ``[cutoff, cutoff + horizon_days)`` must lie inside the data.
     """
-    from personalize.churn.model import ChurnModel
-    from personalize.churn.training_sets import cutoff_from_as_of, snapshot
-    from personalize.churn.features import to_timestamp
-
     t0 = time.perf_counter()
     if (as_of is None) == (cutoff is None):
         raise DataError("give exactly one of as_of (inclusive date) or cutoff")

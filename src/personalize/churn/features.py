@@ -48,14 +48,18 @@ item set): ``target_purchases``, ``target_recency_days``, ``target_spend_share``
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import Any, TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from personalize.analytics._frames import transactions_of
+from personalize.analytics.clv import BGNBDModel
 from personalize.data.validate import to_timestamp
 from personalize.errors import DataError, PersonalizeError
+
+if TYPE_CHECKING:
+    from personalize.data import DateLike, History
 
 __all__ = ["churn_features", "cut_transactions", "window_selector", "DEFAULT_WINDOWS", "NS_DAY", "bgnbd_p_none"]
 
@@ -66,7 +70,7 @@ DEFAULT_WINDOWS: tuple[int, ...] = (28, 56, 91, 182)
 transactions_frame = transactions_of  # the canonical transactions of a Dataset or a frame
 
 
-def window_selector(data: Any, start: pd.Timestamp | None, end: pd.Timestamp):
+def window_selector(data: History, start: pd.Timestamp | None, end: pd.Timestamp):
     """Selector (a slice for a Dataset, whose rows are time-sorted, else a boolean mask) of the
     transactions rows with ``start <= timestamp < end`` (``start=None``: from the beginning)."""
     tx = transactions_frame(data)
@@ -83,7 +87,7 @@ def window_selector(data: Any, start: pd.Timestamp | None, end: pd.Timestamp):
     return mask
 
 
-def point_in_time(data: Any, start: pd.Timestamp | None, end: pd.Timestamp):
+def point_in_time(data: History, start: pd.Timestamp | None, end: pd.Timestamp):
     """The Dataset slice ``[start, end)`` as known at ``end`` (None for a plain frame).
 
     Cleaning nets returns against the purchases they cancel; the slice undoes
@@ -108,7 +112,7 @@ def align_mask(pt: Any, mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def cut_transactions(data: Any, start: pd.Timestamp | None, end: pd.Timestamp) -> pd.DataFrame:
+def cut_transactions(data: History, start: pd.Timestamp | None, end: pd.Timestamp) -> pd.DataFrame:
     """Rows with ``start <= timestamp < end`` (``start=None``: from the beginning)."""
     tx = transactions_frame(data)
     sel = window_selector(data, start, end)
@@ -129,8 +133,6 @@ def bgnbd_p_none(params: dict, x: np.ndarray, tx: np.ndarray, T: np.ndarray, t: 
 
 
 def _bgnbd_columns(x, tx, T, horizon_weeks: float) -> tuple[dict[str, np.ndarray], dict | None]:
-    from personalize.analytics.clv import BGNBDModel
-
     n = len(x)
     nan = np.full(n, np.nan)
     out = {"bgnbd_p_alive": nan, "bgnbd_expected": nan.copy(), "bgnbd_p_none": nan.copy()}
@@ -180,7 +182,7 @@ def _item_cycle_columns(tx, codes, day, n, span, dmin, cut_f) -> dict[str, np.nd
     }
 
 
-def churn_features(data: Any, cutoff: Any, *, horizon_days: float = 90.0,
+def churn_features(data: History, cutoff: DateLike, *, horizon_days: float = 90.0,
                    windows: tuple[int, ...] = DEFAULT_WINDOWS, bgnbd: bool = True,
                    target_mask: np.ndarray | None = None) -> pd.DataFrame:
     """Features of every customer who bought before ``cutoff`` (see module docstring).

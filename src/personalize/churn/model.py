@@ -32,6 +32,7 @@ features, bands, calibrator kind/params, metrics) and ``calibration.npz``
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from pathlib import Path
@@ -42,6 +43,9 @@ import numpy as np
 import pandas as pd
 
 from personalize._atomic import atomic_write
+from personalize._json import to_jsonable
+from personalize._params import Params
+from personalize.churn.metrics import binary_metrics
 from personalize.churn.reasons import top_reasons
 from personalize.churn.training_sets import PurchaseTarget, TrainingSet
 from personalize.errors import BundleError, DataError, NotFittedError, PersonalizeError
@@ -111,7 +115,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
     atomic_write(path, lambda fh: fh.write(data))
 
 
-class PropensityModel:
+class PropensityModel(Params):
     """Calibrated LightGBM classifier of a binary event in the next horizon (see module docstring).
 
     Fit on a :class:`~personalize.churn.training_sets.TrainingSet` (or a
@@ -124,7 +128,7 @@ class PropensityModel:
     """
 
     kind = "propensity"
-    #: component kind when stored in a model bundle (personalize.registry.publish)
+    #: component kind when stored in a model bundle (personalize.store.publish)
     bundle_kind = "propensity"
     default_monotone: dict = {}
     default_bands: tuple[tuple[str, float], ...] = (("low", 0.0), ("medium", 0.3), ("high", 0.7))
@@ -155,12 +159,6 @@ class PropensityModel:
         self.verbose = verbose
 
     # ------------------------------------------------------------------ params
-    def get_params(self, deep: bool = True) -> dict:
-        names = ("learning_rate", "n_estimators", "num_leaves", "max_depth", "min_child_samples", "subsample",
-                 "colsample_bytree", "reg_lambda", "max_bin", "early_stopping_rounds", "validation_fraction",
-                 "calibration", "bands", "monotone", "refit", "n_jobs", "random_state", "verbose")
-        return {n: getattr(self, n) for n in names}
-
     def set_params(self, **params) -> "PropensityModel":
         valid = self.get_params()
         for k, v in params.items():
@@ -320,8 +318,6 @@ class PropensityModel:
         self.calibrator_ = _Calibrator.fit(choice, s_va, y_va)
         self.bands_ = bands
         p_va = self.calibrator_(s_va)
-        from personalize.churn.evaluate import binary_metrics
-
         self.validation_ = {"rows": int(len(va)), "split": how, "positive_rate": float(y_va.mean()),
                             "calibration_log_loss": scores, **binary_metrics(y_va, p_va)}
         self.n_train_ = int(len(y) if refitted else len(tr))
@@ -431,8 +427,7 @@ class PropensityModel:
 
     # ------------------------------------------------------------------ persistence
     def _meta(self) -> dict:
-        params = self.get_params()
-        params["bands"] = [list(b) for b in self.bands_]
+        params = self.get_params()  # as given (the resolved bands are saved as "bands")
         return {
             "kind": self.kind, "format_version": FORMAT_VERSION, "hyperparameters": params,
             "feature_names": self.feature_names_, "best_iteration": self.best_iteration_,
@@ -450,18 +445,18 @@ class PropensityModel:
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
         _atomic_write(d / "model.txt", self.booster_.model_to_string(num_iteration=self.best_iteration_).encode())
-        import io
-
         buf = io.BytesIO()
         cal = self.calibrator_
         np.savez(buf, x=cal.x if cal.x is not None else np.zeros(0), y=cal.y if cal.y is not None else np.zeros(0))
         _atomic_write(d / "calibration.npz", buf.getvalue())
-        _atomic_write(d / "meta.json", json.dumps(self._meta(), indent=2, default=str).encode())
+        _atomic_write(d / "meta.json", json.dumps(to_jsonable(self._meta()), indent=2, allow_nan=False).encode())
         return d
 
     @classmethod
     def _from_meta(cls, meta: dict, d: Path) -> "PropensityModel":
         hp = dict(meta.get("hyperparameters", {}))
+        if isinstance(hp.get("bands"), list):
+            hp["bands"] = tuple(tuple(b) for b in hp["bands"])
         m = cls(**{k: v for k, v in hp.items() if k in cls().get_params()})
         m.booster_ = lgb.Booster(model_file=str(d / "model.txt"))
         m.feature_names_ = list(meta["feature_names"])

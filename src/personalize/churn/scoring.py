@@ -9,12 +9,15 @@ audience export needs: one row per customer with ``churn_risk``,
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TYPE_CHECKING
 
 import pandas as pd
 
 from personalize.churn.model import ChurnModel
 from personalize.churn.training_sets import production_cutoffs, scoring_set, training_set
+
+if TYPE_CHECKING:
+    from personalize.data import DateLike, History
 
 __all__ = ["train_churn_model", "churn_table", "REASON_SEP", "split_reasons"]
 
@@ -28,14 +31,14 @@ def split_reasons(text: Any) -> list[str]:
     return text.split(REASON_SEP)
 
 
-def train_churn_model(data: Any, *, horizon_days: float = 90.0, n_cutoffs: int = 3, spacing_days: float = 30.0,
+def train_churn_model(data: History, *, horizon_days: float = 90.0, n_cutoffs: int = 3, spacing_days: float = 30.0,
                       model: ChurnModel | None = None) -> ChurnModel:
     """Fit ``model`` (default ``ChurnModel()``) on the latest ``n_cutoffs`` closed label windows."""
     cuts = production_cutoffs(data, horizon_days=horizon_days, n_cutoffs=n_cutoffs, spacing_days=spacing_days)
     return (model if model is not None else ChurnModel()).fit(training_set(data, cuts, horizon_days=horizon_days))
 
 
-def churn_table(data: Any, model: ChurnModel | None = None, *, as_of: Any = None, horizon_days: float | None = None,
+def churn_table(data: History, model: ChurnModel | None = None, *, as_of: DateLike | None = None, horizon_days: float | None = None,
                 reasons: int = 3) -> pd.DataFrame:
     """Every customer's churn risk as of ``as_of`` (default: the end of the data).
 

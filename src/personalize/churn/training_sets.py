@@ -37,15 +37,21 @@ neither (a test checks this).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal, TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
+from personalize.analytics.profiles import profiles
 from personalize.churn.features import (DEFAULT_WINDOWS, churn_features, to_timestamp,
                                         transactions_frame, window_selector, point_in_time, align_mask)
 from personalize.errors import DataError
+
+if TYPE_CHECKING:
+    from personalize.data import DateLike, History
 
 __all__ = ["PurchaseTarget", "TrainingSet", "snapshot", "training_set", "production_cutoffs",
            "scoring_set", "cutoff_from_as_of", "data_end", "labels"]
@@ -86,7 +92,7 @@ class PurchaseTarget:
             return None
         return cls(category=d.get("category"), items=tuple(d["items"]) if d.get("items") else None)
 
-    def mask(self, data: Any) -> np.ndarray:
+    def mask(self, data: History) -> np.ndarray:
         """Boolean array over the transactions rows of ``data`` marking target purchases."""
         tx = transactions_frame(data)
         m = np.zeros(len(tx), dtype=bool)
@@ -141,12 +147,12 @@ class TrainingSet:
                            dict(self.meta))
 
 
-def cutoff_from_as_of(as_of: Any) -> pd.Timestamp:
+def cutoff_from_as_of(as_of: DateLike) -> pd.Timestamp:
     """An inclusive as-of *date* -> the cutoff (next midnight): 1997-09-30 -> 1997-10-01 00:00."""
     return to_timestamp(as_of, "as_of").normalize() + pd.Timedelta(days=1)
 
 
-def data_end(data: Any) -> pd.Timestamp:
+def data_end(data: History) -> pd.Timestamp:
     """Midnight after the last transaction day (the exclusive end of the data)."""
     tx = transactions_frame(data)
     if len(tx) == 0:
@@ -154,7 +160,7 @@ def data_end(data: Any) -> pd.Timestamp:
     return pd.Timestamp(tx["timestamp"].max()).normalize() + pd.Timedelta(days=1)
 
 
-def labels(data: Any, cutoff: pd.Timestamp, horizon_days: float, customer_ids: np.ndarray, *,
+def labels(data: History, cutoff: pd.Timestamp, horizon_days: float, customer_ids: np.ndarray, *,
            target: Target = "churn", target_mask: np.ndarray | None = None) -> np.ndarray:
     """Label of each customer from the window ``[cutoff, cutoff + horizon)`` (int8)."""
     tx = transactions_frame(data)
@@ -174,12 +180,8 @@ def labels(data: Any, cutoff: pd.Timestamp, horizon_days: float, customer_ids: n
     return pd.Index(customer_ids).isin(bought).astype(np.int8)
 
 
-def _with_profiles(data: Any, cutoff: pd.Timestamp, feats: pd.DataFrame) -> pd.DataFrame:
+def _with_profiles(data: History, cutoff: pd.Timestamp, feats: pd.DataFrame) -> pd.DataFrame:
     """Add the analytics profile columns not already covered (numeric only)."""
-    try:
-        from personalize.analytics.profiles import profiles
-    except ImportError:  # pragma: no cover - analytics not installed
-        return feats
     prof = profiles(data, cutoff)
     skip = {"recency_days", "tenure_days", "orders", "lines", "purchase_days", "monetary",
             "ipt_mean_days", "ipt_std_days", "spend_recent", "spend_previous"}
@@ -193,9 +195,9 @@ def _with_profiles(data: Any, cutoff: pd.Timestamp, feats: pd.DataFrame) -> pd.D
     return pd.concat([feats, add], axis=1)
 
 
-def snapshot(data: Any, cutoff: Any, *, horizon_days: float = 90.0, target: Target = "churn",
+def snapshot(data: History, cutoff: DateLike, *, horizon_days: float = 90.0, target: Target = "churn",
              with_labels: bool = True, windows: tuple[int, ...] = DEFAULT_WINDOWS, bgnbd: bool = True,
-             profiles: bool = False, end: Any = None, target_mask: np.ndarray | None = None) -> TrainingSet:
+             profiles: bool = False, end: DateLike | None = None, target_mask: np.ndarray | None = None) -> TrainingSet:
     """One snapshot at ``cutoff`` (see module docstring).
 
     ``with_labels=True`` requires the label window to be closed:
@@ -229,9 +231,9 @@ def snapshot(data: Any, cutoff: Any, *, horizon_days: float = 90.0, target: Targ
                        float(horizon_days), tname, meta)
 
 
-def training_set(data: Any, cutoffs: Any, *, horizon_days: float = 90.0, target: Target = "churn",
+def training_set(data: History, cutoffs: Sequence[DateLike], *, horizon_days: float = 90.0, target: Target = "churn",
                  windows: tuple[int, ...] = DEFAULT_WINDOWS, bgnbd: bool = True, profiles: bool = False,
-                 end: Any = None) -> TrainingSet:
+                 end: DateLike | None = None) -> TrainingSet:
     """Snapshots at several cutoffs stacked (evaluation mode: every label window must be closed)."""
     if isinstance(cutoffs, (str, pd.Timestamp)) or not hasattr(cutoffs, "__iter__"):
         cutoffs = [cutoffs]
@@ -251,8 +253,8 @@ def training_set(data: Any, cutoffs: Any, *, horizon_days: float = 90.0, target:
                        np.concatenate([s.cutoff for s in snaps]), float(horizon_days), snaps[-1].target, meta)
 
 
-def production_cutoffs(data: Any, *, horizon_days: float = 90.0, n_cutoffs: int = 3,
-                       spacing_days: float = 30.0, end: Any = None) -> list[pd.Timestamp]:
+def production_cutoffs(data: History, *, horizon_days: float = 90.0, n_cutoffs: int = 3,
+                       spacing_days: float = 30.0, end: DateLike | None = None) -> list[pd.Timestamp]:
     """The latest ``n_cutoffs`` cutoffs whose label window has closed, ``spacing_days`` apart.
 
     The last one is ``end - horizon_days`` (midnight); earlier ones step back
@@ -274,7 +276,7 @@ def production_cutoffs(data: Any, *, horizon_days: float = 90.0, n_cutoffs: int 
     return sorted(cuts)
 
 
-def scoring_set(data: Any, as_of: Any = None, *, horizon_days: float = 90.0,
+def scoring_set(data: History, as_of: DateLike | None = None, *, horizon_days: float = 90.0,
                 windows: tuple[int, ...] = DEFAULT_WINDOWS, bgnbd: bool = True, profiles: bool = False,
                 target: Target = "churn") -> TrainingSet:
     """Production scoring: features of every customer as of ``as_of`` (a cutoff; default

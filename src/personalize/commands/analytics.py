@@ -12,7 +12,7 @@ import typer
 
 from personalize.commands.common import (CustomerCol, Decimal, FormatOpt, ItemCol, JsonOpt, OrderCol, PathArg,
                                          PriceCol, QuantityCol, Query, Sep, TimeCol, TimeFormat, emit,
-                                         load_dataset, write_table)
+                                         dataset_from, write_table)
 from personalize.errors import DataError, PersonalizeError
 
 
@@ -73,9 +73,7 @@ def segments_command(
 
     t0 = time.perf_counter()
     tiers = _tier_config(tier_config)
-    ds = load_dataset(format, path, customer_col=customer_col, item_col=item_col, time_col=time_col,
-               time_format=time_format, quantity_col=quantity_col, price_col=price_col, order_col=order_col,
-               sep=sep, decimal=decimal, query=query)
+    ds = dataset_from(locals())
     if as_of is None:
         cutoff = ds.last_timestamp.normalize() + pd.Timedelta(days=1)
     else:
@@ -136,9 +134,7 @@ def clv_command(
                                        holdout_comparison)
 
     t0 = time.perf_counter()
-    ds = load_dataset(format, path, customer_col=customer_col, item_col=item_col, time_col=time_col,
-               time_format=time_format, quantity_col=quantity_col, price_col=price_col, order_col=order_col,
-               sep=sep, decimal=decimal, query=query)
+    ds = dataset_from(locals())
     last_day = ds.last_timestamp.normalize()
     try:
         cal_end = pd.Timestamp(calibration_end).normalize()

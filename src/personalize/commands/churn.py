@@ -10,7 +10,7 @@ import typer
 
 from personalize.commands.common import (CustomerCol, Decimal, FormatOpt, ItemCol, JsonOpt, OrderCol, PathArg,
                                          PriceCol, QuantityCol, Query, Sep, TimeCol, TimeFormat, emit,
-                                         load_dataset, progress_enabled, write_table)
+                                         dataset_from, progress_enabled, write_table)
 from personalize.errors import DataError
 
 churn_app = typer.Typer(name="churn", help="Churn risk: evaluate against baselines, score customers.",
@@ -58,9 +58,7 @@ def evaluate_command(
     from personalize.churn.evaluate import evaluate_churn
 
     t0 = time.perf_counter()
-    ds = load_dataset(format, path, customer_col=customer_col, item_col=item_col, time_col=time_col,
-               time_format=time_format, quantity_col=quantity_col, price_col=price_col, order_col=order_col,
-               sep=sep, decimal=decimal, query=query)
+    ds = dataset_from(locals())
     day = _date(as_of, "--as-of")
     show = progress_enabled(json)
     prog = (lambda k, n: typer.echo(f"fold {k}/{n} done", err=True)) if show else None
@@ -112,9 +110,7 @@ def score_command(
     t0 = time.perf_counter()
     if not 0.0 <= min_risk <= 1.0:
         raise DataError(f"--min-risk must be between 0 and 1, got {min_risk}")
-    ds = load_dataset(format, path, customer_col=customer_col, item_col=item_col, time_col=time_col,
-               time_format=time_format, quantity_col=quantity_col, price_col=price_col, order_col=order_col,
-               sep=sep, decimal=decimal, query=query)
+    ds = dataset_from(locals())
     cuts = production_cutoffs(ds, horizon_days=horizon_days, n_cutoffs=cutoffs, spacing_days=spacing_days)
     train = training_set(ds, cuts, horizon_days=horizon_days)
     model = ChurnModel(random_state=seed, learning_rate=learning_rate).fit(train)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -57,6 +58,16 @@ def load_dataset(format: str, path: str, *, customer_col: str | None = None, ite
     if items or customers:
         raise DataError(f"--items and --customers go with --format generic; {format} brings its own tables")
     return adapters.FORMATS[format](path)
+
+
+_DATA_OPTIONS = ("customer_col", "item_col", "time_col", "time_format", "quantity_col", "price_col", "order_col",
+                 "sep", "decimal", "query", "items", "customers")
+
+
+def dataset_from(options: Mapping[str, Any]):
+    """The dataset a command's ``--format``, path and column options name (pass the command's ``locals()``)."""
+    return load_dataset(options["format"], options["path"],
+                        **{k: options[k] for k in _DATA_OPTIONS if options.get(k) is not None})
 
 
 def dumps(obj: Any) -> str:

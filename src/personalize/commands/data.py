@@ -8,7 +8,7 @@ import typer
 
 from personalize.commands.common import (CustomerCol, CustomersFile, Decimal, FormatOpt, ItemCol, ItemsFile,
                                          JsonOpt, OrderCol, PathArg, PriceCol, QuantityCol, Query, Sep, TimeCol,
-                                         TimeFormat, emit, load_dataset)
+                                         TimeFormat, emit, dataset_from)
 
 
 def summary_text(s: dict) -> str:
@@ -28,10 +28,7 @@ def validate(path: PathArg, format: FormatOpt = "generic", customer_col: Custome
              json: JsonOpt = False) -> None:
     """Load, validate and clean a purchase history; report what was kept and what was dropped, and why."""
     t0 = time.perf_counter()
-    ds = load_dataset(format, path, customer_col=customer_col, item_col=item_col, time_col=time_col,
-                      time_format=time_format, quantity_col=quantity_col, price_col=price_col,
-                      order_col=order_col, sep=sep, decimal=decimal, query=query, items=items,
-                      customers=customers)
+    ds = dataset_from(locals())
     summary = {"format": format, "path": path, **ds.summary(), "seconds": round(time.perf_counter() - t0, 3)}
     emit(summary, json, summary_text(summary))
 

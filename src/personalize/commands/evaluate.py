@@ -10,7 +10,7 @@ import typer
 
 from personalize.commands.common import (CustomerCol, Decimal, FormatOpt, ItemCol, JsonOpt, OrderCol, PathArg,
                                          PriceCol, QuantityCol, Query, Sep, TimeCol, TimeFormat, emit,
-                                         load_dataset)
+                                         dataset_from)
 from personalize.errors import PersonalizeError
 
 MODEL_NAMES = ("popular", "itemknn", "als", "bpr", "buyagain", "twostage")  # the registry's kinds, for --help
@@ -74,9 +74,7 @@ def evaluate_command(
         raise PersonalizeError(f"unknown --tracks {bad or tracks!r}; use all and/or discovery")
     built = build_models(models)
     t0 = time.perf_counter()
-    ds = load_dataset(format, path, customer_col=customer_col, item_col=item_col, time_col=time_col,
-                      time_format=time_format, quantity_col=quantity_col, price_col=price_col, order_col=order_col,
-                      sep=sep, decimal=decimal, query=query)
+    ds = dataset_from(locals())
     split = time_split(ds, test_start, test_end)
     with threadpool_limits(1, "blas"):
         res = evaluate(built, split, k=k, tracks=track_list)

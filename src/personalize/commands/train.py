@@ -9,7 +9,7 @@ import typer
 
 from personalize.commands.common import (CustomerCol, Decimal, FormatOpt, ItemCol, JsonOpt, OrderCol, PathArg,
                                          PriceCol, QuantityCol, Query, Sep, TimeCol, TimeFormat, emit,
-                                         load_dataset, progress_enabled)
+                                         dataset_from, progress_enabled)
 from personalize.errors import PersonalizeError
 
 
@@ -49,9 +49,7 @@ def train(path: PathArg, format: FormatOpt = "generic", out: Annotated[str, type
             typer.echo(f"[{time.perf_counter() - t0:6.1f}s] {msg}", err=True)
 
     say(f"loading {path} ({format})")
-    ds = load_dataset(format, path, customer_col=customer_col, item_col=item_col, time_col=time_col,
-                      time_format=time_format, quantity_col=quantity_col, price_col=price_col, order_col=order_col,
-                      sep=sep, decimal=decimal, query=query)
+    ds = dataset_from(locals())
     say(f"{len(ds):,} transactions, {ds.n_customers:,} customers, {ds.n_items:,} items")
     if churn_horizon_days <= 0:
         raise PersonalizeError(f"--churn-horizon-days must be positive, got {churn_horizon_days}")

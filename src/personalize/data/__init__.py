@@ -1,9 +1,9 @@
 """Data contract, validation, cleaning and loading (`Dataset`)."""
 
 from personalize.data.cleaning import CleaningOptions, CleaningReport
-from personalize.data.dataset import Dataset
+from personalize.data.dataset import Dataset, DateLike, History
 from personalize.data.schema import TABLES
 from personalize.data.vocab import Vocabulary
 from personalize.errors import DataError
 
-__all__ = ["Dataset", "DataError", "CleaningOptions", "CleaningReport", "Vocabulary", "TABLES"]
+__all__ = ["Dataset", "History", "DateLike", "DataError", "CleaningOptions", "CleaningReport", "Vocabulary", "TABLES"]

@@ -5,15 +5,16 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Literal
+import datetime as _dt
+from typing import Literal, TypeAlias
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
 from personalize.data import io as dio
-from personalize.data.cleaning import CleaningOptions, CleaningReport, clean_transactions
-from personalize.data.schema import TABLES, TRANSACTIONS
+from personalize.data.cleaning import CleaningOptions, CleaningReport, clean_transactions, net_quantities
+from personalize.data.schema import OFFER_KINDS, TABLES, TRANSACTIONS
 from personalize.data.validate import apply_mapping, cast_table, prepare_table, to_timestamp
 from personalize.data.vocab import Vocabulary
 from personalize.errors import DataError
@@ -32,9 +33,6 @@ def _split_mapping(mapping: Mapping | None) -> dict[str, dict[str, str]]:
         raise DataError(f"column mapping mixes tables and columns; use {{table: {{field: column}}}} with tables "
                         f"{sorted(TABLES)}")
     return {"transactions": dict(mapping)}
-
-
-_to_timestamp = to_timestamp
 
 
 def _check_offers(offers: pd.DataFrame) -> None:
@@ -121,7 +119,6 @@ class Dataset:
         for name, df in zip(_AUX, (items, customers, offers, exposures)):
             aux[name] = prepare_table(df, name, maps.get(name), decimal=decimal)
         if aux["offers"] is not None:
-            from personalize.data.schema import OFFER_KINDS
             bad = ~aux["offers"]["kind"].isin(OFFER_KINDS).to_numpy()
             if bad.any():
                 raise DataError(f"unknown offer kind {aux['offers']['kind'][bad].head(3).tolist()}; expected one of "
@@ -303,8 +300,6 @@ class Dataset:
         cand_pairs = pd.MultiIndex.from_frame(cand[["customer_id", "item_id"]])
         early = rets[(rets["timestamp"] < end).to_numpy()
                      & pd.MultiIndex.from_frame(rets[["customer_id", "item_id"]]).isin(cand_pairs)]
-        from personalize.data.cleaning import net_quantities
-
         ren = {"customer_id": "c", "item_id": "i", "timestamp": "t", "quantity": "q"}
         new_q = net_quantities(cand[list(ren)].rename(columns=ren), early[list(ren)].rename(columns=ren))
         out_pos = cand["out_pos"].to_numpy()
@@ -341,13 +336,13 @@ class Dataset:
         Vocabularies are unchanged. Purchases later returned are restored to
         their quantity before that return when the return is at or after the cutoff.
         """
-        c = _to_timestamp(cutoff, "cutoff")
+        c = to_timestamp(cutoff, "cutoff")
         start, end = self._window
         return self._slice(start, c if end is None else min(end, c))
 
     def between(self, start, end) -> "Dataset":
         """Transactions (and exposures, returns) with ``start <= timestamp < end``, as known at ``end``."""
-        s, e = _to_timestamp(start, "start"), _to_timestamp(end, "end")
+        s, e = to_timestamp(start, "start"), to_timestamp(end, "end")
         if e < s:
             raise DataError(f"end {e} is before start {s}")
         s0, e0 = self._window
@@ -373,7 +368,7 @@ class Dataset:
         if half_life_days is not None and len(self):
             if half_life_days <= 0:
                 raise DataError(f"half_life_days must be positive, got {half_life_days}")
-            ref = _to_timestamp(now, "now") if now is not None else self.last_timestamp
+            ref = to_timestamp(now, "now") if now is not None else self.last_timestamp
             ref64 = ref.to_datetime64().astype("datetime64[ns]")  # keeps nanoseconds, unlike np.datetime64(ref)
             age = (ref64 - self.transactions["timestamp"].to_numpy()) / np.timedelta64(1, "D")
             w = w * np.power(0.5, np.clip(age, 0, None) / half_life_days)
@@ -398,3 +393,9 @@ class Dataset:
                     h.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
             self._fingerprint = h.hexdigest()
         return self._fingerprint
+
+
+#: what analytics and churn functions read: a Dataset, or a canonical transactions frame
+History: TypeAlias = "Dataset | pd.DataFrame"
+#: a point in time as users write it (anything ``pd.Timestamp`` understands)
+DateLike: TypeAlias = "str | pd.Timestamp | _dt.date | np.datetime64"

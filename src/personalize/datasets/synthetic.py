@@ -73,6 +73,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from threadpoolctl import threadpool_limits
 
+from personalize.data import CleaningOptions, Dataset
 from personalize.errors import PersonalizeError, UnknownIdError
 
 __all__ = ["RetailTruth", "make_retail", "make_retail_frames", "DEFAULT_DEFECT_RATES"]
@@ -1372,21 +1373,44 @@ def _make_frames(p: dict[str, Any]) -> tuple[dict[str, pd.DataFrame], RetailTrut
     return frames, truth
 
 
-def make_retail(*, options: Any = None, **kwargs: Any):
+def make_retail(
+    *,
+    n_customers: int = 2000,
+    n_items: int = 300,
+    n_categories: int = 12,
+    start: str | pd.Timestamp = "2023-01-01",
+    days: int = 365,
+    seed: int = 0,
+    n_factors: int = 8,
+    defects: bool = False,
+    offers: bool = True,
+    exposures: bool = True,
+    orders_per_year: float = 5.0,
+    lines_per_order: float = 2.5,
+    mean_lifetime_days: float = 730.0,
+    new_customer_share: float = 0.3,
+    personalization: float = 1.5,
+    category_spread: float = 0.7,
+    n_stores: int = 20,
+    n_campaigns: int = 4,
+    campaign_share: float = 0.3,
+    control_share: float = 0.2,
+    response_window_days: float = 14.0,
+    coupon_response: float = 1.5,
+    defect_rates: Mapping[str, float] | None = None,
+    options: CleaningOptions | None = None,
+) -> tuple[Dataset, RetailTruth]:
     """Generate a synthetic retail history as a cleaned :class:`~personalize.data.Dataset`.
 
-    Takes the keyword arguments of :func:`make_retail_frames` (``n_customers=2000,
-    n_items=300, n_categories=12, start="2023-01-01", days=365, seed=0, n_factors=8,
-    defects=False, offers=True, exposures=True, ...``) plus the Dataset's cleaning
-    ``options`` (default: :class:`~personalize.data.CleaningOptions` with ``now`` at
+    The parameters are those of :func:`make_retail_frames` (see there) plus the
+    Dataset's cleaning ``options`` (default: :class:`~personalize.data.CleaningOptions` with ``now`` at
     the data's end, so a ``start`` in the future is accepted). Returns
     ``(dataset, truth)``. With ``defects=True`` the cleaning report drops exactly the
     injected rows counted in ``truth.defects`` (returns net against the purchases).
     Size knob: ``make_retail(n_customers=1_000_000)`` gives about 20 million lines.
     """
-    from personalize.data import CleaningOptions, Dataset  # late: data never imports datasets
-
-    frames, truth = make_retail_frames(**kwargs)
+    params = {k: v for k, v in locals().items() if k != "options"}  # exactly make_retail_frames' parameters
+    frames, truth = make_retail_frames(**params)
     if options is None:
         options = CleaningOptions(now=truth.end)
     ds = Dataset.from_frames(

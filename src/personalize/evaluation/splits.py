@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from personalize.data import Dataset
+from personalize.data.validate import to_timestamp
 from personalize.errors import DataError
 
 TRACKS = ("all", "discovery")
@@ -166,10 +167,8 @@ def time_split(dataset: Dataset, test_start, test_end=None) -> Split:
     ``test_end=None`` tests on everything from ``test_start`` on. Raises
     :class:`DataError` when either side is empty.
     """
-    from personalize.data.dataset import _to_timestamp
-
-    start = _to_timestamp(test_start, "test_start")
-    end = _to_timestamp(test_end, "test_end") if test_end is not None else None
+    start = to_timestamp(test_start, "test_start")
+    end = to_timestamp(test_end, "test_end") if test_end is not None else None
     if end is not None and end <= start:
         raise DataError(f"test_end {end} must be after test_start {start}")
     train = dataset.until(start)

@@ -22,6 +22,22 @@ class _FactorModel(Recommender):
     Hu, Koren & Volinsky 2008, section 5).
     """
 
+    def __init__(self, *, factors: int, iterations: int, regularization: float, random_state: int | None,
+                 num_threads: int, fallback, trending_days: float, session_neighbors: int) -> None:
+        super().__init__(fallback=fallback, trending_days=trending_days, session_neighbors=session_neighbors)
+        self.factors = factors
+        self.iterations = iterations
+        self.regularization = regularization
+        self.random_state = random_state
+        self.num_threads = num_threads
+
+    def _validate_params(self) -> None:
+        super()._validate_params()
+        _check_positive(self.factors, "factors", integer=True)
+        _check_positive(self.iterations, "iterations", integer=True)
+        if not (isinstance(self.regularization, (int, float)) and self.regularization >= 0):
+            raise ParameterError(f"regularization must be a number >= 0, got {self.regularization!r}")
+
     def _confidence(self, w: np.ndarray) -> np.ndarray:
         return np.ones_like(np.asarray(w, dtype=np.float64))
 
@@ -126,23 +142,16 @@ class ALS(_FactorModel):
                  alpha: float = 2.0, confidence: str = "log1p", use_cg: bool = True, random_state: int | None = 0,
                  num_threads: int = 0, fallback=DEFAULT_FALLBACK, trending_days: float = 30.0,
                  session_neighbors: int = 20) -> None:
-        super().__init__(fallback=fallback, trending_days=trending_days, session_neighbors=session_neighbors)
-        self.factors = factors
-        self.iterations = iterations
-        self.regularization = regularization
+        super().__init__(factors=factors, iterations=iterations, regularization=regularization,
+                         random_state=random_state, num_threads=num_threads, fallback=fallback,
+                         trending_days=trending_days, session_neighbors=session_neighbors)
         self.alpha = alpha
         self.confidence = confidence
         self.use_cg = use_cg
-        self.random_state = random_state
-        self.num_threads = num_threads
 
     def _validate_params(self) -> None:
         super()._validate_params()
-        _check_positive(self.factors, "factors", integer=True)
-        _check_positive(self.iterations, "iterations", integer=True)
         _check_positive(self.alpha, "alpha")
-        if not (isinstance(self.regularization, (int, float)) and self.regularization >= 0):
-            raise ParameterError(f"regularization must be a number >= 0, got {self.regularization!r}")
         if self.confidence not in ("log1p", "linear"):
             raise ParameterError(f"confidence must be 'log1p' or 'linear', got {self.confidence!r}")
 
@@ -175,22 +184,15 @@ class BPR(_FactorModel):
                  regularization: float = 0.01, verify_negative_samples: bool = True, random_state: int | None = 0,
                  num_threads: int = 0, fallback=DEFAULT_FALLBACK, trending_days: float = 30.0,
                  session_neighbors: int = 20) -> None:
-        super().__init__(fallback=fallback, trending_days=trending_days, session_neighbors=session_neighbors)
-        self.factors = factors
-        self.iterations = iterations
+        super().__init__(factors=factors, iterations=iterations, regularization=regularization,
+                         random_state=random_state, num_threads=num_threads, fallback=fallback,
+                         trending_days=trending_days, session_neighbors=session_neighbors)
         self.learning_rate = learning_rate
-        self.regularization = regularization
         self.verify_negative_samples = verify_negative_samples
-        self.random_state = random_state
-        self.num_threads = num_threads
 
     def _validate_params(self) -> None:
         super()._validate_params()
-        _check_positive(self.factors, "factors", integer=True)
-        _check_positive(self.iterations, "iterations", integer=True)
         _check_positive(self.learning_rate, "learning_rate")
-        if not (isinstance(self.regularization, (int, float)) and self.regularization >= 0):
-            raise ParameterError(f"regularization must be a number >= 0, got {self.regularization!r}")
 
     def _fold_reg(self) -> float:
         return max(float(self.regularization), 1e-3)

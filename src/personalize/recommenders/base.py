@@ -43,7 +43,7 @@ from personalize.recommenders.filters import Filters
 from personalize.recommenders.history import Batch, Histories
 from personalize.recommenders.ids import IdMap, id_array
 from personalize.recommenders.live import CustomerEvents, LiveEvents, vocabulary_key
-from personalize.recommenders.params import Params
+from personalize._params import Params
 from personalize.recommenders.query import Query, check_k, resolve_exclude
 from personalize.recommenders.topk import BATCH, NEG, blas_one_thread, padded_width, ranks, sorted_pick, \
     top_of_vector, topk_rows
@@ -150,7 +150,6 @@ class Recommender(Params):
         self.customer_map_ = IdMap(self.customer_ids_, "customer")
         self.item_map_ = IdMap(self.item_ids_, "item")
         self._vocab_key: str | None = None
-        self._filter_cache: dict[Filters, np.ndarray] = {}
         self._source_names = [self.source, *FALLBACK_SOURCES, "cooccurrence"]
 
     @property
@@ -215,12 +214,7 @@ class Recommender(Params):
         filters = Filters.coerce(filters)
         mask = None
         if filters is not None and not filters.is_empty():
-            mask = self._filter_cache.get(filters)
-            if mask is None:
-                mask = filters.mask(self.catalog_)
-                if len(self._filter_cache) > 64:
-                    self._filter_cache.clear()
-                self._filter_cache[filters] = mask
+            mask = self.catalog_.mask(filters)
         if items is not None:
             idx = self.item_map_.lookup(id_array(items))
             allowed = np.zeros(self.n_items, dtype=bool)

@@ -27,7 +27,6 @@ import pandas as pd
 from personalize._atomic import atomic_write
 from personalize.errors import BundleError, PersonalizeError
 from personalize.recommenders.catalog import ItemCatalog
-from personalize.recommenders.filters import Filters
 
 if TYPE_CHECKING:
     from personalize.data import Dataset
@@ -62,17 +61,6 @@ class CandidateTable:
         self.item_pos = {str(c): i for i, c in enumerate(self.item_ids.tolist())}
         self.item_ids_list = [str(x) for x in self.item_ids.tolist()]
         self.item_index = pd.Index(self.item_ids_list)
-        self._masks: dict[Filters, np.ndarray] = {}
-
-    def mask(self, filters: Filters) -> np.ndarray:
-        """Eligible items of ``filters`` over the catalog (cached: a shop asks the same few filters)."""
-        m = self._masks.get(filters)
-        if m is None:
-            m = filters.mask(self.catalog)
-            if len(self._masks) > 256:
-                self._masks.clear()
-            self._masks[filters] = m
-        return m
 
     # ------------------------------------------------------------------ building
     @classmethod

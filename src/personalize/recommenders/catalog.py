@@ -25,6 +25,18 @@ class ItemCatalog:
         self.repeatable = np.asarray(repeatable, dtype=bool)
         self.item_index = pd.Index(self.item_ids, dtype=object)
         self.category_index = pd.Index(self.categories, dtype=object)
+        self._masks: dict = {}
+
+    def mask(self, filters) -> np.ndarray:
+        """Eligible items of ``filters`` (a :class:`~personalize.recommenders.filters.Filters`), cached: a shop
+        asks the same few filters over and over."""
+        m = self._masks.get(filters)
+        if m is None:
+            m = filters.mask(self)
+            if len(self._masks) > 256:
+                self._masks.clear()
+            self._masks[filters] = m
+        return m
 
     def __len__(self) -> int:
         return len(self.item_ids)

@@ -214,7 +214,7 @@ class Runtime:
                 hit &= ~t.catalog.repeatable[items]
             mask &= ~hit
         if filters is not None:
-            mask &= t.mask(filters)[items]
+            mask &= t.catalog.mask(filters)[items]
         sel = np.flatnonzero(mask)[:k]
         if sel.size < k and full and self.model is not None:
             return self._recommend_live(customer_id, k, filters, exclude, known=known)

@@ -137,18 +137,11 @@ class EventStore:
         """Stored events in id order, filtered by id range, received_at / timestamp (ISO, UTC) and type."""
         sql = "SELECT * FROM events WHERE id > ?"
         args: list[Any] = [after_id]
-        if upto_id is not None:
-            sql += " AND id <= ?"
-            args.append(upto_id)
-        if happened_after is not None:
-            sql += " AND timestamp > ?"
-            args.append(happened_after)
-        if received_after is not None:
-            sql += " AND received_at > ?"
-            args.append(received_after)
-        if type is not None:
-            sql += " AND type = ?"
-            args.append(type)
+        for clause, value in (("id <= ?", upto_id), ("timestamp > ?", happened_after),
+                              ("received_at > ?", received_after), ("type = ?", type)):
+            if value is not None:
+                sql += " AND " + clause
+                args.append(value)
         sql += " ORDER BY id"
         if limit is not None:
             sql += " LIMIT ?"

@@ -14,8 +14,8 @@ class Params:
         sig = inspect.signature(cls.__init__)
         return [p.name for p in sig.parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY]
 
-    def get_params(self) -> dict[str, Any]:
-        """Hyperparameters as given to ``__init__``."""
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Hyperparameters as given to ``__init__`` (``deep`` is accepted for scikit-learn compatibility)."""
         return {name: getattr(self, name) for name in self._param_names()}
 
     def __repr__(self) -> str:
