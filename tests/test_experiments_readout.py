@@ -262,3 +262,18 @@ def test_bad_options():
         readout(data, alpha=0.7)
     with pytest.raises(DataError, match="expected CampaignData"):
         readout(_frame({"control": (10, 2)}))
+
+
+def test_cuped_on_synthetic_pre_period_spend_reduces_variance():
+    from personalize.datasets import make_retail
+
+    ds, _ = make_retail(n_customers=1500, n_items=60, n_categories=6, seed=11, n_campaigns=1, campaign_share=1.0)
+    data = CampaignData.from_dataset(ds)
+    rd = readout(data, cuped="pre_spend", n_bootstrap=0, min_n=10)
+    y = data.exposures["revenue"].to_numpy()
+    x = data.features_for_exposures(["pre_spend"])["pre_spend"].to_numpy()
+    vr = rd.cuped["metrics"]["revenue"]["variance_reduction"]
+    assert vr == pytest.approx(np.corrcoef(y, x)[0, 1] ** 2, abs=1e-9) and vr > 0.05
+    lifts = [lf for lf in rd.lifts if lf.metric == "revenue" and lf.cuped.low is not None]
+    narrower = [lf.cuped.high - lf.cuped.low < lf.absolute.high - lf.absolute.low for lf in lifts]
+    assert sum(narrower) >= 0.8 * len(lifts)

@@ -30,17 +30,15 @@ first exposure), and the file loaders
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
+from personalize.data.dataset import Dataset
 from personalize.data.validate import cast_ids, prepare_table
 from personalize.errors import DataError
-
-if TYPE_CHECKING:  # the Dataset is only a type here; from_dataset receives one
-    from personalize.data.dataset import Dataset
 
 __all__ = ["CampaignData", "FEATURE_COLUMNS"]
 
@@ -168,7 +166,9 @@ class CampaignData:
         ``days_since_last_purchase`` (missing when the customer never bought
         before). ``campaign_id`` keeps one campaign.
         """
-        exp = getattr(ds, "exposures", None)
+        if not isinstance(ds, Dataset):
+            raise DataError(f"expected a Dataset, got {type(ds).__name__}")
+        exp = ds.exposures
         if exp is None or len(exp) == 0:
             raise DataError("the dataset has no exposures table", table="exposures")
         if campaign_id is not None:
@@ -190,7 +190,7 @@ class CampaignData:
                                                     names=["campaign_id", "customer_id"])
             parts.append(f)
         features = pd.concat(parts) if len(parts) > 1 else parts[0]
-        return cls(exp, offers=getattr(ds, "offers", None), features=features, planned_split=planned_split,
+        return cls(exp, offers=ds.offers, features=features, planned_split=planned_split,
                    control_name=control_name, outcome_name=outcome_name)
 
     # ------------------------------------------------------------------ views
@@ -242,13 +242,9 @@ class CampaignData:
         if feats is not None and isinstance(feats.index, pd.MultiIndex):
             feats = feats.xs(campaign_id, level="campaign_id") if campaign_id in \
                 feats.index.get_level_values(0) else feats.iloc[0:0].droplevel(0)
-        out = CampaignData.__new__(CampaignData)
+        out = copy.copy(self)  # validated already: share offers, split and names, narrow the rest
         out.exposures = self.exposures.loc[keep].reset_index(drop=True)
-        out.offers = self.offers
         out.features = feats
-        out.planned_split = self.planned_split
-        out.control_name = self.control_name
-        out.outcome_name = self.outcome_name
         return out
 
     def features_for_exposures(self, columns: list[str] | None = None) -> pd.DataFrame:
