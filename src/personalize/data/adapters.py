@@ -16,6 +16,15 @@ CDNOW (Fader & Hardie): no item ids, one row per customer and day with the numbe
 of CDs and the dollars spent. Each row becomes one order of the pseudo item ``"cd"``
 (quantity = CDs, unit price = dollars / CDs); zero-dollar rows are kept
 (they are purchases, and the BG/NBD counts them).
+
+Hillstrom (MineThatData e-mail test, randomized): one row per customer, no
+ids and no dates. :func:`load_hillstrom` gives :class:`CampaignData`: arm from
+``segment`` ("No E-Mail" is the control, empty offer id; "Mens E-Mail" and
+"Womens E-Mail" are offer ids), converted = the ``target`` column (``visit``
+or ``conversion``), revenue = ``spend``, randomized = True, customer ids the
+row numbers (``"00000"`` ...), ``exposed_at`` = :data:`HILLSTROM_DATE` (a
+placeholder: the file has no dates; the challenge was published in March
+2008), planned split 1/3 each, and the pre-period columns as features.
 """
 
 from __future__ import annotations
@@ -27,8 +36,10 @@ import numpy as np
 import pandas as pd
 
 from personalize.data import io as dio
+from personalize.data.campaign import CampaignData
 from personalize.data.cleaning import DEFAULT_NON_PRODUCT, DEFAULT_NON_PRODUCT_PATTERN, CleaningOptions
 from personalize.data.dataset import Dataset
+from personalize.data.validate import cast_float, cast_int
 from personalize.errors import DataError
 
 ONLINE_RETAIL_NON_PRODUCT = DEFAULT_NON_PRODUCT
@@ -166,6 +177,100 @@ def load_generic(path: str | Path, *, mapping: Mapping[str, str] | None = None, 
         maps["customers"] = dict(customer_mapping)
     return Dataset.from_frames(tx, items=it, customers=cu, mapping=maps, options=options,
                                time_format=time_format, decimal=decimal)
+
+
+HILLSTROM_DATE = pd.Timestamp("2008-03-01")
+HILLSTROM_CONTROL = "No E-Mail"
+HILLSTROM_ARMS = ("No E-Mail", "Mens E-Mail", "Womens E-Mail")
+HILLSTROM_FEATURES = ("recency", "history", "mens", "womens", "zip_code", "newbie", "channel", "history_segment")
+_HILLSTROM_TARGETS = {"visit": "visits", "conversion": "conversions"}
+
+
+def load_hillstrom(path: str | Path, *, target: str = "visit") -> CampaignData:
+    """Kevin Hillstrom's MineThatData e-mail test (64,000 customers, three randomized arms).
+
+    ``target`` is ``"visit"`` (default) or ``"conversion"``; revenue is
+    ``spend``. Features (indexed by customer id): recency, history, mens,
+    womens, zip_code, newbie, channel, history_segment -- all measured before
+    the e-mails were sent.
+    """
+    if target not in _HILLSTROM_TARGETS:
+        raise DataError(f"target must be one of {sorted(_HILLSTROM_TARGETS)}, got {target!r}")
+    raw = dio.read_csv(path, table="exposures")
+    need = ["segment", "visit", "conversion", "spend", *HILLSTROM_FEATURES]
+    missing = [c for c in need if c not in raw.columns]
+    if missing:
+        raise DataError(f"not a Hillstrom file: missing columns {missing}; found {list(raw.columns)[:14]}",
+                        table="exposures")
+    seg = raw["segment"].astype("str").str.strip()
+    bad = ~seg.isin(HILLSTROM_ARMS).to_numpy()
+    if bad.any():
+        raise DataError(f"unknown segment {seg[bad].unique()[:3].tolist()}; expected one of {list(HILLSTROM_ARMS)}",
+                        table="exposures", column="segment", rows=np.flatnonzero(bad)[:5].tolist())
+    n = len(raw)
+    width = max(5, len(str(n - 1)))
+    ids = pd.Series([f"{i:0{width}d}" for i in range(n)], dtype="str")
+    exposures = pd.DataFrame({
+        "customer_id": ids,
+        "exposed_at": np.full(n, HILLSTROM_DATE.to_datetime64()).astype("datetime64[ns]"),
+        "offer_id": seg.where(seg != HILLSTROM_CONTROL, None),
+        "campaign_id": "hillstrom",
+        "randomized": True,
+        "converted": raw[target],
+        "revenue": raw["spend"],
+    })
+    feats = pd.DataFrame(index=pd.Index(ids, name="customer_id"))
+    for col in HILLSTROM_FEATURES:
+        if col == "history":
+            feats[col] = cast_float(raw[col], "features", col).to_numpy()
+        elif col in ("zip_code", "channel", "history_segment"):
+            feats[col] = raw[col].astype("str").str.strip().to_numpy()
+        else:
+            v = cast_int(raw[col], "features", col)
+            if v.isna().any():
+                raise DataError("missing values", table="features", column=col,
+                                rows=np.flatnonzero(v.isna().to_numpy())[:5].tolist())
+            feats[col] = v.to_numpy(dtype=np.int64)
+    return CampaignData(exposures, features=feats, planned_split={a: 1.0 for a in HILLSTROM_ARMS},
+                        control_name=HILLSTROM_CONTROL, outcome_name=_HILLSTROM_TARGETS[target])
+
+
+def load_exposures(path: str | Path, *, offers: str | Path | None = None, mapping: Mapping[str, str] | None = None,
+                   features: str | Path | None = None, offer_mapping: Mapping[str, str] | None = None,
+                   time_format: str | None = None, randomized: bool | None = None,
+                   planned_split: Mapping[str, float] | None = None, sep: str | None = None,
+                   decimal: str = ".", outcome_name: str = "conversions") -> CampaignData:
+    """Any exposures export (CSV / Parquet), driven by a column mapping (canonical field -> column).
+
+    Fields: customer_id and exposed_at (required), offer_id (empty = control),
+    campaign_id, randomized, converted, revenue. ``randomized`` declares the
+    assignment when the file has no randomized column. ``features``: a file
+    with a ``customer_id`` column and pre-period covariates (columns that
+    parse as numbers become floats). ``offers``: the offers table.
+    """
+    raw = dio.read_any(path, sep=sep, decimal=decimal, table="exposures")
+    if randomized is not None:
+        col = (mapping or {}).get("randomized", "randomized")
+        if col in raw.columns:
+            raise DataError(f"the file has a {col!r} column; declare randomization either there or by the "
+                            "randomized argument, not both", table="exposures", column="randomized")
+        raw = raw.assign(randomized=bool(randomized))
+    off = dio.read_any(offers, sep=sep, decimal=decimal, table="offers") if offers is not None else None
+    feats = None
+    if features is not None:
+        f = dio.read_any(features, sep=sep, decimal=decimal, table="features")
+        if "customer_id" not in f.columns:
+            raise DataError(f"a features file needs a customer_id column; found {list(f.columns)[:12]}",
+                            table="features", column="customer_id")
+        for col in f.columns:
+            if col != "customer_id" and not pd.api.types.is_numeric_dtype(f[col].dtype):
+                num = pd.to_numeric(f[col].str.replace(decimal, ".", regex=False) if decimal != "." else f[col],
+                                    errors="coerce")
+                if (num.notna() | f[col].isna()).all():
+                    f[col] = num.astype(np.float64)
+        feats = f
+    return CampaignData(raw, offers=off, features=feats, mapping=mapping, offer_mapping=offer_mapping,
+                        planned_split=planned_split, time_format=time_format, outcome_name=outcome_name)
 
 
 FORMATS = {
