@@ -37,7 +37,7 @@ import pandas as pd
 
 from personalize._json import json_scalar
 from personalize.analytics._frames import as_timestamp
-from personalize.analytics.plots import _figure, _save
+from personalize._plots import new_figure, save_figure
 from personalize.data.campaign import CampaignData
 from personalize.data.dataset import Dataset
 from personalize.errors import DataError
@@ -242,7 +242,7 @@ def plot_cohort_retention(shares: pd.DataFrame, path: str | os.PathLike, *, size
         raise DataError("cohort retention matrix is empty: nothing to plot")
     vals = shares.to_numpy(dtype=np.float64)
     n_r, n_c = vals.shape
-    fig = _figure(max(6.0, 0.55 * n_c + 3.0), max(3.5, 0.38 * n_r + 1.8))
+    fig = new_figure(max(6.0, 0.55 * n_c + 3.0), max(3.5, 0.38 * n_r + 1.8))
     ax = fig.subplots()
     shown = vals.copy()
     if n_c > 1:  # month 0 is 100 % by definition: colour the scale by the later months
@@ -266,7 +266,7 @@ def plot_cohort_retention(shares: pd.DataFrame, path: str | os.PathLike, *, size
                             color="white" if v > 0.6 * max(vmax, 1e-9) else "black")
     fig.colorbar(im, ax=ax, label="share of cohort active")
     ax.set_title(title or "cohort retention: share of each first-purchase cohort active")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _records(df: pd.DataFrame, index: str) -> list[dict]:
