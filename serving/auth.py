@@ -35,13 +35,16 @@ def scopes_for(key: str, keys: Mapping[str, Sequence[str]]) -> frozenset[str] | 
 _UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
 
 
-def check(request: Request, scope: str, settings) -> None:
+def check(request: Request, scopes: Sequence[str], settings) -> frozenset[str]:
+    """The key's scopes when it has one of ``scopes``; 401 without a known key, 403 without the scope."""
     key = _presented_key(request)
     if key is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing API key (Authorization: Bearer <key> or "
                                                           "X-API-Key)", headers=_UNAUTHORIZED)
-    scopes = scopes_for(key, settings.api_keys)
-    if scopes is None:
+    granted = scopes_for(key, settings.api_keys)
+    if granted is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid API key", headers=_UNAUTHORIZED)
-    if scope not in scopes:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, f"this API key lacks the '{scope}' scope")
+    if not any(s in granted for s in scopes):
+        need = " or ".join(f"'{s}'" for s in scopes)
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"this API key lacks the {need} scope")
+    return granted

@@ -6,9 +6,21 @@ import datetime as dt
 import math
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-Id = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$")]
+
+def _encodable(v: str) -> str:
+    """Ids must be real text: a lone surrogate (valid JSON, invalid Unicode) can be neither stored nor sent."""
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode text (no lone surrogates)") from None
+    return v
+
+
+Id = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$"), AfterValidator(_encodable)]
+#: how far in the future an event may be dated (the data contract's tolerance for clock skew)
+FUTURE_TOLERANCE = dt.timedelta(days=1)
 MAX_K = 100          # hard caps in the schema; the settings may set lower limits
 MAX_LIST = 1000
 
@@ -110,8 +122,11 @@ class EventIn(BaseModel):
     item_id: Id
     quantity: float = Field(1.0, gt=0, le=1e6)
     price: float | None = Field(None, ge=0, le=1e9)
-    timestamp: dt.datetime | None = Field(None, description="when it happened (default: when received)")
-    order_id: Id | None = None
+    timestamp: dt.datetime | None = Field(None, description="when it happened (default: when received); at most "
+                                                            "one day in the future")
+    order_id: Id | None = Field(None, description="with item_id, makes a retried order line idempotent")
+    event_id: Id | None = Field(None, description="idempotency key: an event with a stored event_id is "
+                                                  "acknowledged again, not stored twice")
 
     @field_validator("quantity", "price")
     @classmethod
@@ -129,9 +144,12 @@ class EventIn(BaseModel):
             raise ValueError("timestamp out of range (1970..2200)")
         if v.tzinfo is not None:
             try:
-                v.astimezone(dt.timezone.utc)
+                v = v.astimezone(dt.timezone.utc).replace(tzinfo=None)
             except (OverflowError, ValueError) as exc:
                 raise ValueError("timestamp out of range") from exc
+        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        if v > now + FUTURE_TOLERANCE:
+            raise ValueError(f"timestamp is more than {FUTURE_TOLERANCE.days} day in the future")
         return v
 
 
@@ -140,10 +158,22 @@ class EventsIn(BaseModel):
     events: list[EventIn] = Field(min_length=1, max_length=MAX_LIST)
 
 
+class EventResult(BaseModel):
+    index: int = Field(description="position of the event in the request")
+    id: int | None = Field(None, description="the stored event's id (also for a duplicate); None when not stored")
+    status: Literal["applied", "stored", "duplicate", "ignored"] = Field(
+        description="applied: stored and reflected at once; stored: stored, nothing to apply (a view, or an item "
+                    "the served model does not know yet); duplicate: already stored, not stored twice; "
+                    "ignored: not stored")
+    reason: str | None = Field(None, description="why it was not applied: view_event, unknown_item, duplicate, "
+                                                 "erased_customer")
+
+
 class EventsOut(BaseModel):
-    accepted: int
+    accepted: int = Field(description="events stored by this request (duplicates excluded)")
     ids: list[int]
-    purchases_applied: int = Field(description="customers whose recommendations were refreshed")
+    purchases_applied: int = Field(description="purchases reflected in recommendations at once")
+    results: list[EventResult]
 
 
 class ModelOut(BaseModel):
@@ -152,10 +182,24 @@ class ModelOut(BaseModel):
     live_customers: int
 
 
+class WorkerOut(BaseModel):
+    pid: int
+    version: str | None
+    seconds_ago: float = Field(description="age of the worker's last heartbeat")
+
+
 class ReloadOut(BaseModel):
     previous: str | None
     current: str
     changed: bool
+    workers: list[WorkerOut] = Field(description="every live worker process and the version it serves")
+    lagging: list[WorkerOut] = Field(description="workers not yet serving `current` when the answer was sent")
+
+
+class ForgetOut(BaseModel):
+    customer_id: str
+    events_deleted: int
+    erased: bool = True
 
 
 class HealthOut(BaseModel):
@@ -165,8 +209,26 @@ class HealthOut(BaseModel):
 class ReadyOut(BaseModel):
     status: Literal["ready"]
     model_version: str
+    follows_current: bool = Field(description="false while the store's CURRENT bundle cannot be loaded and an "
+                                              "earlier version is served")
 
 
 class ErrorOut(BaseModel):
-    error: str
-    detail: Any
+    error: str = Field(description="machine-readable code, e.g. not_found, invalid_request, unauthorized")
+    detail: str = Field(description="what went wrong, in words")
+    field: str | None = Field(None, description="where: the parameter or body field at fault, when there is one")
+
+
+_ERROR_TEXT = {400: "a request the library refused", 401: "no API key, or an unknown one",
+               403: "the key lacks the route's scope", 404: "unknown id", 409: "the bundle lacks what this needs",
+               413: "request body too large", 422: "invalid request (names the field)",
+               503: "no model bundle is loaded yet"}
+
+
+def error_responses(*codes: int, **descriptions: str) -> dict:
+    """OpenAPI ``responses`` for error status codes, all in the :class:`ErrorOut` shape."""
+    return {c: {"model": ErrorOut, "description": descriptions.get(f"e{c}", _ERROR_TEXT[c])} for c in codes}
+
+
+#: what every authenticated route can answer besides its own errors
+AUTH_ERRORS = error_responses(401, 403, 422, 503)

@@ -40,7 +40,7 @@ ROUTES = {  # (method, path, body name) -> scope needed
 def client(tmp_path_factory):
     d = tmp_path_factory.mktemp("auth")
     publish_tiny(d / "models", tiny_dataset())
-    s = Settings(models=d / "models", events_db=d / "ev.sqlite", api_keys=KEYS, event_sync_interval=0)
+    s = Settings(models=d / "models", events_db=d / "ev.sqlite", api_keys=KEYS, poll_interval=0)
     with TestClient(create_app(s)) as c:
         yield c
 

@@ -52,7 +52,7 @@ def table(churn_store):
 
 
 def _client(store, tmp_path):
-    s = Settings(models=store, events_db=tmp_path / "events.sqlite", api_keys=KEYS, event_sync_interval=0)
+    s = Settings(models=store, events_db=tmp_path / "events.sqlite", api_keys=KEYS, poll_interval=0)
     return TestClient(create_app(s))
 
 

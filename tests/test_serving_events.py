@@ -29,7 +29,7 @@ H = {"Authorization": "Bearer all-key-00005"}
 def env(tmp_path):
     publish_tiny(tmp_path / "models", tiny_dataset())
     return Settings(models=tmp_path / "models", events_db=tmp_path / "events.sqlite", api_keys=KEYS,
-                    event_sync_interval=0)
+                    poll_interval=0)
 
 
 def _top(client, cid, k=5):
@@ -79,7 +79,7 @@ def test_event_store_validation_and_queries(tmp_path):
     store = EventStore(tmp_path / "e.sqlite")
     t = dt.datetime(2024, 5, 1, 12, tzinfo=dt.timezone(dt.timedelta(hours=2)))
     ids = store.append([Event("purchase", "C1", "I1", t, 2.0, 3.5, "o1"), Event("view", "C1", "I2", t)])
-    assert ids == [1, 2] and store.last_id() == 2
+    assert [a.id for a in ids] == [1, 2] and not any(a.duplicate for a in ids) and store.last_id() == 2
     rows = store.events(type="purchase")
     assert rows[0]["timestamp"] == "2024-05-01T10:00:00.000000"  # stored as naive UTC
     assert store.events(happened_after="2024-05-01T10:00:00.000000") == []

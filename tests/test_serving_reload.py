@@ -40,7 +40,7 @@ def test_reload_under_concurrent_requests(tmp_path, ds):
     from personalize.store import rollback
 
     rollback(store, v1)
-    settings = Settings(models=store, events_db=tmp_path / "e.sqlite", api_keys=KEYS, event_sync_interval=0)
+    settings = Settings(models=store, events_db=tmp_path / "e.sqlite", api_keys=KEYS, poll_interval=0)
 
     async def body(client):
         statuses, versions = [], set()
@@ -65,7 +65,10 @@ def test_reload_under_concurrent_requests(tmp_path, ds):
             rollback(store, v2)
             r = await client.post("/v1/admin/reload", headers=H)
             assert r.status_code == 200, r.text
-            assert r.json() == {"previous": v1, "current": v2, "changed": True}
+            body = r.json()
+            assert {k: body[k] for k in ("previous", "current", "changed")} == {"previous": v1, "current": v2,
+                                                                                 "changed": True}
+            assert body["lagging"] == [] and [w["version"] for w in body["workers"]] == [v2]
             await asyncio.sleep(0.2)
             done.set()
 
@@ -84,7 +87,7 @@ def test_reload_under_concurrent_requests(tmp_path, ds):
 def test_failing_bundle_leaves_old_one_serving(tmp_path, ds):
     store = tmp_path / "models"
     v1 = publish_tiny(store, ds)["version"]
-    settings = Settings(models=store, events_db=tmp_path / "e.sqlite", api_keys=KEYS, event_sync_interval=0)
+    settings = Settings(models=store, events_db=tmp_path / "e.sqlite", api_keys=KEYS, poll_interval=0)
 
     async def body(client):
         v2 = publish_tiny(store, ds)["version"]

@@ -34,7 +34,7 @@ def store(tmp_path_factory):
 
 @pytest.fixture()
 def settings(store, tmp_path):
-    return Settings(models=store, events_db=tmp_path / "events.sqlite", api_keys=KEYS, event_sync_interval=0)
+    return Settings(models=store, events_db=tmp_path / "events.sqlite", api_keys=KEYS, poll_interval=0)
 
 
 @pytest.fixture()
@@ -155,7 +155,7 @@ def test_invalid_events_are_422_and_not_stored(client, event):
 def test_body_size_limit(client, settings):
     big = {"events": [{"type": "view", "customer_id": "C" * 150, "item_id": "I" * 150}] * 1000}
     r = client.post("/v1/events", json=big, headers=ALL)
-    assert r.status_code == 422
+    assert r.status_code == 413 and r.json()["error"] == "request_too_large"
     assert "limit" in r.text
     assert client.app.state.service.events.count() == 0
 
@@ -215,10 +215,11 @@ def test_models_health_ready_metrics(client):
 
 
 def test_not_ready_without_bundle(tmp_path):
-    s = Settings(models=tmp_path / "empty", events_db=tmp_path / "e.sqlite", api_keys=KEYS, event_sync_interval=0)
+    s = Settings(models=tmp_path / "empty", events_db=tmp_path / "e.sqlite", api_keys=KEYS, poll_interval=0)
     with TestClient(create_app(s)) as c:
         assert c.get("/healthz").status_code == 200
         r = c.get("/readyz")
-        assert r.status_code == 503 and "not found" in r.json()["detail"]
+        assert r.status_code == 503 and r.json()["error"] == "not_ready"
+        assert str(tmp_path) not in r.text  # no file paths to unauthenticated callers
         r = c.get("/v1/customers/C1/recommendations", headers=ALL)
         assert r.status_code == 503 and r.json()["error"] == "not_ready"

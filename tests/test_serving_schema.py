@@ -27,7 +27,7 @@ def api_schema(tmp_path_factory):
     d = tmp_path_factory.mktemp("schema")
     train_tiny(d / "models", churn_dataset())  # with the churn model, so churn routes and filters run for real
     app = create_app(Settings(models=d / "models", events_db=d / "events.sqlite", api_keys=KEYS,
-                              event_sync_interval=0))
+                              poll_interval=0))
     app.state.service.open()  # what the lifespan does; schemathesis calls the ASGI app without it
     yield schemathesis.openapi.from_asgi("/openapi.json", app)
     app.state.service.close()

@@ -1,6 +1,6 @@
 """Audience export for marketing tools: streamed CSV or JSON lines, cursor-paged, consent enforced."""
 
-from __future__ import annotations
+# no "from __future__ import annotations": the route signature uses the configured page limit at definition time
 
 import base64
 import csv
@@ -16,9 +16,9 @@ from starlette.concurrency import run_in_threadpool
 from personalize._json import json_scalar
 from personalize.errors import PersonalizeError
 from serving.deps import AudienceCtx, limit
-from serving.schemas import ErrorOut
+from serving.schemas import AUTH_ERRORS, error_responses
+from serving.settings import Settings
 
-router = APIRouter(tags=["audiences"])
 
 #: lifecycle stages of personalize.analytics (LIFECYCLE_STAGES); anything else is a 422
 Lifecycle = Literal["new", "active", "at-risk", "lapsed", "churned"]
@@ -66,43 +66,51 @@ def _jsonl(page):
         yield "".join(json.dumps(dict(zip(cols, r)), allow_nan=False) + "\n" for r in rows)
 
 
-@router.get("/audiences", response_class=StreamingResponse,
-            responses={200: {"content": {"text/csv": {}, "application/x-ndjson": {}},
-                             "description": "customer ids with the requested scores, ordered by customer_id; "
-                                            "`X-Next-Cursor` header when more pages follow"},
-                       409: {"model": ErrorOut, "description": "a filter needs a column the bundle lacks "
-                                                               "(e.g. churn risk in a bundle without churn)"}})
-async def export_audience(
-        ctx: AudienceCtx,
-        consent: Literal["email", "sms", "personalization"],
-        segment: Annotated[list[str] | None, Query(max_length=50, description="RFM segment(s)")] = None,
-        lifecycle: Annotated[list[Lifecycle] | None, Query(max_length=10, description="lifecycle stage(s)")] = None,
-        tier: Annotated[list[str] | None, Query(max_length=50, description="membership tier(s)")] = None,
-        min_clv: Annotated[float | None, Query(description="keep customers with CLV >= this")] = None,
-        min_churn_risk: Annotated[float | None, Query(ge=0, le=1, description="churn probability >= this")] = None,
-        max_churn_risk: Annotated[float | None, Query(ge=0, le=1, description="churn probability <= this")] = None,
-        fields: Annotated[str | None, Query(max_length=2000, description="comma-separated columns")] = None,
-        score: Annotated[str | None, Query(max_length=100)] = None,
-        min_score: float | None = None, max_score: float | None = None,
-        cursor: Annotated[str | None, Query(max_length=1000)] = None,
-        limit_: Annotated[int, Query(alias="limit", ge=1, le=1_000_000)] = 10_000,
-        format: Literal["csv", "jsonl"] = "csv") -> StreamingResponse:
-    """Customers who consented to `consent`, filtered by segment, lifecycle, tier, CLV, churn risk and score;
-    ordered by customer_id and paged by `cursor`. A churn filter on a bundle without churn is a 409."""
-    rt, settings = ctx.runtime, ctx.settings
-    limit(limit_ <= settings.audience_page_max, "limit", f"limit must be at most {settings.audience_page_max}")
-    for name, v in (("min_score", min_score), ("max_score", max_score), ("min_clv", min_clv)):
-        limit(v is None or math.isfinite(v), name, f"{name} must be a finite number")
-    limit(min_churn_risk is None or max_churn_risk is None or min_churn_risk <= max_churn_risk, "min_churn_risk",
-          "min_churn_risk must not be above max_churn_risk")
-    field_list = [f.strip() for f in fields.split(",") if f.strip()] if fields else None
-    page, next_id = await run_in_threadpool(
-        rt.audience, consent=consent, segments=segment, fields=field_list, score=score, min_score=min_score,
-        max_score=max_score, lifecycle=lifecycle, tiers=tier, min_clv=min_clv, min_churn_risk=min_churn_risk,
-        max_churn_risk=max_churn_risk, cursor=decode_cursor(cursor), limit=limit_)
-    headers = {"X-Model-Version": rt.version, "X-Count": str(len(page))}
-    if next_id is not None:
-        headers["X-Next-Cursor"] = encode_cursor(next_id)
-    if format == "csv":
-        return StreamingResponse(_csv(page), media_type="text/csv", headers=headers)
-    return StreamingResponse(_jsonl(page), media_type="application/x-ndjson", headers=headers)
+def make_router(settings: Settings) -> APIRouter:
+    """The audiences router, with the server's configured page limit in its OpenAPI schema."""
+    page_max = settings.audience_page_max
+    router = APIRouter(tags=["audiences"], responses=AUTH_ERRORS)
+
+    @router.get("/audiences", response_class=StreamingResponse,
+                responses={200: {"content": {"text/csv": {}, "application/x-ndjson": {}},
+                                 "description": "customer ids with the requested scores, ordered by customer_id; "
+                                                "`X-Next-Cursor` header when more pages follow"},
+                           **error_responses(400, 409, e400="invalid cursor",
+                                             e409="no consent data for the channel, or a filter needs a column "
+                                                  "the bundle lacks (e.g. churn risk in a bundle without churn)")})
+    async def export_audience(
+            ctx: AudienceCtx,
+            consent: Literal["email", "sms", "personalization"],
+            segment: Annotated[list[str] | None, Query(max_length=50, description="RFM segment(s)")] = None,
+            lifecycle: Annotated[list[Lifecycle] | None, Query(max_length=10, description="lifecycle stage(s)")] = None,
+            tier: Annotated[list[str] | None, Query(max_length=50, description="membership tier(s)")] = None,
+            min_clv: Annotated[float | None, Query(description="keep customers with CLV >= this")] = None,
+            min_churn_risk: Annotated[float | None, Query(ge=0, le=1, description="churn probability >= this")] = None,
+            max_churn_risk: Annotated[float | None, Query(ge=0, le=1, description="churn probability <= this")] = None,
+            fields: Annotated[str | None, Query(max_length=2000, description="comma-separated columns")] = None,
+            score: Annotated[str | None, Query(max_length=100)] = None,
+            min_score: float | None = None, max_score: float | None = None,
+            cursor: Annotated[str | None, Query(max_length=1000)] = None,
+            limit_: Annotated[int, Query(alias="limit", ge=1, le=page_max)] = min(10_000, page_max),
+            format: Literal["csv", "jsonl"] = "csv") -> StreamingResponse:
+        """Customers who consented to `consent`, filtered by segment, lifecycle, tier, CLV, churn risk and score;
+        ordered by customer_id and paged by `cursor`. Unknown filter values are a 422 listing the valid ones; a
+        bundle without consent data for the channel, or a churn filter on a bundle without churn, is a 409."""
+        rt = ctx.runtime
+        for name, v in (("min_score", min_score), ("max_score", max_score), ("min_clv", min_clv)):
+            limit(v is None or math.isfinite(v), name, f"{name} must be a finite number")
+        limit(min_churn_risk is None or max_churn_risk is None or min_churn_risk <= max_churn_risk,
+              "min_churn_risk", "min_churn_risk must not be above max_churn_risk")
+        field_list = [f.strip() for f in fields.split(",") if f.strip()] if fields else None
+        page, next_id = await run_in_threadpool(
+            rt.audience, consent=consent, segments=segment, fields=field_list, score=score, min_score=min_score,
+            max_score=max_score, lifecycle=lifecycle, tiers=tier, min_clv=min_clv, min_churn_risk=min_churn_risk,
+            max_churn_risk=max_churn_risk, cursor=decode_cursor(cursor), limit=limit_)
+        headers = {"X-Model-Version": rt.version, "X-Count": str(len(page))}
+        if next_id is not None:
+            headers["X-Next-Cursor"] = encode_cursor(next_id)
+        if format == "csv":
+            return StreamingResponse(_csv(page), media_type="text/csv", headers=headers)
+        return StreamingResponse(_jsonl(page), media_type="application/x-ndjson", headers=headers)
+
+    return router

@@ -1,4 +1,4 @@
-"""Real-time events: stored durably, purchases applied to the served model at once."""
+"""Real-time events: checked against the data contract, stored durably and idempotently, purchases applied at once."""
 
 from __future__ import annotations
 
@@ -9,19 +9,43 @@ from starlette.concurrency import run_in_threadpool
 
 from personalize.store.events import Event
 from serving.deps import EventsCtx, limit
-from serving.schemas import EventsIn, EventsOut
+from serving.schemas import AUTH_ERRORS, EventResult, EventsIn, EventsOut, error_responses
 
-router = APIRouter(tags=["events"])
+router = APIRouter(tags=["events"], responses=AUTH_ERRORS)
 
 
-@router.post("/events", response_model=EventsOut)
+@router.post("/events", response_model=EventsOut, responses=error_responses(413))
 async def post_events(body: EventsIn, ctx: EventsCtx) -> EventsOut:
-    """Append events to the event store; acknowledged only after the commit is on disk."""
+    """Store events (acknowledged only after the commit is on disk) and report each one's outcome.
+
+    A request with an event the data contract rejects (a timestamp more than a day ahead, an empty or
+    malformed id, a non-positive quantity) is a 422 naming it, and nothing is stored. Retries are safe: an
+    event whose `event_id`, or whose `order_id` + item, is already stored is reported as `duplicate`.
+    """
     state, max_list = ctx.state, ctx.settings.max_list
     limit(len(body.events) <= max_list, "events", f"at most {max_list} events per request", "body")
+    rt = ctx.runtime
     now = dt.datetime.now(dt.timezone.utc)
-    events = [Event(type=e.type, customer_id=e.customer_id, item_id=e.item_id, quantity=e.quantity, price=e.price,
-                    timestamp=e.timestamp or now, order_id=e.order_id) for e in body.events]
-    ids = await run_in_threadpool(state.append_events, events)
-    applied = await run_in_threadpool(state.apply_purchases, events)
-    return EventsOut(accepted=len(ids), ids=ids, purchases_applied=applied)
+    results: list[EventResult | None] = [None] * len(body.events)
+    keep, events = [], []
+    for i, e in enumerate(body.events):
+        if e.customer_id in state.erasures:
+            results[i] = EventResult(index=i, status="ignored", reason="erased_customer")
+            continue
+        keep.append(i)
+        events.append(Event(type=e.type, customer_id=e.customer_id, item_id=e.item_id, quantity=e.quantity,
+                            price=e.price, timestamp=e.timestamp or now, order_id=e.order_id, event_id=e.event_id))
+    stored = await run_in_threadpool(state.append_events, events) if events else []
+    applied = 0
+    for i, e, a in zip(keep, events, stored):
+        if a.duplicate:
+            results[i] = EventResult(index=i, id=a.id, status="duplicate", reason="duplicate")
+        elif e.type != "purchase":
+            results[i] = EventResult(index=i, id=a.id, status="stored", reason="view_event")
+        elif not rt.knows_item(e.item_id):
+            results[i] = EventResult(index=i, id=a.id, status="stored", reason="unknown_item")
+        else:
+            applied += 1
+            results[i] = EventResult(index=i, id=a.id, status="applied")
+    new_ids = [a.id for a in stored if not a.duplicate]
+    return EventsOut(accepted=len(new_ids), ids=new_ids, purchases_applied=applied, results=results)

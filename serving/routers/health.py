@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from serving.deps import StateDep
-from serving.schemas import ErrorOut, HealthOut, ReadyOut
+from serving.errors import error_response
+from serving.schemas import HealthOut, ReadyOut, error_responses
 
 router = APIRouter(tags=["health"])
 
@@ -18,16 +19,17 @@ async def healthz() -> HealthOut:
     return HealthOut(status="ok")
 
 
-@router.get("/readyz", response_model=ReadyOut, responses={503: {"model": ErrorOut}})
+@router.get("/readyz", response_model=ReadyOut, responses=error_responses(503))
 async def readyz(state: StateDep):
-    """A bundle is loaded and the service can answer."""
+    """A bundle is loaded and this worker can answer (the version it serves; no paths, no errors' text)."""
     rt = state.runtime
     if rt is None:
-        return JSONResponse({"error": "not_ready", "detail": state.load_error or "no bundle loaded"}, status_code=503)
-    return ReadyOut(status="ready", model_version=rt.version)
+        return error_response(503, "not_ready", f"no bundle loaded ({state.load_error or 'starting'})")
+    return ReadyOut(status="ready", model_version=rt.version, follows_current=state.follows_current())
 
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
 async def metrics(request: Request) -> Response:
-    """Prometheus exposition: requests and latency per route, model version, events ingested, reloads."""
-    return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    """Prometheus exposition (every worker's values): requests and latency per route, model version per worker,
+    events ingested, reloads."""
+    return Response(request.app.state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

@@ -7,11 +7,11 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query
 
 from serving.deps import RecommendCtx, limit
-from serving.schemas import MAX_K, RecommendationsOut, SessionIn, SessionOut
+from serving.schemas import AUTH_ERRORS, MAX_K, Id, RecommendationsOut, SessionIn, SessionOut, error_responses
 
-router = APIRouter(tags=["recommendations"])
+router = APIRouter(tags=["recommendations"], responses=AUTH_ERRORS)
 
-CustomerId = Annotated[str, Path(min_length=1, max_length=200)]
+CustomerId = Annotated[Id, Path(description="the retailer's customer id")]
 
 
 @router.get("/customers/{customer_id}/recommendations", response_model=RecommendationsOut)
@@ -22,7 +22,8 @@ async def customer_recommendations(
                                                                             "commas")] = None,
         exclude: Literal["purchased", "non_repeatable", "none"] = "purchased",
         in_stock: bool | None = None) -> RecommendationsOut:
-    """Top-k items; an unknown customer gets 200 with the fallback list (`fallback: true`, `source` names it)."""
+    """Top-k items. An unknown customer gets 200 with the fallback list (`fallback: true`, `source` names it); a
+    customer who opted out of personalization gets the non-personal list (`source` ends in `:opt_out`)."""
     limit(k <= ctx.settings.max_k, "k", f"k must be at most {ctx.settings.max_k}")
     categories = [c for c in category.split(",") if c] if category else None
     r = ctx.runtime.recommend(customer_id, k, categories=categories, in_stock=in_stock, exclude=exclude)
@@ -30,7 +31,7 @@ async def customer_recommendations(
                               fallback=r.fallback)
 
 
-@router.post("/recommendations", response_model=SessionOut)
+@router.post("/recommendations", response_model=SessionOut, responses=error_responses(413))
 async def session_recommendations(body: SessionIn, ctx: RecommendCtx) -> SessionOut:
     """Recommendations for an anonymous shopper from the items in their session or cart."""
     limit(body.k <= ctx.settings.max_k, "k", f"k must be at most {ctx.settings.max_k}", "body")

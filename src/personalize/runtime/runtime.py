@@ -16,6 +16,15 @@ overlay (``self.live``). Purchase events go there (never into the fitted
 models, which stay as published); a customer with live events is answered by
 the recommender with the overlay, and that answer is cached (bounded LRU)
 until the customer's next event.
+
+Privacy rules hold in every answer, in one place:
+
+* **Erased customers** (the store's erasure list, :meth:`set_erasures`) are
+  unknown: recommendations get the cold answer, profile and churn risk are
+  404, audiences never list them, their live events are dropped.
+* **Personalization opt-out** (``consent_personalization`` false in the
+  customer table) gets non-personal answers: the popular / trending list,
+  with ``source`` ``"<stage>:opt_out"`` saying why.
 """
 
 from __future__ import annotations
@@ -37,6 +46,7 @@ from personalize.errors import MissingComponentError, PersonalizeError, UnknownI
 from personalize.recommenders import CandidateTable, Filters, LiveEvents, Recommender
 from personalize.recommenders.query import resolve_exclude
 from personalize.store import Bundle
+from personalize.store.events import Erasures
 
 __all__ = ["Runtime", "Recommendations"]
 
@@ -46,7 +56,9 @@ _RFM_FIELDS = {"R": "R", "F": "F", "M": "M", "score": "rfm", "recency_days": "re
 _CLV_FIELDS = {"clv": "clv", "clv_simple": "clv_simple", "p_alive": "p_alive",
                "expected_purchases": "expected_purchases", "expected_spend": "expected_spend"}
 #: customers whose live candidate list is kept (the rest are recomputed on their next request)
-LIVE_CACHE_SIZE = 20_000
+LIVE_CACHE_SIZE = 10_000
+#: suffix of ``source`` for the non-personal answers given to customers who opted out of personalization
+OPT_OUT = ":opt_out"
 
 _EMPTY_I = np.zeros(0, dtype=np.int32)
 log = logging.getLogger(__name__)
@@ -97,6 +109,54 @@ class Runtime:
         self.churn_info: dict = dict(((self.manifest.get("extra") or {}).get("churn")) or {})
         self.has_churn = self.customers is not None and "churn_risk" in self.customers.columns
         self.as_of = self.churn_info.get("as_of") or self._data_end(self.manifest)
+        self.opted_out = self._opted_out(self.customers)
+        self.erasures = Erasures("", ())
+        self._erased_rows = np.zeros(len(self.customers) if self.customers is not None else 0, dtype=bool)
+        self._row_digests: np.ndarray | None = None  # 8-byte prefixes of every table id's salted hash, sorted
+        self._row_digest_order: np.ndarray | None = None
+        self._row_salt: str | None = None
+
+    # ------------------------------------------------------------------ privacy
+    @staticmethod
+    def _opted_out(table: pd.DataFrame | None) -> frozenset[str]:
+        """Customers whose ``consent_personalization`` is false (missing consent data: personalization allowed)."""
+        if table is None or "consent_personalization" not in table.columns:
+            return frozenset()
+        flag = table["consent_personalization"]
+        no = flag.notna().to_numpy() & ~flag.fillna(True).astype(bool).to_numpy()
+        return frozenset(table["customer_id"].to_numpy(dtype=object)[no].tolist())
+
+    def set_erasures(self, erasures: Erasures) -> None:
+        """Adopt the store's erasure list: those customers are unknown from now on, in every answer."""
+        self.erasures = erasures
+        for h in erasures.hashes:
+            self._erase_row_by_digest(h)
+
+    def _erase_row_by_digest(self, digest: str) -> None:
+        if self.customers is None or not len(self.customers):
+            return
+        if self._row_digests is None or self._row_salt != self.erasures.salt:
+            ids = self.customers["customer_id"].to_numpy(dtype=object)
+            prefixes = np.fromiter((int(self.erasures.digest(str(c))[:16], 16) for c in ids), dtype=np.uint64,
+                                   count=len(ids))
+            self._row_digest_order = np.argsort(prefixes, kind="stable")
+            self._row_digests = prefixes[self._row_digest_order]
+            self._row_salt = self.erasures.salt
+        key = np.uint64(int(digest[:16], 16))
+        lo = int(np.searchsorted(self._row_digests, key, side="left"))
+        hi = int(np.searchsorted(self._row_digests, key, side="right"))
+        for p in self._row_digest_order[lo:hi]:
+            if self.erasures.digest(str(self.customers["customer_id"].iat[int(p)])) == digest:
+                self._erased_rows[int(p)] = True
+
+    def is_erased(self, customer_id: str) -> bool:
+        return customer_id in self.erasures
+
+    def forget(self, customer_id: str) -> None:
+        """Drop a customer's live state (the erasure list itself comes through :meth:`set_erasures`)."""
+        self.live.forget(customer_id)
+        with self._lock:
+            self._cache.pop(customer_id, None)
 
     # ------------------------------------------------------------------ helpers
     @staticmethod
@@ -200,6 +260,10 @@ class Runtime:
         if k < 1:
             raise PersonalizeError(f"k must be at least 1, got {k}")
         filters = _filters(categories, in_stock)
+        if self.is_erased(customer_id):
+            return self._cold(None, k, filters, customer_id)
+        if customer_id in self.opted_out:
+            return self._cold(OPT_OUT, k, filters, customer_id)
         if self.cands is None:
             return self._recommend_live(customer_id, k, filters, exclude, known=None)
         t = self.cands
@@ -225,6 +289,26 @@ class Runtime:
                                                    sources[sel].tolist()))]
         return Recommendations(customer_id, out, not known, self.version)
 
+    def _cold(self, suffix: str | None, k: int, filters, customer_id: str) -> Recommendations:
+        """The answer for a shopper the service may not personalize for: the popular / trending list."""
+        if self.cands is not None:
+            t = self.cands
+            items = t.cold_items
+            mask = t.catalog.mask(filters)[items] if filters is not None else np.ones(len(items), bool)
+            sel = np.flatnonzero(mask)[:k]
+            out = [{"item_id": t.item_ids_list[i], "score": float(sc), "rank": r + 1,
+                    "source": t.source_names[src] + (suffix or "")}
+                   for r, (i, sc, src) in enumerate(zip(items[sel].tolist(), t.cold_scores[sel].tolist(),
+                                                        t.cold_sources[sel].tolist()))]
+            if len(out) == k or self.popular is None:
+                return Recommendations(customer_id, out, True, self.version)
+        model = self.popular or self.model
+        df = model.recommend("\x00__anonymous__", k=k, exclude="none", filters=filters)
+        items = self._frame_items(df, k)
+        for it in items:
+            it["source"] += suffix or ""
+        return Recommendations(customer_id, items, True, self.version)
+
     def _recommend_live(self, customer_id, k, filters, exclude, *, known) -> Recommendations:
         df = self.model.recommend(customer_id, k=k, exclude=exclude, filters=filters, live=self.live)
         if known is None:
@@ -235,7 +319,7 @@ class Runtime:
     def recommend_from_items(self, item_ids: Sequence[str], k: int = 10, *, categories: Sequence[str] | None = None,
                              in_stock: bool | None = None) -> Recommendations:
         """Recommendations for an anonymous session or cart; unknown item ids are ignored."""
-        known = [i for i in dict.fromkeys(item_ids) if self._item_known(i)]
+        known = [i for i in dict.fromkeys(item_ids) if self.knows_item(i)]
         if known and self.model is not None:
             df = self.model.recommend_from_items(known, k=k + len(known), filters=_filters(categories, in_stock))
             df = df[~df["item_id"].astype(str).isin(known)] if len(df) else df
@@ -243,14 +327,15 @@ class Runtime:
         rec = self.recommend("\x00__anonymous__", k, categories=categories, in_stock=in_stock, exclude="none")
         return Recommendations(None, rec.items, True, self.version)
 
-    def _item_known(self, item_id: str) -> bool:
+    def knows_item(self, item_id: str) -> bool:
+        """Whether the served bundle knows ``item_id`` (events for other items are stored but not applied)."""
         if self.cands is not None:
             return item_id in self.cands.item_pos
         return True
 
     def similar_items(self, item_id: str, k: int = 10) -> list[dict]:
         """Items similar to ``item_id``; raises :class:`UnknownIdError` for an item the bundle does not know."""
-        if not self._item_known(item_id) or self.model is None:
+        if not self.knows_item(item_id) or self.model is None:
             raise UnknownIdError(f"unknown item_id {item_id!r}")
         df = self.model.similar_items(item_id, k=k + 1)
         df = df[df["item_id"].astype(str) != item_id].head(k)
@@ -260,6 +345,8 @@ class Runtime:
     # ------------------------------------------------------------------ events
     def record_purchase(self, customer_id: str, item_ids: Sequence[str], timestamps: Sequence | None = None) -> bool:
         """Add a purchase to the live overlay (their next recommendations reflect it). True if any item is known."""
+        if self.is_erased(customer_id):
+            return False
         if timestamps is not None and not isinstance(timestamps, (str, pd.Timestamp)):
             timestamps = list(timestamps)
         return bool(self.live.add(customer_id, list(item_ids), timestamps).any())
@@ -274,6 +361,8 @@ class Runtime:
     # ------------------------------------------------------------------ profile
     def profile(self, customer_id: str) -> dict:
         """Everything the bundle knows about one customer; :class:`UnknownIdError` when nothing."""
+        if self.is_erased(customer_id):
+            raise UnknownIdError(f"unknown customer_id {customer_id!r}")
         attrs: dict[str, Any] = {}
         if self._cust_row is not None:
             pos = self._cust_row.get_indexer([customer_id])[0]
@@ -323,7 +412,7 @@ class Runtime:
         if not self.has_churn:
             raise MissingComponentError(self.churn_unavailable_reason())
         pos = self._cust_row.get_indexer([customer_id])[0]
-        if pos < 0:
+        if pos < 0 or self.is_erased(customer_id):
             raise UnknownIdError(f"unknown customer_id {customer_id!r}")
         row = self.customers.iloc[pos]
         p = _py(row["churn_risk"])
@@ -357,7 +446,8 @@ class Runtime:
         if (filters.get("min_churn_risk") is not None or filters.get("max_churn_risk") is not None) \
                 and not self.has_churn:
             raise MissingComponentError(self.churn_unavailable_reason() + "; cannot filter by churn risk")
-        return audience_page(self.customers, consent=consent, fields=fields, cursor=cursor, limit=limit, **filters)
+        table = self.customers[~self._erased_rows] if self._erased_rows.any() else self.customers
+        return audience_page(table, consent=consent, fields=fields, cursor=cursor, limit=limit, **filters)
 
     # ------------------------------------------------------------------ info
     def info(self) -> dict:

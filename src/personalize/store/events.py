@@ -1,17 +1,37 @@
-"""Durable store of real-time events (purchase, view, add-to-cart).
+"""Durable store of real-time events (purchase, view, add-to-cart), the erasure list and worker heartbeats.
 
 An embedded SQLite file in WAL mode with ``synchronous=FULL``: :meth:`EventStore.append`
 returns only after the transaction is committed and on disk, so an
-acknowledged event survives a crash or restart. Several server processes may
-share one file (SQLite serializes writers; readers never block).
+acknowledged event survives a crash or restart. Several server processes
+share one file (SQLite serializes writers with ``BEGIN IMMEDIATE``; readers
+never block). The file is private to its owner (0600).
+
+* **Idempotent appends.** An event with an ``event_id`` that is already stored,
+  or without one but with the ``order_id`` + item of an order line already
+  stored, is a ``duplicate``: acknowledged again, never stored twice (a client
+  retry after a timeout is safe).
+* **Ingest sequence.** Every stored event has an increasing ``id``; a bundle
+  records the last id it was trained on (``through_id``), and a service
+  replays exactly the events after it, whatever their timestamps.
+* **Erasure.** :meth:`forget` deletes every event of a customer (with
+  ``secure_delete``: the bytes are overwritten, and the WAL is truncated) and
+  keeps only a salted SHA-256 of the id in the erasure list, so later events
+  for that id are ignored and ``personalize train`` drops the customer from
+  every later bundle. The id itself is stored nowhere.
+* **Workers.** Each server process writes a heartbeat with the bundle version
+  it serves, so a reload can tell which workers follow and which lag.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import math
+import os
+import secrets
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,10 +42,11 @@ import pandas as pd
 
 from personalize.errors import DataError
 
-__all__ = ["EVENT_TYPES", "Event", "EventStore"]
+__all__ = ["EVENT_TYPES", "Event", "EventStore", "Erasures", "Appended", "default_events_path"]
 
 EVENT_TYPES = ("purchase", "view", "add_to_cart")
 MAX_ID_LENGTH = 200
+EVENTS_FILE = "events.sqlite"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -41,7 +62,38 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_received ON events (received_at);
 CREATE INDEX IF NOT EXISTS events_time ON events (timestamp);
+CREATE INDEX IF NOT EXISTS events_customer ON events (customer_id);
+CREATE TABLE IF NOT EXISTS erasures (hash TEXT PRIMARY KEY, erased_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS workers (pid INTEGER PRIMARY KEY, version TEXT, heartbeat REAL NOT NULL,
+                                    started REAL NOT NULL);
 """
+_MIGRATIONS = (
+    ("event_id", "ALTER TABLE events ADD COLUMN event_id TEXT"),
+)
+_POST_MIGRATION = """
+CREATE INDEX IF NOT EXISTS events_event_id ON events (event_id);
+CREATE INDEX IF NOT EXISTS events_order_line ON events (order_id, item_id);
+"""
+
+
+def default_events_path(models: str | Path) -> Path:
+    """``<models>/events.sqlite`` for a model store; beside a single bundle directory otherwise."""
+    models = Path(models)
+    base = models if not (models / "manifest.json").exists() else models.parent
+    return base / EVENTS_FILE
+
+
+def _valid_id(v: Any, column: str) -> None:
+    if not isinstance(v, str) or not v.strip() or len(v) > MAX_ID_LENGTH:
+        raise DataError(f"must be a non-empty string of at most {MAX_ID_LENGTH} characters", table="events",
+                        column=column)
+    if any(ord(ch) < 32 for ch in v):
+        raise DataError("must not contain control characters", table="events", column=column)
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError:
+        raise DataError("must be valid Unicode text (no lone surrogates)", table="events", column=column) from None
 
 
 @dataclass(frozen=True)
@@ -53,20 +105,53 @@ class Event:
     quantity: float = 1.0
     price: float | None = None
     order_id: str | None = None
+    event_id: str | None = None
 
     def __post_init__(self) -> None:
         if self.type not in EVENT_TYPES:
             raise DataError(f"unknown event type {self.type!r}; expected one of {', '.join(EVENT_TYPES)}",
                             table="events", column="type")
         for name in ("customer_id", "item_id"):
-            v = getattr(self, name)
-            if not isinstance(v, str) or not v.strip() or len(v) > MAX_ID_LENGTH:
-                raise DataError(f"must be a non-empty string of at most {MAX_ID_LENGTH} characters",
-                                table="events", column=name)
+            _valid_id(getattr(self, name), name)
+        for name in ("order_id", "event_id"):
+            if getattr(self, name) is not None:
+                _valid_id(getattr(self, name), name)
         if not (isinstance(self.quantity, (int, float)) and math.isfinite(self.quantity) and self.quantity > 0):
             raise DataError(f"must be a positive number, got {self.quantity!r}", table="events", column="quantity")
         if self.price is not None and not (math.isfinite(self.price) and self.price >= 0):
             raise DataError(f"must be a non-negative number, got {self.price!r}", table="events", column="price")
+
+
+@dataclass(frozen=True)
+class Appended:
+    """Outcome of one appended event: its id (the stored one for a duplicate) and whether it is new."""
+
+    id: int
+    duplicate: bool
+
+
+class Erasures:
+    """The erasure list: salted SHA-256 hashes of forgotten customer ids (never the ids)."""
+
+    def __init__(self, salt: str, hashes: Iterable[str] = ()) -> None:
+        self.salt = salt
+        self.hashes = set(hashes)
+
+    def digest(self, customer_id: str) -> str:
+        return hashlib.sha256((self.salt + "\x1f" + customer_id).encode("utf-8", "surrogatepass")).hexdigest()
+
+    def __contains__(self, customer_id: object) -> bool:
+        return bool(self.hashes) and isinstance(customer_id, str) and self.digest(customer_id) in self.hashes
+
+    def __len__(self) -> int:
+        return len(self.hashes)
+
+    def mask(self, customer_ids: Sequence[str] | np.ndarray) -> np.ndarray:
+        """Which of ``customer_ids`` are erased (hashes every id: only call it when the list is not empty)."""
+        if not self.hashes:
+            return np.zeros(len(customer_ids), dtype=bool)
+        h = self.hashes
+        return np.fromiter((self.digest(str(c)) in h for c in customer_ids), dtype=bool, count=len(customer_ids))
 
 
 def _utc_naive(ts: _dt.datetime) -> _dt.datetime:
@@ -80,18 +165,35 @@ def _now() -> _dt.datetime:
 
 
 class EventStore:
-    """Append-only event log in an SQLite file (WAL, synchronous=FULL)."""
+    """Append-only event log in an SQLite file (WAL, synchronous=FULL), plus erasures and worker heartbeats."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        if str(path) != ":memory:":
+        memory = str(path) == ":memory:"
+        if not memory:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30.0)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")
-        self._conn.execute("PRAGMA busy_timeout=30000")
-        self._conn.executescript(_SCHEMA)
+        try:
+            self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30.0)
+            self._conn.execute("PRAGMA busy_timeout=30000")
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.execute("PRAGMA secure_delete=ON")
+            self._conn.executescript(_SCHEMA)
+            cols = {r[1] for r in self._conn.execute("PRAGMA table_info(events)")}
+            for col, sql in _MIGRATIONS:
+                if col not in cols:
+                    self._conn.execute(sql)
+            self._conn.executescript(_POST_MIGRATION)
+        except sqlite3.Error as exc:
+            raise DataError(f"event store {path} is not usable: {exc}") from None
+        if not memory:
+            for p in (self.path, self.path.with_name(self.path.name + "-wal"),
+                      self.path.with_name(self.path.name + "-shm")):
+                try:
+                    os.chmod(p, 0o600)
+                except OSError:
+                    pass
 
     def close(self) -> None:
         with self._lock:
@@ -103,29 +205,104 @@ class EventStore:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def append(self, events: Sequence[Event]) -> list[int]:
-        """Write ``events`` in one transaction; return their ids once committed (durable)."""
+    # ------------------------------------------------------------------ writing
+    def append(self, events: Sequence[Event]) -> list[Appended]:
+        """Store ``events`` in one transaction (duplicates are acknowledged, not stored twice); returns once
+        committed (durable)."""
         if not events:
             return []
         received = _now().isoformat(timespec="microseconds")
-        rows = [(received, e.type, e.customer_id, e.item_id, float(e.quantity),
-                 None if e.price is None else float(e.price),
-                 _utc_naive(e.timestamp).isoformat(timespec="microseconds"), e.order_id) for e in events]
+        out: list[Appended] = []
         with self._lock:
             cur = self._conn.cursor()
             cur.execute("BEGIN IMMEDIATE")
             try:
-                ids = []
-                for r in rows:
+                for e in events:
+                    if e.event_id is not None:
+                        row = cur.execute("SELECT id FROM events WHERE event_id = ?", (e.event_id,)).fetchone()
+                    elif e.order_id is not None:
+                        row = cur.execute("SELECT id FROM events WHERE order_id = ? AND item_id = ? AND type = ? "
+                                          "AND customer_id = ? AND event_id IS NULL",
+                                          (e.order_id, e.item_id, e.type, e.customer_id)).fetchone()
+                    else:
+                        row = None
+                    if row is not None:
+                        out.append(Appended(int(row[0]), True))
+                        continue
                     cur.execute("INSERT INTO events (received_at, type, customer_id, item_id, quantity, price, "
-                                "timestamp, order_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", r)
-                    ids.append(int(cur.lastrowid))
+                                "timestamp, order_id, event_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                (received, e.type, e.customer_id, e.item_id, float(e.quantity),
+                                 None if e.price is None else float(e.price),
+                                 _utc_naive(e.timestamp).isoformat(timespec="microseconds"), e.order_id,
+                                 e.event_id))
+                    out.append(Appended(int(cur.lastrowid), False))
                 cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise
-        return ids
+        return out
 
+    # ------------------------------------------------------------------ erasure
+    def erasures(self) -> Erasures:
+        """The erasure list (the salt is created with the store)."""
+        with self._lock:
+            row = self._conn.execute("SELECT value FROM meta WHERE key = 'erasure_salt'").fetchone()
+            if row is None:
+                self._conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('erasure_salt', ?)",
+                                   (secrets.token_hex(16),))
+                row = self._conn.execute("SELECT value FROM meta WHERE key = 'erasure_salt'").fetchone()
+            hashes = [r[0] for r in self._conn.execute("SELECT hash FROM erasures")]
+        return Erasures(row[0], hashes)
+
+    def forget(self, customer_ids: Iterable[str]) -> dict[str, int]:
+        """Erase customers: delete their events, add their salted hashes to the erasure list.
+
+        Returns ``{"customers": n, "events_deleted": m}``. Idempotent.
+        """
+        er = self.erasures()
+        ids = [str(c) for c in customer_ids]
+        for c in ids:
+            _valid_id(c, "customer_id")
+        deleted = 0
+        now = _now().isoformat(timespec="seconds")
+        with self._lock:
+            cur = self._conn.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                for c in ids:
+                    deleted += cur.execute("DELETE FROM events WHERE customer_id = ?", (c,)).rowcount
+                    cur.execute("INSERT OR IGNORE INTO erasures (hash, erased_at) VALUES (?, ?)", (er.digest(c), now))
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            # the deleted rows' bytes are zeroed (secure_delete); the WAL still holds the old pages until a
+            # checkpoint copies the new ones into the database and truncates it
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return {"customers": len(ids), "events_deleted": int(deleted)}
+
+    # ------------------------------------------------------------------ workers
+    def heartbeat(self, pid: int, version: str | None) -> None:
+        now = time.time()
+        with self._lock:
+            self._conn.execute("INSERT INTO workers (pid, version, heartbeat, started) VALUES (?, ?, ?, ?) "
+                               "ON CONFLICT(pid) DO UPDATE SET version = excluded.version, "
+                               "heartbeat = excluded.heartbeat", (pid, version, now, now))
+
+    def workers(self, *, alive_within: float = 5.0) -> list[dict]:
+        """Server processes with a heartbeat in the last ``alive_within`` seconds: pid, version, seconds ago."""
+        now = time.time()
+        with self._lock:
+            self._conn.execute("DELETE FROM workers WHERE heartbeat < ?", (now - 3600,))
+            rows = self._conn.execute("SELECT pid, version, heartbeat FROM workers WHERE heartbeat >= ? ORDER BY pid",
+                                      (now - alive_within,)).fetchall()
+        return [{"pid": int(p), "version": v, "seconds_ago": round(now - h, 3)} for p, v, h in rows]
+
+    def leave(self, pid: int) -> None:
+        with self._lock:
+            self._conn.execute("DELETE FROM workers WHERE pid = ?", (pid,))
+
+    # ------------------------------------------------------------------ reading
     def _rows(self, sql: str, args: Iterable[Any]) -> list[dict]:
         with self._lock:
             cur = self._conn.execute(sql, tuple(args))
@@ -148,6 +325,24 @@ class EventStore:
             args.append(int(limit))
         return self._rows(sql, args)
 
+    def purchases_after(self, after_id: int = 0, upto_id: int | None = None
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """Stored purchases with ``after_id < id <= upto_id`` as arrays (customer ids, item ids, int64 ns),
+        and the last id read. Fast enough for a million rows at start-up (no per-row dicts)."""
+        sql = "SELECT id, customer_id, item_id, timestamp FROM events WHERE id > ? AND type = 'purchase'"
+        args: list[Any] = [after_id]
+        if upto_id is not None:
+            sql += " AND id <= ?"
+            args.append(upto_id)
+        with self._lock:
+            rows = self._conn.execute(sql + " ORDER BY id", args).fetchall()
+        if not rows:
+            return (np.zeros(0, dtype=object), np.zeros(0, dtype=object), np.zeros(0, np.int64),
+                    int(after_id if upto_id is None else max(after_id, 0)))
+        ids, cust, item, ts = zip(*rows)
+        ns = pd.to_datetime(pd.Series(ts, dtype="str"), format="ISO8601").to_numpy(dtype="datetime64[ns]")
+        return (np.array(cust, dtype=object), np.array(item, dtype=object), ns.astype(np.int64), int(ids[-1]))
+
     def count(self) -> int:
         with self._lock:
             return int(self._conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
@@ -159,10 +354,24 @@ class EventStore:
 
     @staticmethod
     def purchase_arrays(rows: Iterable[Mapping]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Purchase rows as aligned arrays: (customer ids, item ids, int64 ns timestamps), in store order."""
+        """Purchase rows (dicts from :meth:`events`) as aligned arrays: (customer ids, item ids, int64 ns)."""
         rows = [r for r in rows if r["type"] == "purchase"]
         cust = np.array([r["customer_id"] for r in rows], dtype=object)
         item = np.array([r["item_id"] for r in rows], dtype=object)
         ns = pd.to_datetime([r["timestamp"] for r in rows], format="ISO8601").as_unit("ns").asi8 if rows \
             else np.zeros(0, np.int64)
         return cust, item, np.asarray(ns, dtype=np.int64)
+
+    def purchases_frame(self, *, upto_id: int | None = None) -> pd.DataFrame:
+        """Stored purchases as canonical transaction rows (for training on them): customer_id, item_id,
+        timestamp, quantity, price, order_id."""
+        sql = "SELECT customer_id, item_id, timestamp, quantity, price, order_id FROM events WHERE type = 'purchase'"
+        args: list[Any] = []
+        if upto_id is not None:
+            sql += " AND id <= ?"
+            args.append(upto_id)
+        with self._lock:
+            rows = self._conn.execute(sql + " ORDER BY id", args).fetchall()
+        df = pd.DataFrame(rows, columns=["customer_id", "item_id", "timestamp", "quantity", "price", "order_id"])
+        df["timestamp"] = pd.to_datetime(df["timestamp"].astype("str"), format="ISO8601")
+        return df
