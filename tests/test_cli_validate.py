@@ -122,6 +122,16 @@ def test_validate_takes_item_and_customer_tables(tmp_path, capsys):
     code, out, err = run_cli(["validate", str(ok), "--items", str(BAD / "items_duplicate_keys.csv")],
                              capsys)
     assert code == 2 and "items" in err and "duplicate" in err and "Traceback" not in err
-    # the adapters bring their own tables
-    code, out, err = run_cli(["validate", "--format", "cdnow", str(ok), "--items", str(items)], capsys)
-    assert code == 2 and "--format generic" in err
+    # the adapters bring their own tables; a file adds to them (e.g. a CRM export's consent flags)
+    cdnow = tmp_path / "cdnow.txt"
+    cdnow.write_text("customer_id date number_of_cds dollar_value\n1 19970101 1 11.77\n2 19970112 2 20.5\n")
+    crm = tmp_path / "crm.csv"
+    crm.write_text("client,optin\n1,yes\n2,no\n")
+    code, out, err = run_cli(["validate", "--format", "cdnow", str(cdnow), "--customers", str(crm),
+                              "--map", "customers.customer_id=client", "--map", "customers.consent_email=optin",
+                              "--json"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["tables"]["customers"] == 2
+    code, out, err = run_cli(["validate", "--format", "cdnow", str(cdnow), "--customers", str(crm),
+                              "--map", "customers.nonsense=client"], capsys)
+    assert code == 2 and "no field 'nonsense'" in err

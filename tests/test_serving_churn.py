@@ -240,6 +240,9 @@ def test_cli_audience_against_a_train_built_bundle(tmp_path, cds):
     assert manifest["extra"]["churn"]["status"] == "published" and "churn" in manifest["components"]
     table = load_bundle(store)["customers"]
     lst = tmp_path / "lists" / "at_risk.csv"
+    res = runner.invoke(app, ["audience", "--models", str(store), "--min-churn-risk", "0.7", "--out", str(lst)])
+    assert res.exit_code != 0 and "does not exist" in str(res.exception)  # a typo never creates folders
+    lst.parent.mkdir()
     res = runner.invoke(app, ["audience", "--models", str(store), "--min-churn-risk", "0.7", "--json",
                               "--out", str(lst)])
     assert res.exit_code == 0, res.output

@@ -1,4 +1,10 @@
-"""Atomic file writes: a temp file in the same folder, fsync, then rename. Nothing half-written is left."""
+"""Atomic file writes: a temp file in the same folder, fsync, then rename. Nothing half-written is left.
+
+The finished file gets the permissions any new file of the process would
+get (``0666`` minus the umask), not the ``0600`` of a temporary file, so a
+list written for a marketing tool is readable where the user expects it;
+``private=True`` keeps it ``0600``.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,19 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
+
+
+def _umask() -> int:
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: read it by setting it (and putting it back at once)
+    os.umask(mask)
+    return mask
 
 
 def fsync_dir(path: Path) -> None:
@@ -23,7 +42,8 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, write: Callable[[IO], None], *, binary: bool = True, sync_dir: bool = False) -> None:
+def atomic_write(path: Path, write: Callable[[IO], None], *, binary: bool = True, sync_dir: bool = False,
+                 private: bool = False) -> None:
     """Call ``write(fh)`` on a temp file next to ``path`` and rename it over ``path`` once complete."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -32,6 +52,8 @@ def atomic_write(path: Path, write: Callable[[IO], None], *, binary: bool = True
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
+            if not private:
+                os.fchmod(fh.fileno(), 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

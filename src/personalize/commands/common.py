@@ -28,25 +28,56 @@ OrderCol = Annotated[str | None, typer.Option("--order-col", help="generic: orde
 Sep = Annotated[str | None, typer.Option("--sep", help="generic CSV: delimiter (default: detect)")]
 Decimal = Annotated[str, typer.Option("--decimal", help="generic CSV: decimal mark, e.g. ','")]
 Query = Annotated[str | None, typer.Option("--query", help="generic DuckDB database: SQL selecting the transactions")]
-ItemsFile = Annotated[str | None, typer.Option("--items", help="generic: item table file (item_id, category, ...)")]
-CustomersFile = Annotated[str | None, typer.Option("--customers", help="generic: customer table file "
-                                                                         "(customer_id, consent flags, ...)")]
+ItemsFile = Annotated[str | None, typer.Option("--items", help="Item table file (item_id, category, price, "
+                                                                 "in_stock, ...); any format")]
+CustomersFile = Annotated[str | None, typer.Option("--customers", help="Customer table file (customer_id, "
+                                                                         "consent flags, region, ...); any format")]
+OffersFile = Annotated[str | None, typer.Option("--offers", help="Offer catalog file (offer_id, kind, value, ...)")]
+ExposuresFile = Annotated[str | None, typer.Option("--exposures", help="Campaign exposures file (customer_id, "
+                                                                         "exposed_at, offer_id, ...)")]
+MapOpt = Annotated[list[str] | None, typer.Option("--map", help="Column of an --items/--customers/--offers/"
+                                                               "--exposures file: TABLE.FIELD=COLUMN, e.g. "
+                                                               "customers.consent_email=optin_mail (repeatable)")]
 
 FORMATS = ("online_retail", "cdnow", "cdnow_sample", "generic")
+
+
+def table_mappings(maps: list[str] | None) -> dict[str, dict[str, str]]:
+    """``["customers.consent_email=optin"]`` -> ``{"customers": {"consent_email": "optin"}}``."""
+    from personalize.data.schema import TABLES
+
+    out: dict[str, dict[str, str]] = {}
+    for m in maps or []:
+        left, eq, column = m.partition("=")
+        table, dot, field = left.strip().partition(".")
+        if not (eq and dot and column.strip() and field.strip()):
+            raise DataError(f"--map {m!r}: expected TABLE.FIELD=COLUMN, e.g. customers.consent_email=optin_mail")
+        if table not in TABLES or table == "transactions":
+            raise DataError(f"--map {m!r}: table must be one of items, customers, offers, exposures "
+                            f"(transactions columns have their own --*-col options)")
+        if field not in TABLES[table].columns:
+            raise DataError(f"--map {m!r}: {table} has no field {field!r}; fields: {sorted(TABLES[table].columns)}")
+        out.setdefault(table, {})[field.strip()] = column.strip()
+    return out
 
 
 def load_dataset(format: str, path: str, *, customer_col: str | None = None, item_col: str | None = None,
                  time_col: str | None = None, time_format: str | None = None, quantity_col: str | None = None,
                  price_col: str | None = None, order_col: str | None = None, sep: str | None = None,
                  decimal: str = ".", query: str | None = None, items: str | None = None,
-                 customers: str | None = None):
-    """Load a dataset the way every CLI command does (``--format`` plus column-mapping options)."""
+                 customers: str | None = None, offers: str | None = None, exposures: str | None = None,
+                 maps: list[str] | None = None):
+    """Load a dataset the way every CLI command does (``--format``, column options, more table files)."""
     from personalize.data import adapters
 
     if format not in FORMATS:
         raise DataError(f"unknown --format {format!r}; expected one of {', '.join(FORMATS)}")
-    if not any(ch in path for ch in "*?[") and not Path(path).exists():
-        raise DataError(f"file not found: {path}")
+    for opt, f in (("", path), ("--items ", items), ("--customers ", customers), ("--offers ", offers),
+                   ("--exposures ", exposures)):
+        if f is not None and not any(ch in f for ch in "*?[") and not Path(f).exists():
+            raise DataError(f"file not found: {opt}{f}")
+    tables = {"items": items, "customers": customers, "offers": offers, "exposures": exposures}
+    mappings = table_mappings(maps)
     if format == "generic":
         mapping = {k: v for k, v in {"customer_id": customer_col, "item_id": item_col, "timestamp": time_col,
                                      "quantity": quantity_col, "price": price_col, "order_id": order_col}.items()
@@ -54,14 +85,13 @@ def load_dataset(format: str, path: str, *, customer_col: str | None = None, ite
         if sep == "\\t":
             sep = "\t"
         return adapters.load_generic(path, mapping=mapping, time_format=time_format, sep=sep, decimal=decimal,
-                                     query=query, items=items, customers=customers)
-    if items or customers:
-        raise DataError(f"--items and --customers go with --format generic; {format} brings its own tables")
-    return adapters.FORMATS[format](path)
+                                     query=query, table_mappings=mappings, **tables)
+    return adapters.attach_tables(adapters.FORMATS[format](path), table_mappings=mappings, sep=sep, decimal=decimal,
+                                  **tables)
 
 
 _DATA_OPTIONS = ("customer_col", "item_col", "time_col", "time_format", "quantity_col", "price_col", "order_col",
-                 "sep", "decimal", "query", "items", "customers")
+                 "sep", "decimal", "query", "items", "customers", "offers", "exposures", "maps")
 
 
 def dataset_from(options: Mapping[str, Any]):
@@ -82,16 +112,33 @@ def emit(obj: Any, as_json: bool, human: str | None = None) -> None:
         typer.echo(human if human is not None else dumps(obj))
 
 
+TABLE_FORMATS = (".csv", ".parquet", ".jsonl")
+
+
 def write_table(df: pd.DataFrame, out: str, *, index: bool = False, date_format: str | None = None) -> str:
-    """Write ``df`` as CSV (or Parquet for a .parquet name) atomically: a reader never sees half a list."""
+    """Write ``df`` as CSV, Parquet or JSON lines (by the name's extension) atomically: a reader never sees
+    half a list. The folder must exist (a typo must not create a folder somewhere unexpected)."""
     p = Path(out)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    if p.suffix.lower() == ".parquet":
+    ext = p.suffix.lower()
+    if ext not in TABLE_FORMATS:
+        raise DataError(f"--out {out}: unknown file type {p.suffix or '(none)'!r}; use "
+                        f"{', '.join(TABLE_FORMATS)}")
+    if not p.parent.is_dir():
+        raise DataError(f"--out {out}: folder {p.parent} does not exist")
+    if ext == ".parquet":
         atomic_write(p, lambda fh: df.to_parquet(fh, index=index))
+    elif ext == ".jsonl":
+        frame = df.reset_index() if index else df
+        rows = (dumps_line(r) for r in frame.to_dict(orient="records"))
+        atomic_write(p, lambda fh: fh.writelines(line + "\n" for line in rows), binary=False)
     else:
         atomic_write(p, lambda fh: df.to_csv(fh, index=index, lineterminator="\n", date_format=date_format),
                      binary=False)
     return str(p)
+
+
+def dumps_line(obj: Any) -> str:
+    return json.dumps(to_jsonable(obj), allow_nan=False, separators=(",", ":"))
 
 
 def progress_enabled(as_json: bool) -> bool:

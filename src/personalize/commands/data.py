@@ -6,8 +6,8 @@ import time
 
 import typer
 
-from personalize.commands.common import (CustomerCol, CustomersFile, Decimal, FormatOpt, ItemCol, ItemsFile,
-                                         JsonOpt, OrderCol, PathArg, PriceCol, QuantityCol, Query, Sep, TimeCol,
+from personalize.commands.common import (CustomerCol, CustomersFile, Decimal, ExposuresFile, FormatOpt, ItemCol,
+                                         ItemsFile, JsonOpt, MapOpt, OffersFile, OrderCol, PathArg, PriceCol, QuantityCol, Query, Sep, TimeCol,
                                          TimeFormat, emit, dataset_from)
 
 
@@ -25,6 +25,7 @@ def validate(path: PathArg, format: FormatOpt = "generic", customer_col: Custome
              time_col: TimeCol = None, time_format: TimeFormat = None, quantity_col: QuantityCol = None,
              price_col: PriceCol = None, order_col: OrderCol = None, sep: Sep = None, decimal: Decimal = ".",
              query: Query = None, items: ItemsFile = None, customers: CustomersFile = None,
+             offers: OffersFile = None, exposures: ExposuresFile = None, maps: MapOpt = None,
              json: JsonOpt = False) -> None:
     """Load, validate and clean a purchase history; report what was kept and what was dropped, and why."""
     t0 = time.perf_counter()

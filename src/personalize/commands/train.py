@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from personalize.commands.common import (CustomerCol, Decimal, FormatOpt, ItemCol, JsonOpt, OrderCol, PathArg,
+from personalize.commands.common import (CustomerCol, CustomersFile, Decimal, ExposuresFile, FormatOpt, ItemCol,
+                                         ItemsFile, JsonOpt, MapOpt, OffersFile, OrderCol, PathArg,
                                          PriceCol, QuantityCol, Query, Sep, TimeCol, TimeFormat, emit,
                                          dataset_from, progress_enabled)
 from personalize.errors import PersonalizeError
@@ -31,13 +33,23 @@ def train(path: PathArg, format: FormatOpt = "generic", out: Annotated[str, type
           validate: Annotated[bool, typer.Option("--validate/--no-validate", help="Score the recommender and "
                                                  "Popular on the last validation window and record it in the "
                                                  "manifest (one extra fit).")] = True,
+          events_db: Annotated[str | None, typer.Option("--events-db", help="The service's event store (default "
+                                                        "<out>/events.sqlite when it exists): its erasure list "
+                                                        "is always honoured, its purchases are added unless "
+                                                        "--no-events.")] = None,
+          events: Annotated[bool, typer.Option("--events/--no-events", help="Add the event store's purchases to "
+                                               "the training data (order lines the file already has count "
+                                               "once).")] = True,
           customer_col: CustomerCol = None, item_col: ItemCol = None, time_col: TimeCol = None,
           time_format: TimeFormat = None, quantity_col: QuantityCol = None, price_col: PriceCol = None,
           order_col: OrderCol = None, sep: Sep = None, decimal: Decimal = ".", query: Query = None,
+          items: ItemsFile = None, customers: CustomersFile = None, offers: OffersFile = None,
+          exposures: ExposuresFile = None, maps: MapOpt = None,
           json: JsonOpt = False) -> None:
     """Train every model on a purchase history and publish a versioned bundle (then CURRENT points to it)."""
     from personalize.pipeline import train_bundle
     from personalize.recommenders import make as make_recommender
+    from personalize.store.events import EventStore, default_events_path
 
     if factors < 1 or candidates < 1:
         raise PersonalizeError("--factors and --candidates must be positive")
@@ -56,8 +68,12 @@ def train(path: PathArg, format: FormatOpt = "generic", out: Annotated[str, type
     if "," in recommender:
         raise PersonalizeError(f"--recommender takes one model name, got {recommender!r}")
     model = None if recommender.strip().lower() == "als" else make_recommender(recommender)
+    store_db = Path(events_db) if events_db else default_events_path(out)
+    if events_db and not store_db.is_file():
+        raise PersonalizeError(f"--events-db {events_db}: no such event store")
+    event_store = EventStore(store_db) if store_db.is_file() else None
     manifest = train_bundle(ds, store=out, factors=factors, candidates=candidates, keep=keep, seed=seed,
-                            recommender=model, validate=validate,
+                            recommender=model, validate=validate, events=event_store, include_events=events,
                             churn=churn, churn_horizon_days=churn_horizon_days,
                             progress=say if (show or not json) else None,
                             extra_params={"source": {"format": format, "path": str(path)}})

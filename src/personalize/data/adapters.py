@@ -164,19 +164,42 @@ def load_cdnow_sample(path: str | Path, *, options: CleaningOptions | None = Non
 def load_generic(path: str | Path, *, mapping: Mapping[str, str] | None = None, time_format: str | None = None,
                  sep: str | None = None, decimal: str = ".", encoding: str = "utf-8", query: str | None = None,
                  options: CleaningOptions | None = None, items: str | Path | None = None,
-                 customers: str | Path | None = None, item_mapping: Mapping[str, str] | None = None,
-                 customer_mapping: Mapping[str, str] | None = None) -> Dataset:
-    """Any retailer's CSV / Parquet / DuckDB export, driven by a column mapping (canonical field -> column)."""
+                 customers: str | Path | None = None, offers: str | Path | None = None,
+                 exposures: str | Path | None = None, item_mapping: Mapping[str, str] | None = None,
+                 customer_mapping: Mapping[str, str] | None = None,
+                 table_mappings: Mapping[str, Mapping[str, str]] | None = None) -> Dataset:
+    """Any retailer's CSV / Parquet / DuckDB export, driven by a column mapping (canonical field -> column).
+
+    ``items``, ``customers``, ``offers`` and ``exposures`` are more files of
+    the data contract; ``table_mappings`` maps their columns
+    (``{"customers": {"consent_email": "optin_mail"}}``).
+    """
     tx = dio.read_any(path, sep=sep, decimal=decimal, encoding=encoding, query=query)
-    it = dio.read_any(items, sep=sep, decimal=decimal, encoding=encoding, table="items") if items else None
-    cu = dio.read_any(customers, sep=sep, decimal=decimal, encoding=encoding, table="customers") if customers else None
+    frames = {name: dio.read_any(f, sep=sep, decimal=decimal, encoding=encoding, table=name) if f else None
+              for name, f in (("items", items), ("customers", customers), ("offers", offers),
+                              ("exposures", exposures))}
     maps = {"transactions": dict(mapping or {})}
+    maps.update({k: dict(v) for k, v in (table_mappings or {}).items()})
     if item_mapping:
         maps["items"] = dict(item_mapping)
     if customer_mapping:
         maps["customers"] = dict(customer_mapping)
-    return Dataset.from_frames(tx, items=it, customers=cu, mapping=maps, options=options,
-                               time_format=time_format, decimal=decimal)
+    return Dataset.from_frames(tx, **frames, mapping=maps, options=options, time_format=time_format,
+                               decimal=decimal)
+
+
+def attach_tables(ds: Dataset, *, items: str | Path | None = None, customers: str | Path | None = None,
+                  offers: str | Path | None = None, exposures: str | Path | None = None,
+                  table_mappings: Mapping[str, Mapping[str, str]] | None = None, sep: str | None = None,
+                  decimal: str = ".") -> Dataset:
+    """A loaded dataset (any format) with more tables from files, merged over the ones its adapter built."""
+    frames = {name: dio.read_any(f, sep=sep, decimal=decimal, table=name) if f else None
+              for name, f in (("items", items), ("customers", customers), ("offers", offers),
+                              ("exposures", exposures))}
+    if not any(v is not None for v in frames.values()):
+        return ds
+    return ds.with_tables(**frames, mapping={k: dict(v) for k, v in (table_mappings or {}).items()} or None,
+                          decimal=decimal)
 
 
 HILLSTROM_DATE = pd.Timestamp("2008-03-01")

@@ -35,6 +35,13 @@ def _split_mapping(mapping: Mapping | None) -> dict[str, dict[str, str]]:
     return {"transactions": dict(mapping)}
 
 
+def _check_offer_kinds(offers: pd.DataFrame) -> None:
+    bad = ~offers["kind"].isin(OFFER_KINDS).to_numpy()
+    if bad.any():
+        raise DataError(f"unknown offer kind {offers['kind'][bad].head(3).tolist()}; expected one of "
+                        f"{list(OFFER_KINDS)}", table="offers", column="kind", rows=np.flatnonzero(bad)[:5].tolist())
+
+
 def _check_offers(offers: pd.DataFrame) -> None:
     """Offer rules the casts cannot see: no negative amounts, valid_from <= valid_to, eligibility a JSON object."""
     import json
@@ -119,11 +126,7 @@ class Dataset:
         for name, df in zip(_AUX, (items, customers, offers, exposures)):
             aux[name] = prepare_table(df, name, maps.get(name), decimal=decimal)
         if aux["offers"] is not None:
-            bad = ~aux["offers"]["kind"].isin(OFFER_KINDS).to_numpy()
-            if bad.any():
-                raise DataError(f"unknown offer kind {aux['offers']['kind'][bad].head(3).tolist()}; expected one of "
-                                f"{list(OFFER_KINDS)}", table="offers", column="kind",
-                                rows=np.flatnonzero(bad)[:5].tolist())
+            _check_offer_kinds(aux["offers"])
             _check_offers(aux["offers"])
         item_index = pd.Index(aux["items"]["item_id"]) if aux["items"] is not None else None
         tx, report, returns, netted = clean_transactions(tx, options, item_index, return_details=True)
@@ -237,6 +240,98 @@ class Dataset:
             "revenue": float(self.transactions["amount"].sum()),
             "tables": {name: (None if getattr(self, name) is None else len(getattr(self, name))) for name in _AUX},
         }
+
+    # ------------------------------------------------------------------ whole-dataset changes
+    def _root_only(self, what: str) -> None:
+        if self._root is not self:
+            raise DataError(f"{what} works on a whole dataset, not on a time slice (call it before until/between)")
+
+    def without_customers(self, erased) -> "Dataset":
+        """This dataset without the customers for whom ``erased(customer_ids) -> bool mask`` holds.
+
+        Every trace goes: transactions, returns, the customers and exposures
+        tables, and the customer vocabulary (the ids of a model fitted on the
+        result do not include them). Used to honour the store's erasure list.
+        """
+        self._root_only("without_customers")
+
+        def keep(df):
+            if df is None or not len(df):
+                return df
+            m = ~np.asarray(erased(df["customer_id"].to_numpy(dtype=object)), dtype=bool)
+            return df if m.all() else df.loc[m].reset_index(drop=True)
+
+        tx = keep(self.transactions)
+        if tx is self.transactions and all(keep(getattr(self, n)) is getattr(self, n)
+                                           for n in ("customers", "exposures", "returns")):
+            return self
+        return Dataset._index(tx.reset_index(drop=True), report=self.report, items=self.items,
+                              customers=keep(self.customers), offers=self.offers, exposures=keep(self.exposures),
+                              returns=keep(self.returns), netted=keep(self._netted))
+
+    def with_tables(self, *, items: pd.DataFrame | None = None, customers: pd.DataFrame | None = None,
+                    offers: pd.DataFrame | None = None, exposures: pd.DataFrame | None = None,
+                    mapping: Mapping | None = None, decimal: str = ".") -> "Dataset":
+        """This dataset with more tables (validated like any input; ``mapping`` as in :meth:`from_frames`).
+
+        A table the dataset already has is merged column by column, the new
+        one winning where both have a column (e.g. a CRM export's consent flags
+        added to the customers an adapter derived from the transactions).
+        """
+        self._root_only("with_tables")
+        maps = _split_mapping(mapping) if mapping else {}
+        new = {name: prepare_table(df, name, maps.get(name), decimal=decimal)
+               for name, df in zip(_AUX, (items, customers, offers, exposures))}
+        if new["offers"] is not None:
+            _check_offer_kinds(new["offers"])
+            _check_offers(new["offers"])
+        merged = {}
+        for name in _AUX:
+            old, add = getattr(self, name), new[name]
+            if add is None or old is None or TABLES[name].key is None:
+                merged[name] = add if add is not None else old
+                continue
+            key = TABLES[name].key
+            keep = [c for c in old.columns if c == key or c not in add.columns]
+            merged[name] = old[keep].merge(add, on=key, how="outer")
+        if merged["exposures"] is not None:
+            merged["exposures"] = merged["exposures"].sort_values("exposed_at", kind="stable").reset_index(drop=True)
+        return Dataset._index(self.transactions, report=self.report, returns=self.returns, netted=self._netted,
+                              **merged)
+
+    def with_purchases(self, purchases: pd.DataFrame) -> "Dataset":
+        """This dataset plus already validated purchase lines (canonical columns), e.g. the service's events.
+
+        Lines whose (customer, order, item) is already in the data are skipped
+        (an order exported by the shop and also posted as events counts once).
+        The cleaning report is unchanged: it describes the input files.
+        """
+        self._root_only("with_purchases")
+        if purchases is None or not len(purchases):
+            return self
+        add = purchases.copy()
+        for col in ("order_id", "channel", "store_id", "coupon_id", "discount"):
+            if col in self.transactions.columns and col not in add.columns:
+                add[col] = None
+        if "price" not in add.columns or add["price"].isna().any():
+            known = self.transactions.groupby("item_id")["price"].median()
+            add["price"] = add.get("price", pd.Series(np.nan, index=add.index)).fillna(
+                add["item_id"].map(known)).fillna(0.0)
+        if "order_id" in self.transactions.columns and "order_id" in add.columns:
+            key = ["customer_id", "order_id", "item_id"]
+            have = pd.MultiIndex.from_frame(self.transactions[key].astype("str"))
+            dup = add["order_id"].notna().to_numpy() & \
+                pd.MultiIndex.from_frame(add[key].astype("str")).isin(have)
+            add = add.loc[~dup]
+        if not len(add):
+            return self
+        add["amount"] = add["quantity"].to_numpy(np.float64) * add["price"].to_numpy(np.float64)
+        cols = list(self.transactions.columns)
+        tx = pd.concat([self.transactions, add[cols]], ignore_index=True)
+        tx = tx.sort_values("timestamp", kind="stable").reset_index(drop=True)
+        return Dataset._index(tx, report=self.report, items=self.items, customers=self.customers,
+                              offers=self.offers, exposures=self.exposures, returns=self.returns,
+                              netted=self._netted)
 
     # ------------------------------------------------------------------ slicing
     def _slice(self, start: pd.Timestamp | None, end: pd.Timestamp | None) -> "Dataset":

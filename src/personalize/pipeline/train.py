@@ -14,6 +14,12 @@ The manifest says how good the recommender is: before the final fit, a fresh
 copy of it and Popular are fitted on the data before the last validation
 window and scored on the purchases in it (NDCG and recall at 10, on all
 purchases and on discovery of new items; :func:`validate_recommender`).
+
+With the store's event store (``events``), training honours it: customers
+on its erasure list are dropped before anything is fitted, and the stored
+purchase events are added to the training data (skipping order lines the
+data already has); the manifest records the last event id included
+(``data.events_through_id``), so a service replays exactly the later ones.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from personalize.pipeline.churn import (DEFAULT_CHURN_CUTOFFS, DEFAULT_CHURN_HOR
                                         train_churn)
 from personalize.recommenders import ALS, CandidateTable, Popular, Recommender
 from personalize.store import publish
+from personalize.store.events import EventStore
 
 if TYPE_CHECKING:
     from personalize.churn import ChurnModel
@@ -116,8 +123,8 @@ def train_bundle(dataset: Dataset, *, store: str | Path = "models", factors: int
                  recommender: Recommender | None = None, popular: Popular | None = None, customers: bool = True,
                  churn: bool | ChurnModel | None = None, churn_horizon_days: float = DEFAULT_CHURN_HORIZON_DAYS,
                  churn_cutoffs: int = DEFAULT_CHURN_CUTOFFS, churn_spacing_days: float = DEFAULT_CHURN_SPACING_DAYS,
-                 validate: bool = True, progress: Callable[[str], None] | None = None,
-                 extra_params: dict | None = None) -> dict:
+                 validate: bool = True, events: EventStore | None = None, include_events: bool = True,
+                 progress: Callable[[str], None] | None = None, extra_params: dict | None = None) -> dict:
     """Validate and fit the recommender, fit the Popular fallback and the churn model, precompute
     candidates, publish. Returns the manifest.
 
@@ -125,10 +132,14 @@ def train_bundle(dataset: Dataset, *, store: str | Path = "models", factors: int
     train, or False to leave churn out (recorded in the manifest as skipped);
     None (default) means "with the customer table", i.e. ``customers``, since
     the scores live in that table. ``validate=False`` skips the validation fit
-    (the manifest then says so).
+    (the manifest then says so). ``events``: the store's event store (erasures
+    are always honoured; its purchases are added unless ``include_events`` is False).
     """
     say = progress or (lambda msg: None)
     timings: dict[str, float] = {}
+    data_info: dict[str, Any] = {"events_through_id": 0}
+    if events is not None:
+        dataset, data_info = _apply_event_store(dataset, events, include_events, say)
     if recommender is None:
         recommender = default_recommender(factors=factors, seed=seed)
     if popular is None:
@@ -188,7 +199,27 @@ def train_bundle(dataset: Dataset, *, store: str | Path = "models", factors: int
                            **_scalar_params(components["churn"])}
     say("publishing")
     return publish(components, dataset, store=store, params=params, metrics=metrics, keep=keep,
-                   extra={"churn": churn_info})
+                   extra={"churn": churn_info}, data=data_info)
+
+
+def _apply_event_store(dataset: Dataset, events: EventStore, include: bool, say) -> tuple[Dataset, dict]:
+    """Drop erased customers, add stored purchases; the manifest's record of what was used."""
+    erasures = events.erasures()
+    info: dict[str, Any] = {"events_through_id": 0, "erasures_applied": len(erasures)}
+    if len(erasures):
+        before = dataset.n_customers
+        dataset = dataset.without_customers(erasures.mask)
+        say(f"dropped {before - dataset.n_customers} erased customer(s) before fitting")
+    if include:
+        through = events.last_id()
+        frame = events.purchases_frame(upto_id=through)
+        if len(erasures) and len(frame):
+            frame = frame.loc[~erasures.mask(frame["customer_id"].to_numpy(dtype=object))]
+        n0 = len(dataset)
+        dataset = dataset.with_purchases(frame)
+        info.update(events_through_id=through, event_purchases_added=len(dataset) - n0)
+        say(f"added {len(dataset) - n0} stored purchase event(s) (through event {through})")
+    return dataset, info
 
 
 def _scalar_params(model) -> dict:

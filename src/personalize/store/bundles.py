@@ -160,14 +160,15 @@ def _new_version(created: _dt.datetime, checksums: Mapping[str, str]) -> str:
 
 def publish(components: Mapping[str, Any], dataset: Dataset | None = None, *, store: str | Path = "models",
             params: Mapping | None = None, metrics: Mapping | None = None, keep: int | None = None,
-            extra: Mapping | None = None) -> dict:
+            extra: Mapping | None = None, data: Mapping | None = None) -> dict:
     """Write ``components`` as a new version in ``store``, make it CURRENT and return its manifest.
 
     ``components`` maps a name to a DataFrame (stored as Parquet, kind ``"table"``)
     or an object with ``save(directory)`` (kind from its ``bundle_kind``
     attribute, ``"recommender"`` by default). ``dataset`` supplies the data
-    fingerprint and time range. ``keep`` prunes all but the newest ``keep``
-    versions afterwards (the current one is always kept).
+    fingerprint and time range; ``data`` adds to that section (e.g. ``events_through_id``, the last
+    stored event the training data included). ``keep`` prunes all but the newest ``keep`` versions
+    afterwards (the current one is always kept).
     """
     if not components:
         raise PersonalizeError("a bundle needs at least one component")
@@ -206,7 +207,7 @@ def publish(components: Mapping[str, Any], dataset: Dataset | None = None, *, st
             "created_at": created.isoformat(),
             "library_version": __version__,
             "format_version": FORMAT_VERSION,
-            "data": _data_info(dataset),
+            "data": {**_data_info(dataset), **to_jsonable(dict(data or {}))},
             "params": to_jsonable(dict(params or {})),
             "metrics": to_jsonable(dict(metrics or {})),
             "components": comp_meta,
