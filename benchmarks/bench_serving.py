@@ -6,13 +6,22 @@ drives a bounded keep-alive load (concurrency 16) from a separate process:
 
 phase 1  the recommendations route and a no-op route (/healthz), same run;
 phase 2  the recommendations route while the bundle is swapped mid-load
-         (POST /v1/admin/reload to a second published version).
+         (POST /v1/admin/reload to a second published version);
+phase 3  two worker processes and a publish nobody announces: the time
+         until every answer (fresh connections) carries the new version;
+phase 4  start and reload with 1,000,000 stored purchase events to replay;
+phase 5  an event soak (purchases and recommendations of the same customers,
+         many of them new) against one worker, its RSS sampled throughout.
 
 Writes benchmarks/results/serving.json and exits 1 past a target:
 recommendations throughput >= 40% of the no-op route's, p99 <= 3 x p50,
-zero errors, zero failed requests across the swap.
+zero errors, zero failed requests across the swap; 2 workers converge
+within 2 s of a publish with zero failed requests; start and reload with
+1M events <= 5 s each; worker RSS grows <= 32 MB from the end of the first
+minute of the soak to its end (10 minutes by default).
 
     .venv/bin/python benchmarks/bench_serving.py [--seconds 15] [--customers 10000] [--items 100000]
+        [--events 1000000] [--soak-seconds 600]
 """
 
 from __future__ import annotations
@@ -234,6 +243,167 @@ def start_server(store: Path, port: int, events: Path) -> subprocess.Popen:
     raise SystemExit("server did not become ready")
 
 
+def start_workers(store: Path, port: int, events: Path, workers: int) -> subprocess.Popen:
+    env = dict(os.environ, PERSONALIZE_API_KEYS=json.dumps({KEY: ["recommend", "admin", "events"]}))
+    proc = subprocess.Popen([sys.executable, "-m", "personalize", "serve", "--models", str(store), "--port",
+                             str(port), "--workers", str(workers), "--events-db", str(events), "--log-level",
+                             "warning"], env=env, cwd=ROOT, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
+                if r.status == 200:
+                    return proc
+        except OSError:
+            time.sleep(0.3)
+    proc.terminate()
+    raise SystemExit("server did not become ready")
+
+
+def stop_group(proc: subprocess.Popen) -> None:
+    import signal
+
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _version_of(port: int, cid: str) -> str | None:
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/customers/{cid}/recommendations?k=5",
+                                 headers={"Authorization": f"Bearer {KEY}"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.loads(r.read())["model_version"]
+    except OSError:
+        return None
+
+
+def workers_follow_publish(store: Path, tmp: Path, customers: list[str], info: dict) -> dict:
+    """Phase 3: two workers, CURRENT moved under them; seconds until every fresh connection gets the new one."""
+    import threading
+
+    from personalize.store import rollback
+
+    rollback(store, info["v1"])
+    port = free_port()
+    proc = start_workers(store, port, tmp / "workers-events.sqlite", 2)
+    seen: list[tuple[float, str | None]] = []
+    stop = threading.Event()
+
+    def hammer(k: int):
+        i = k
+        while not stop.is_set():
+            i += 3
+            seen.append((time.monotonic(), _version_of(port, customers[i % len(customers)])))
+
+    threads = [threading.Thread(target=hammer, args=(k,)) for k in range(4)]
+    try:
+        for t in threads:
+            t.start()
+        time.sleep(2.0)
+        rollback(store, info["v2"])   # what a publish does to CURRENT
+        moved = time.monotonic()
+        time.sleep(6.0)
+        stop.set()
+        for t in threads:
+            t.join()
+    finally:
+        stop.set()
+        stop_group(proc)
+    after = [(t, v) for t, v in seen if t >= moved]
+    old_after = [t for t, v in after if v != info["v2"]]
+    converge = (max(old_after) - moved) if old_after else 0.0
+    return {"workers": 2, "requests": len(seen), "failed": sum(v is None for _, v in seen),
+            "converged_s": round(converge, 3), "requests_after_publish": len(after)}
+
+
+def replay_start_and_reload(store: Path, tmp: Path, n_events: int, customers: list[str], items: list[str],
+                            info: dict) -> dict:
+    """Phase 4: a worker's start and a reload with ``n_events`` stored purchases that no bundle includes."""
+    import sqlite3
+
+    from personalize.store import rollback
+    from personalize.store.events import EventStore
+    from serving.metrics import Metrics
+    from serving.settings import Settings
+    from serving.state import ServiceState
+
+    db = tmp / "replay-events.sqlite"
+    EventStore(db).close()
+    rng = np.random.default_rng(3)
+    cust = rng.integers(0, len(customers) * 3, n_events)   # two thirds of the ids are customers new since training
+    item = rng.integers(0, len(items), n_events)
+    now = time.strftime("%Y-%m-%dT%H:%M:%S.000000", time.gmtime())
+    t = time.perf_counter()
+    with sqlite3.connect(db) as con:
+        con.executemany("INSERT INTO events (received_at, type, customer_id, item_id, quantity, price, timestamp) "
+                        "VALUES (?, 'purchase', ?, ?, 1.0, NULL, ?)",
+                        ((now, customers[c] if c < len(customers) else f"new-{c}", items[i], now)
+                         for c, i in zip(cust.tolist(), item.tolist())))
+    fill_s = time.perf_counter() - t
+    rollback(store, info["v1"])
+    st = ServiceState(Settings(models=store, events_db=db, api_keys={KEY: ["admin"]}, poll_interval=0), Metrics())
+    t = time.perf_counter()
+    st.open()
+    start_s = time.perf_counter() - t
+    live = {"customers": len(st.runtime.live), "events": st.runtime.live.n_events,
+            "bytes": st.runtime.live.nbytes}
+    t = time.perf_counter()
+    st.swap_to(info["v2"])
+    reload_s = time.perf_counter() - t
+    st.close()
+    return {"events": n_events, "fill_s": round(fill_s, 2), "start_s": round(start_s, 3),
+            "reload_s": round(reload_s, 3), "live": live}
+
+
+def soak(store: Path, tmp: Path, seconds: float, customers: list[str], items: list[str], info: dict) -> dict:
+    """Phase 5: events and recommendations for ``seconds`` against one worker; its RSS over time."""
+    import psutil
+
+    from personalize.store import rollback
+
+    rollback(store, info["v1"])
+    port = free_port()
+    proc = start_workers(store, port, tmp / "soak-events.sqlite", 1)
+    server = psutil.Process(proc.pid)
+    rng = np.random.default_rng(5)
+    samples, posted, failed, i = [], 0, 0, 0
+    t0 = time.monotonic()
+    next_sample = t0
+    try:
+        while time.monotonic() - t0 < seconds:
+            batch = []
+            for _ in range(10):
+                i += 1
+                c = customers[int(rng.integers(len(customers)))] if i % 3 else f"soak-new-{i}"
+                batch.append({"type": "purchase", "customer_id": c, "item_id": items[int(rng.integers(len(items)))],
+                              "event_id": f"soak-{i}"})
+            req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/events", method="POST",
+                                         data=json.dumps({"events": batch}).encode(),
+                                         headers={"Authorization": f"Bearer {KEY}",
+                                                  "Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(req, timeout=30) as r:
+                    r.read()
+                posted += len(batch)
+            except OSError:
+                failed += 1
+            if _version_of(port, batch[0]["customer_id"]) is None:
+                failed += 1
+            if time.monotonic() >= next_sample:
+                rss = sum(p.memory_info().rss for p in [server, *server.children(recursive=True)])
+                samples.append((round(time.monotonic() - t0, 1), round(rss / 2**20, 1)))
+                next_sample += 10.0
+    finally:
+        stop_group(proc)
+    warm = next((mb for t, mb in samples if t >= 60.0), samples[0][1])
+    return {"seconds": seconds, "events_posted": posted, "failed_requests": failed,
+            "rss_mb_samples": samples, "rss_mb_after_warmup": warm, "rss_mb_end": samples[-1][1],
+            "rss_growth_mb": round(samples[-1][1] - warm, 1)}
+
+
 def server_side(port: int, route: str) -> dict:
     """Approximate server-side latency percentiles (time inside the app) from the Prometheus histogram: the
     upper bucket bound holding the 50th / 99th percentile. Compared with the client-side numbers it shows how
@@ -294,6 +464,8 @@ def main() -> None:
     ap.add_argument("--lines", type=int, default=300_000)
     ap.add_argument("--factors", type=int, default=64)
     ap.add_argument("--store", help="reuse (or create) the benchmark model store here instead of a temp dir")
+    ap.add_argument("--events", type=int, default=1_000_000, help="stored events replayed at start / reload")
+    ap.add_argument("--soak-seconds", type=float, default=600.0, help="length of the event soak")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
@@ -341,6 +513,12 @@ def main() -> None:
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 proc.kill()
+        from personalize.store import load_bundle
+
+        items = load_bundle(store, info["v1"])["candidates"].item_ids_list
+        follow = workers_follow_publish(store, Path(tmp), info["customers"], info)
+        replay = replay_start_and_reload(store, Path(tmp), args.events, info["customers"], items, info)
+        soaked = soak(store, Path(tmp), args.soak_seconds, info["customers"], items, info)
 
     ratio = recs["throughput_rps"] / noop["throughput_rps"]
     result = {
@@ -351,6 +529,7 @@ def main() -> None:
                   "build_s": build_s, **info["times"]},
         "in_process": design, "noop": noop, "recommendations": recs, "recs_over_noop_throughput": ratio,
         "swap": {**swap, "reload": swap_result},
+        "two_workers_follow_publish": follow, "replay_1m_events": replay, "event_soak": soaked,
     }
     checks = {
         "recs_throughput_ge_40pct_of_noop": ratio >= 0.40,
@@ -358,6 +537,10 @@ def main() -> None:
         "zero_errors": noop["errors"] == 0 and recs["errors"] == 0,
         "swap_zero_failed_requests": swap["errors"] == 0 and swap["requests"] > 0,
         "swap_served_both_versions": swap.get("versions_seen") == sorted([info["v1"], info["v2"]]),
+        "two_workers_converge_le_2s": follow["converged_s"] <= 2.0 and follow["failed"] == 0,
+        "start_with_1m_events_le_5s": replay["start_s"] <= 5.0,
+        "reload_with_1m_events_le_5s": replay["reload_s"] <= 5.0,
+        "soak_rss_growth_le_32mb": soaked["rss_growth_mb"] <= 32.0 and soaked["failed_requests"] == 0,
     }
     finish("serving", result, checks)
 
