@@ -158,3 +158,16 @@ def test_select_errors(data):
     with pytest.raises(DataError) as e:
         select_uplift_model(X, t, y[:-1], control_name="control")
     assert e.value.column == "y"
+
+
+def test_selection_on_a_subsample_refits_the_choice_on_every_row(data):
+    (X, t, y, _), _ = data
+    sel = select_uplift_model(X, t, y, control_name="control", selection_rows=3000, ensemble=False, **FAST)
+    assert abs(sel.fit_rows + sel.validation_rows - 3000) <= 6 and sel.rows == len(X)  # 6 strata, rounded
+    assert sum(sel.model.n_rows_.values()) == len(X)
+    for sc in sel.scores.values():
+        assert sum(a["rows"] for a in sc["per_arm"].values()) < 3000  # arms share the control rows
+    with pytest.raises(PersonalizeError, match="selection_rows"):
+        select_uplift_model(X, t, y, control_name="control", selection_rows=5)
+    auto = AutoUplift(learner_params={"control_name": "control", **FAST}, selection_rows=3000, ensemble=False)
+    assert abs(auto.fit(X, t, y).selection_["fit_rows"] + auto.selection_["validation_rows"] - 3000) <= 6

@@ -17,6 +17,12 @@ So the choice is made per task, on data the candidates did not train on:
 4. the best-scoring candidate is refitted on all the rows (``refit=True``; for
    the ensemble, every member).
 
+On a large campaign, ``selection_rows`` compares the candidates on a
+stratified random subsample of that many rows (split into fit and validation
+folds as above) and refits only the chosen one on every row: ranking three
+learners needs far fewer rows than the final model, and it is the candidates'
+training that dominates the cost at a million rows.
+
 Every candidate's scores are recorded (:attr:`UpliftSelection.scores`,
 ``AutoUplift.scores_``) -- the choice can always be audited. The metric
 defaults to the normalised Qini coefficient
@@ -127,23 +133,27 @@ class UpliftSelection:
     fit_rows: int = 0
     validation_rows: int = 0
     refitted: bool = False
+    rows: int = 0  # rows given; fit_rows + validation_rows < rows when selection_rows subsampled them
 
     def to_dict(self) -> dict:
         return {"best": self.best_name, "metric": self.metric, "scores": self.scores, "fit_rows": self.fit_rows,
-                "validation_rows": self.validation_rows, "refitted": self.refitted}
+                "validation_rows": self.validation_rows, "refitted": self.refitted, "rows": self.rows}
 
 
 def select_uplift_model(X: Any, treatment: Any, y: Any, *, candidates: Mapping[str, UpliftLearner] | None = None,
                         metric: str = "qini", validation_fraction: float = 0.3, refit: bool = True,
-                        ensemble: bool = True, random_state: int = 0, **params: Any) -> UpliftSelection:
+                        ensemble: bool = True, selection_rows: int | None = None, random_state: int = 0,
+                        **params: Any) -> UpliftSelection:
     """Fit every candidate on a fit fold, score it on a stratified validation fold, keep the best.
 
     ``candidates``: name -> unfitted learner (default :func:`default_candidates` built from
     ``params``, e.g. ``control_name="No E-Mail"``); ``metric``: ``"qini"`` (default),
     ``"auuc"`` or ``"uplift_at_30"``; ``ensemble``: also score the mean of all candidates
-    (named ``"ensemble"``). Each candidate's validation scores (mean over arms
-    and per arm, for all three metrics) and fit time are in ``scores``; the chosen one
-    also carries them as ``model.selection_`` (saved in its ``meta.json``).
+    (named ``"ensemble"``); ``selection_rows``: compare the candidates on a stratified
+    subsample of about this many rows (per-stratum rounding) when there are more (the chosen
+    one is still refitted on all rows when ``refit=True``). Each candidate's validation scores
+    (mean over arms and per arm, for all three metrics) and fit time are in ``scores``; the
+    chosen one also carries them as ``model.selection_`` (saved in its ``meta.json``).
     """
     if metric not in METRICS:
         raise PersonalizeError(f"metric must be one of {sorted(METRICS)}, got {metric!r}")
@@ -159,7 +169,20 @@ def select_uplift_model(X: Any, treatment: Any, y: Any, *, candidates: Mapping[s
     t_all = (treatment.to_numpy(dtype=object) if isinstance(treatment, pd.Series)
              else np.asarray(treatment, dtype=object))
     y_all = y.to_numpy() if isinstance(y, pd.Series) else np.asarray(y)
-    fit_rows, va_rows = uplift_split(t_all, y_all, test_fraction=validation_fraction, random_state=random_state)
+    if not (len(X) == len(t_all) == len(y_all)):
+        raise DataError(f"lengths differ: X {len(X)}, treatment {len(t_all)}, y {len(y_all)}",
+                        column="y" if len(X) == len(t_all) else "treatment")
+    pool = np.arange(len(t_all))
+    if selection_rows is not None:
+        if (isinstance(selection_rows, bool) or not isinstance(selection_rows, (int, np.integer))
+                or selection_rows < 20):
+            raise PersonalizeError(f"selection_rows must be None or an integer >= 20, got {selection_rows!r}")
+        if len(t_all) > selection_rows:
+            _, pool = uplift_split(t_all, y_all, test_fraction=selection_rows / len(t_all),
+                                   random_state=random_state + 1)
+    fit_rows, va_rows = uplift_split(t_all[pool], y_all[pool], test_fraction=validation_fraction,
+                                     random_state=random_state)
+    fit_rows, va_rows = pool[fit_rows], pool[va_rows]
     Xf, Xv = _rows(X, fit_rows), _rows(X, va_rows)
     scores: dict[str, dict] = {}
     fitted: dict[str, UpliftLearner] = {}
@@ -183,7 +206,7 @@ def select_uplift_model(X: Any, treatment: Any, y: Any, *, candidates: Mapping[s
     else:
         model = candidates[best].clone().fit(X, t_all, y_all) if refit else fitted[best]
     sel = UpliftSelection(best_name=best, model=model, metric=metric, scores=scores, fit_rows=len(fit_rows),
-                          validation_rows=len(va_rows), refitted=bool(refit))
+                          validation_rows=len(va_rows), refitted=bool(refit), rows=len(t_all))
     model.selection_ = sel.to_dict()
     return sel
 
@@ -194,7 +217,7 @@ class AutoUplift:
     Hyperparameters (keyword-only, stored untouched): ``candidates`` (None = S-, T- and
     X-learner built from ``learner_params``), ``learner_params`` (a dict, e.g.
     ``{"control_name": "No E-Mail", "n_jobs": 2}``), ``metric``, ``validation_fraction``,
-    ``refit``, ``ensemble``, ``random_state``. Fitted: ``model_``, ``best_name_``, ``scores_``,
+    ``refit``, ``ensemble``, ``selection_rows``, ``random_state``. Fitted: ``model_``, ``best_name_``, ``scores_``,
     ``selection_``; ``arm_names_`` / ``treatment_names_`` / ``outcome_`` of the chosen model.
     ``save`` writes the chosen learner (its ``meta.json`` records the selection);
     ``AutoUplift.load`` / :func:`personalize.uplift.load_uplift_model` read it back.
@@ -203,19 +226,20 @@ class AutoUplift:
     def __init__(self, *, candidates: Mapping[str, UpliftLearner] | None = None,
                  learner_params: Mapping[str, Any] | None = None, metric: str = "qini",
                  validation_fraction: float = 0.3, refit: bool = True, ensemble: bool = True,
-                 random_state: int = 0):
+                 selection_rows: int | None = None, random_state: int = 0):
         self.candidates = candidates
         self.learner_params = learner_params
         self.metric = metric
         self.validation_fraction = validation_fraction
         self.refit = refit
         self.ensemble = ensemble
+        self.selection_rows = selection_rows
         self.random_state = random_state
 
     def get_params(self, deep: bool = True) -> dict:
         return {"candidates": self.candidates, "learner_params": self.learner_params, "metric": self.metric,
                 "validation_fraction": self.validation_fraction, "refit": self.refit, "ensemble": self.ensemble,
-                "random_state": self.random_state}
+                "selection_rows": self.selection_rows, "random_state": self.random_state}
 
     def fit(self, X: Any, treatment: Any, y: Any) -> "AutoUplift":
         cands = self.candidates
@@ -225,7 +249,8 @@ class AutoUplift:
             raise PersonalizeError("AutoUplift: give either candidates or learner_params, not both")
         sel = select_uplift_model(X, treatment, y, candidates=cands, metric=self.metric,
                                   validation_fraction=self.validation_fraction, refit=self.refit,
-                                  ensemble=self.ensemble, random_state=self.random_state)
+                                  ensemble=self.ensemble, selection_rows=self.selection_rows,
+                                  random_state=self.random_state)
         self.model_ = sel.model
         self.best_name_ = sel.best_name
         self.scores_ = sel.scores
