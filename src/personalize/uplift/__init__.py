@@ -1,0 +1,29 @@
+"""Uplift modelling: who changes their behaviour *because* of a treatment (an e-mail, a coupon level).
+
+    from personalize.uplift import TLearner, AutoUplift, qini_coefficient, uplift_at_k
+    model = AutoUplift(learner_params={"control_name": "No E-Mail"}).fit(X, arm, visit)
+    model.best_name_, model.scores_          # chosen learner, every candidate's validation scores
+    u = model.predict(X_new)                 # (n, n_treatments): uplift of each arm vs control
+    model.save("models/uplift")              # LightGBM text models + meta.json, no pickle
+
+Learners (:mod:`personalize.uplift.learners`): S-, T- and X-learner on LightGBM, several
+treatment arms against one control, and their mean (``UpliftEnsemble``). Selection by Qini on a validation fold
+(:mod:`personalize.uplift.select`). Metrics with their normalisation spelled out
+(:mod:`personalize.uplift.metrics`).
+"""
+
+from personalize.uplift.learners import (FORMAT_VERSION, SLearner, TLearner, UpliftEnsemble, UpliftLearner, XLearner,
+                                         load_uplift_model)
+from personalize.uplift.metrics import (auuc, perfect_qini_curve, perfect_uplift_curve, policy_value_ipw,
+                                        qini_coefficient, qini_curve, uplift_at_k, uplift_at_k_by_segment,
+                                        uplift_curve)
+from personalize.uplift.select import (METRICS, AutoUplift, UpliftSelection, default_candidates,
+                                       score_uplift_model, select_uplift_model, uplift_split)
+
+__all__ = [
+    "SLearner", "TLearner", "XLearner", "UpliftLearner", "UpliftEnsemble", "load_uplift_model", "FORMAT_VERSION",
+    "AutoUplift", "select_uplift_model", "score_uplift_model", "UpliftSelection", "default_candidates",
+    "uplift_split", "METRICS",
+    "qini_curve", "uplift_curve", "perfect_qini_curve", "perfect_uplift_curve", "qini_coefficient", "auuc",
+    "uplift_at_k", "uplift_at_k_by_segment", "policy_value_ipw",
+]
