@@ -159,14 +159,6 @@ class PropensityModel(Params):
         self.verbose = verbose
 
     # ------------------------------------------------------------------ params
-    def set_params(self, **params) -> "PropensityModel":
-        valid = self.get_params()
-        for k, v in params.items():
-            if k not in valid:
-                raise PersonalizeError(f"unknown parameter {k!r} for {type(self).__name__}")
-            setattr(self, k, v)
-        return self
-
     def _lgb_params(self) -> dict:
         p = {
             "objective": "binary", "metric": "binary_logloss", "learning_rate": float(self.learning_rate),

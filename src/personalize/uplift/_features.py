@@ -23,10 +23,10 @@ import pandas as pd
 
 from personalize.errors import DataError, PersonalizeError
 
-__all__ = ["FeatureEncoder", "parse_treatment", "parse_outcome", "json_scalar"]
+__all__ = ["FeatureEncoder", "parse_treatment", "parse_outcome", "storable_scalar"]
 
 
-def json_scalar(v: Any) -> Any:
+def storable_scalar(v: Any) -> Any:
     """A numpy/pandas scalar as the plain Python value ``json`` writes (arm names, categories)."""
     if isinstance(v, np.generic):
         v = v.item()
@@ -72,7 +72,7 @@ class FeatureEncoder:
                 if j in forced or _is_categorical(s):
                     values = pd.unique(s.dropna())
                     try:
-                        cats[j] = [json_scalar(v) for v in sorted(values)]
+                        cats[j] = [storable_scalar(v) for v in sorted(values)]
                     except TypeError:
                         raise DataError("categorical column mixes strings and numbers", table="features",
                                         column=name) from None
@@ -80,7 +80,7 @@ class FeatureEncoder:
         arr = cls._numeric_array(X)
         names = [f"x{j}" for j in range(arr.shape[1])]
         forced = cls._forced(categorical, names)
-        cats = {j: [json_scalar(v) for v in np.unique(arr[:, j][~np.isnan(arr[:, j])])] for j in sorted(forced)}
+        cats = {j: [storable_scalar(v) for v in np.unique(arr[:, j][~np.isnan(arr[:, j])])] for j in sorted(forced)}
         return cls(names, cats, False)
 
     @staticmethod
@@ -202,10 +202,10 @@ def parse_treatment(treatment: Any, n: int, control_name: Any) -> tuple[np.ndarr
     if miss.any():
         raise DataError("treatment has missing values", column="treatment", rows=np.flatnonzero(miss)[:5].tolist())
     try:
-        arms = sorted({json_scalar(v) for v in pd.unique(t)})
+        arms = sorted({storable_scalar(v) for v in pd.unique(t)})
     except TypeError:
         raise DataError("treatment mixes strings and numbers; use one kind of arm name", column="treatment") from None
-    control = json_scalar(control_name)
+    control = storable_scalar(control_name)
     if control not in arms:
         raise DataError(f"control_name {control_name!r} is not among the treatment values {arms[:10]}",
                         column="treatment")
@@ -216,7 +216,7 @@ def parse_treatment(treatment: Any, n: int, control_name: Any) -> tuple[np.ndarr
     order = [control, *treatments]
     first, uniques = pd.factorize(t)  # hashing, not a Python loop per row
     position = {a: i for i, a in enumerate(order)}
-    remap = np.array([position[json_scalar(u)] for u in uniques], dtype=np.int32)
+    remap = np.array([position[storable_scalar(u)] for u in uniques], dtype=np.int32)
     codes = remap[first]
     return codes, order, treatments
 

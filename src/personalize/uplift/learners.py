@@ -62,8 +62,9 @@ import numpy as np
 import pandas as pd
 
 from personalize._atomic import atomic_write
+from personalize._params import Params
 from personalize.errors import BundleError, DataError, NotFittedError, PersonalizeError
-from personalize.uplift._features import FeatureEncoder, check_rows, json_scalar, parse_outcome, parse_treatment
+from personalize.uplift._features import FeatureEncoder, check_rows, storable_scalar, parse_outcome, parse_treatment
 
 __all__ = ["SLearner", "TLearner", "XLearner", "UpliftLearner", "UpliftEnsemble", "load_uplift_model",
            "FORMAT_VERSION"]
@@ -76,7 +77,7 @@ def _encode_param(v: Any) -> Any:
     """Hyperparameters as JSON: a mapping (e.g. known arm shares) becomes a list of pairs, so
     numeric arm names survive (JSON object keys would turn them into strings)."""
     if isinstance(v, Mapping):
-        return {"__mapping__": [[json_scalar(k), _encode_param(x)] for k, x in v.items()]}
+        return {"__mapping__": [[storable_scalar(k), _encode_param(x)] for k, x in v.items()]}
     if isinstance(v, tuple):
         return [_encode_param(x) for x in v]
     if isinstance(v, np.generic):
@@ -90,7 +91,7 @@ def _decode_param(v: Any) -> Any:
     return v
 
 
-class UpliftLearner:
+class UpliftLearner(Params):
     """Shared machinery of the meta-learners (see the module docstring); not used directly.
 
     Hyperparameters (keyword-only, stored untouched, checked in ``fit``):
@@ -136,27 +137,7 @@ class UpliftLearner:
         self.n_jobs = n_jobs
         self.random_state = random_state
 
-    _base_params: ClassVar[tuple[str, ...]] = (
-        "control_name", "outcome", "categorical_features", "learning_rate", "n_estimators", "num_leaves",
-        "max_depth", "min_child_samples", "subsample", "colsample_bytree", "reg_lambda", "max_bin",
-        "early_stopping_rounds", "validation_fraction", "refit", "n_jobs", "random_state")
-
-    # ------------------------------------------------------------------ params
-    def get_params(self, deep: bool = True) -> dict:
-        return {n: getattr(self, n) for n in (*self._base_params, *self._extra_params)}
-
-    def set_params(self, **params: Any) -> "UpliftLearner":
-        valid = self.get_params()
-        for k, v in params.items():
-            if k not in valid:
-                raise PersonalizeError(f"unknown parameter {k!r} for {type(self).__name__}")
-            setattr(self, k, v)
-        return self
-
-    def clone(self) -> "UpliftLearner":
-        """An unfitted copy with the same hyperparameters."""
-        return type(self)(**self.get_params())
-
+    # ------------------------------------------------------------------ params (personalize._params.Params)
     def __repr__(self) -> str:
         return f"{type(self).__name__}(control_name={self.control_name!r}, outcome={self.outcome!r})"
 
@@ -461,7 +442,7 @@ class XLearner(UpliftLearner):
         k = len(self.arm_names_)
         p = self.propensity
         if isinstance(p, Mapping):
-            given = {json_scalar(a): float(v) for a, v in p.items()}
+            given = {storable_scalar(a): float(v) for a, v in p.items()}
             missing = [a for a in self.arm_names_ if a not in given]
             if missing:
                 raise DataError(f"propensity mapping lacks arm(s) {missing[:5]}", column="propensity")
