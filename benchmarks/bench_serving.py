@@ -466,7 +466,10 @@ def main() -> None:
     ap.add_argument("--store", help="reuse (or create) the benchmark model store here instead of a temp dir")
     ap.add_argument("--events", type=int, default=1_000_000, help="stored events replayed at start / reload")
     ap.add_argument("--soak-seconds", type=float, default=600.0, help="length of the event soak")
+    ap.add_argument("--phases", default="load,follow,replay,soak",
+                    help="comma-separated subset of load (phases 1-2), follow, replay, soak")
     args = ap.parse_args()
+    phases = set(args.phases.split(","))
 
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
         store = Path(args.store) if args.store else Path(tmp) / "models"
@@ -483,65 +486,77 @@ def main() -> None:
             if args.store:
                 cache.write_text(json.dumps(info))
         build_s = time.perf_counter() - t
-        design = in_process(store, info["customers"])
-        port = free_port()
-        proc = start_server(store, port, Path(tmp) / "events.sqlite")
-        try:
-            load("127.0.0.1", port, "recs", 2.0, info["customers"], seed=9)   # warm-up
-            noop_raw, recs_raw = interleaved("127.0.0.1", port, args.seconds, info["customers"])
-            noop, recs = _summ(noop_raw), _summ(recs_raw)
-            recs["server_side"] = server_side(port, "/v1/customers/{customer_id}/recommendations")
-            noop["server_side"] = server_side(port, "/healthz")
-            from personalize.store import rollback
-
-            rollback(store, info["v2"])
-            swap_result = {}
-
-            def swap_later():
-                time.sleep(args.seconds / 3)
-                swap_result.update(reload(port))
-
-            import threading
-
-            th = threading.Thread(target=swap_later)
-            th.start()
-            swap = _summ(load("127.0.0.1", port, "recs", args.seconds, info["customers"], seed=2))
-            th.join()
-        finally:
-            proc.terminate()
+        noop = recs = swap = design = swap_result = None
+        if "load" in phases:
+            design = in_process(store, info["customers"])
+            port = free_port()
+            proc = start_server(store, port, Path(tmp) / "events.sqlite")
             try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+                load("127.0.0.1", port, "recs", 2.0, info["customers"], seed=9)   # warm-up
+                noop_raw, recs_raw = interleaved("127.0.0.1", port, args.seconds, info["customers"])
+                noop, recs = _summ(noop_raw), _summ(recs_raw)
+                recs["server_side"] = server_side(port, "/v1/customers/{customer_id}/recommendations")
+                noop["server_side"] = server_side(port, "/healthz")
+                from personalize.store import rollback
+
+                rollback(store, info["v2"])
+                swap_result = {}
+
+                def swap_later():
+                    time.sleep(args.seconds / 3)
+                    swap_result.update(reload(port))
+
+                import threading
+
+                th = threading.Thread(target=swap_later)
+                th.start()
+                swap = _summ(load("127.0.0.1", port, "recs", args.seconds, info["customers"], seed=2))
+                th.join()
+            finally:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
         from personalize.store import load_bundle
 
         items = load_bundle(store, info["v1"])["candidates"].item_ids_list
-        follow = workers_follow_publish(store, Path(tmp), info["customers"], info)
-        replay = replay_start_and_reload(store, Path(tmp), args.events, info["customers"], items, info)
-        soaked = soak(store, Path(tmp), args.soak_seconds, info["customers"], items, info)
+        follow = workers_follow_publish(store, Path(tmp), info["customers"], info) if "follow" in phases else None
+        replay = (replay_start_and_reload(store, Path(tmp), args.events, info["customers"], items, info)
+                  if "replay" in phases else None)
+        soaked = soak(store, Path(tmp), args.soak_seconds, info["customers"], items, info) if "soak" in phases \
+            else None
 
-    ratio = recs["throughput_rps"] / noop["throughput_rps"]
     result = {
         "setup": {"items": info["n_items"], "customers": info["n_customers"], "lines": info["lines"],
                   "factors": args.factors, "candidates_per_customer": 200, "concurrency": CONCURRENCY,
                   "server_cpu": SERVER_CPU, "client_cpu": CLIENT_CPU,
                   "seconds_per_phase": args.seconds, "workers": 1, "unknown_customer_share": 0.1,
                   "build_s": build_s, **info["times"]},
-        "in_process": design, "noop": noop, "recommendations": recs, "recs_over_noop_throughput": ratio,
-        "swap": {**swap, "reload": swap_result},
-        "two_workers_follow_publish": follow, "replay_1m_events": replay, "event_soak": soaked,
+        "phases": sorted(phases),
     }
-    checks = {
-        "recs_throughput_ge_40pct_of_noop": ratio >= 0.40,
-        "recs_p99_le_3x_p50": recs["p99_over_p50"] <= 3.0,
-        "zero_errors": noop["errors"] == 0 and recs["errors"] == 0,
-        "swap_zero_failed_requests": swap["errors"] == 0 and swap["requests"] > 0,
-        "swap_served_both_versions": swap.get("versions_seen") == sorted([info["v1"], info["v2"]]),
-        "two_workers_converge_le_2s": follow["converged_s"] <= 2.0 and follow["failed"] == 0,
-        "start_with_1m_events_le_5s": replay["start_s"] <= 5.0,
-        "reload_with_1m_events_le_5s": replay["reload_s"] <= 5.0,
-        "soak_rss_growth_le_32mb": soaked["rss_growth_mb"] <= 32.0 and soaked["failed_requests"] == 0,
-    }
+    checks = {}
+    if noop is not None:
+        ratio = recs["throughput_rps"] / noop["throughput_rps"]
+        result.update({"in_process": design, "noop": noop, "recommendations": recs,
+                       "recs_over_noop_throughput": ratio, "swap": {**swap, "reload": swap_result}})
+        checks.update({
+            "recs_throughput_ge_40pct_of_noop": ratio >= 0.40,
+            "recs_p99_le_3x_p50": recs["p99_over_p50"] <= 3.0,
+            "zero_errors": noop["errors"] == 0 and recs["errors"] == 0,
+            "swap_zero_failed_requests": swap["errors"] == 0 and swap["requests"] > 0,
+            "swap_served_both_versions": swap.get("versions_seen") == sorted([info["v1"], info["v2"]]),
+        })
+    if follow is not None:
+        result["two_workers_follow_publish"] = follow
+        checks["two_workers_converge_le_2s"] = follow["converged_s"] <= 2.0 and follow["failed"] == 0
+    if replay is not None:
+        result["replay_1m_events"] = replay
+        checks["start_with_1m_events_le_5s"] = replay["start_s"] <= 5.0
+        checks["reload_with_1m_events_le_5s"] = replay["reload_s"] <= 5.0
+    if soaked is not None:
+        result["event_soak"] = soaked
+        checks["soak_rss_growth_le_32mb"] = soaked["rss_growth_mb"] <= 32.0 and soaked["failed_requests"] == 0
     finish("serving", result, checks)
 
 

@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     max_list: int = Field(100, ge=1, le=10_000, description="max items in a session and events in one POST")
     max_body_bytes: int = Field(256 * 1024, ge=1024, description="largest request body")
     audience_page_max: int = Field(100_000, ge=1, le=AUDIENCE_PAGE_CAP, description="largest audience page")
-    poll_interval: float = Field(1.0, ge=0.0, le=60.0,
+    poll_interval: float = Field(0.5, ge=0.0, le=60.0,
                                  description="seconds between checks of the model store: a new CURRENT bundle, "
                                              "events and erasures recorded by other worker processes (0 = no "
                                              "background loop; tests drive it by hand)")

@@ -1,7 +1,7 @@
 """What one server process holds: the served runtime, the event store, metrics, and how they change.
 
 Every worker process follows the model store by itself: a background loop
-(``poll_interval``, 1 s) checks ``CURRENT`` and swaps to a new bundle when it
+(``poll_interval``, 0.5 s) checks ``CURRENT`` and swaps to a new bundle when it
 changes, applies events and erasures recorded by the other workers, and
 writes a heartbeat with the version it serves (so ``POST /v1/admin/reload``
 can answer with what every worker serves). Swapping the runtime is a single

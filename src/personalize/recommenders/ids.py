@@ -44,6 +44,15 @@ class IdMap:
                 return np.array([pos], dtype=np.int64)
         if not len(ids):
             return np.zeros(0, np.int64)
+        if len(ids) <= 8:  # a session or one event: hash lookups beat the indexer's set-up
+            out = np.empty(len(ids), np.int64)
+            for k, x in enumerate(ids):
+                try:
+                    pos = self._index.get_loc(x)
+                except (KeyError, TypeError):
+                    pos = -1
+                out[k] = pos if isinstance(pos, (int, np.integer)) else -1
+            return out
         return self._index.get_indexer(ids).astype(np.int64)
 
     def lookup_strict(self, ids) -> np.ndarray:
