@@ -115,6 +115,10 @@ def _atomic_write(path: Path, data: bytes) -> None:
     atomic_write(path, lambda fh: fh.write(data))
 
 
+#: kind -> class of every propensity model defined (subclasses register themselves: see __init_subclass__)
+_KINDS: dict[str, type] = {}
+
+
 class PropensityModel(Params):
     """Calibrated LightGBM classifier of a binary event in the next horizon (see module docstring).
 
@@ -132,6 +136,10 @@ class PropensityModel(Params):
     bundle_kind = "propensity"
     default_monotone: dict = {}
     default_bands: tuple[tuple[str, float], ...] = (("low", 0.0), ("medium", 0.3), ("high", 0.7))
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        _KINDS[cls.kind] = cls
 
     def __init__(self, *, learning_rate: float = 0.02, n_estimators: int = 3000, num_leaves: int = 7,
                  max_depth: int = 3, min_child_samples: int = 200, subsample: float = 0.8,
@@ -495,7 +503,9 @@ class ChurnModel(PropensityModel):
         return self.predict_probability(X)
 
 
-_KINDS = {"churn": ChurnModel, "propensity": PropensityModel}
+
+
+_KINDS[PropensityModel.kind] = PropensityModel
 
 
 def load_model(directory: str | Path) -> PropensityModel:

@@ -27,7 +27,7 @@ from personalize.customers.consent import consent_mask
 from personalize.errors import BundleError, DataError, MissingComponentError, PersonalizeError
 
 __all__ = ["PERSONAL_COLUMNS", "LABEL_COLUMNS", "DEFAULT_AUDIENCE_FIELDS", "audience_mask", "audience_columns",
-           "audience_page", "select_audience", "valid_values"]
+           "audience_page", "page_of", "select_audience", "valid_values"]
 
 #: personal attributes: shown in a profile (scope "profile"), never written to an audience list
 PERSONAL_COLUMNS = frozenset({"age_years", "days_to_birthday", "birth_date", "signup_date", "region", "email",
@@ -167,19 +167,26 @@ def audience_page(table: pd.DataFrame, *, consent: str, fields: Sequence[str] | 
     ``consent`` is required: an export always goes to a channel. ``cursor`` is
     the last customer_id of the previous page.
     """
-    if limit < 1:
-        raise PersonalizeError(f"limit must be at least 1, got {limit}")
     available = audience_columns(table)
     fields = list(fields) if fields else default_fields(table)
     bad = [f for f in fields if f not in available]
     if bad:
         raise DataError(f"unknown audience field(s) {bad}; available: {available}", column="fields")
     mask = audience_mask(table, consent=consent, **filters)
+    return page_of(table[["customer_id", *fields]], mask, cursor=cursor, limit=limit)
+
+
+def page_of(frame: pd.DataFrame, mask: np.ndarray | None = None, *, cursor: str | None = None,
+            limit: int = 10_000) -> tuple[pd.DataFrame, str | None]:
+    """The rows of ``frame`` (sorted by ``customer_id``) where ``mask`` holds, after ``cursor``, at most
+    ``limit``: (page, the next cursor or None). Exports page stably: a customer appears on exactly one page."""
+    if limit < 1:
+        raise PersonalizeError(f"limit must be at least 1, got {limit}")
+    mask = np.ones(len(frame), bool) if mask is None else np.asarray(mask, bool).copy()
     if cursor is not None:
-        start = int(np.searchsorted(table["customer_id"].to_numpy(dtype=str), cursor, side="right"))
+        start = int(np.searchsorted(frame["customer_id"].to_numpy(dtype=str), cursor, side="right"))
         mask[:start] = False
     pos = np.flatnonzero(mask)
-    page = pos[:limit]
-    out = table.iloc[page][["customer_id", *fields]].reset_index(drop=True)
+    out = frame.iloc[pos[:limit]].reset_index(drop=True)
     next_cursor = str(out["customer_id"].iloc[-1]) if pos.size > limit and len(out) else None
     return out, next_cursor

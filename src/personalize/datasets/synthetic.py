@@ -802,7 +802,9 @@ def _offers_and_response(m: _Model, spec: list[tuple], elig: np.ndarray, aov: np
         "unit_cost": np.array(col(6), dtype=np.float64),
         "eligibility": pd.Series(["{}"] * n, dtype="str"),
         "valid_from": np.full(n, start_ts.to_datetime64()).astype("datetime64[ns]"),
-        "valid_to": np.full(n, end.to_datetime64()).astype("datetime64[ns]"),
+        # open-ended, except free shipping: a seasonal offer that ended with the data (shows "expired")
+        "valid_to": np.where(np.array(col(1)) == "free_shipping", end.to_datetime64(),
+                             np.datetime64("NaT")).astype("datetime64[ns]"),
         "per_customer_cap": np.ones(n, dtype=np.int64),
     })
     return df, resp
@@ -1236,7 +1238,8 @@ def make_retail_frames(
     waived. ``unit_cost`` is the retailer's non-discount cost per redemption (points
     liability, shipping, handling). A redeemed coupon shows in transactions as
     ``coupon_id`` = offer id on the discounted lines with the line's ``discount``
-    (currency); ``price`` stays the list price. ``eligibility`` is ``"{}"``.
+    (currency); ``price`` stays the list price. ``eligibility`` is ``"{}"``; every offer is open-ended
+    except ``FREESHIP``, which ended with the data.
     """
     p = dict(n_customers=n_customers, n_items=n_items, n_categories=n_categories,
              start=start, days=days, seed=seed, n_factors=n_factors, defects=bool(defects),

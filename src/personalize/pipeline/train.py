@@ -9,6 +9,10 @@ Components of a bundle built by :func:`train_bundle`:
                  lifecycle, tier, CLV, consent flags) plus ``churn_risk``, ``churn_band`` and
                  ``churn_reasons`` when the churn model was trained
 ``churn``        the calibrated LightGBM :class:`~personalize.churn.ChurnModel` (see :mod:`personalize.pipeline.churn`)
+``acceptance``, ``offers``, ``uplift``, ``coupons``
+                 with an offer catalog and campaign exposures: the acceptance model, every customer's
+                 next-best-offer scores, the coupon uplift model and every customer's coupon options
+                 (see :mod:`personalize.pipeline.offers`)
 
 The manifest says how good the recommender is: before the final fit, a fresh
 copy of it and Popular are fitted on the data before the last validation
@@ -34,6 +38,7 @@ from threadpoolctl import threadpool_limits
 
 from personalize.customers import customer_table, merge_scores
 from personalize.evaluation import evaluate, time_split
+from personalize.pipeline.offers import train_offers
 from personalize.pipeline.churn import (DEFAULT_CHURN_CUTOFFS, DEFAULT_CHURN_HORIZON_DAYS, DEFAULT_CHURN_SPACING_DAYS,
                                         train_churn)
 from personalize.recommenders import ALS, CandidateTable, Popular, Recommender
@@ -124,7 +129,8 @@ def train_bundle(dataset: Dataset, *, store: str | Path = "models", factors: int
                  churn: bool | ChurnModel | None = None, churn_horizon_days: float = DEFAULT_CHURN_HORIZON_DAYS,
                  churn_cutoffs: int = DEFAULT_CHURN_CUTOFFS, churn_spacing_days: float = DEFAULT_CHURN_SPACING_DAYS,
                  validate: bool = True, events: EventStore | None = None, include_events: bool = True,
-                 progress: Callable[[str], None] | None = None, extra_params: dict | None = None) -> dict:
+                 offers: bool = True, ladder: str | None = None, progress: Callable[[str], None] | None = None,
+                 extra_params: dict | None = None) -> dict:
     """Validate and fit the recommender, fit the Popular fallback and the churn model, precompute
     candidates, publish. Returns the manifest.
 
@@ -134,6 +140,9 @@ def train_bundle(dataset: Dataset, *, store: str | Path = "models", factors: int
     the scores live in that table. ``validate=False`` skips the validation fit
     (the manifest then says so). ``events``: the store's event store (erasures
     are always honoured; its purchases are added unless ``include_events`` is False).
+    ``offers``: train the offer and coupon models when the data has offers and
+    exposures (``ladder``: the coupon levels as offer ids, default every untargeted
+    discount offer with exposures).
     """
     say = progress or (lambda msg: None)
     timings: dict[str, float] = {}
@@ -190,6 +199,14 @@ def train_bundle(dataset: Dataset, *, store: str | Path = "models", factors: int
                                 if k in ("auc", "pr_auc", "log_loss", "brier", "rows", "positive_rate")}
         else:
             say(f"churn skipped: {churn_info['reason']}")
+    offer_info: dict[str, Any] = {}
+    if offers and customers:
+        t = time.perf_counter()
+        comps, offer_info, offer_metrics = train_offers(dataset, components["customers"], table, ladder=ladder,
+                                                        seed=seed, progress=say)
+        components.update(comps)
+        metrics.update(offer_metrics)
+        timings["offers_s"] = time.perf_counter() - t
     params = {"recommender": {"class": type(recommender).__name__, **_scalar_params(recommender)},
               "popular": {"class": type(popular).__name__, **_scalar_params(popular)},
               "candidates": candidates, "seed": seed, **(extra_params or {})}
@@ -199,7 +216,7 @@ def train_bundle(dataset: Dataset, *, store: str | Path = "models", factors: int
                            **_scalar_params(components["churn"])}
     say("publishing")
     return publish(components, dataset, store=store, params=params, metrics=metrics, keep=keep,
-                   extra={"churn": churn_info}, data=data_info)
+                   extra={"churn": churn_info, **offer_info}, data=data_info)
 
 
 def _apply_event_store(dataset: Dataset, events: EventStore, include: bool, say) -> tuple[Dataset, dict]:

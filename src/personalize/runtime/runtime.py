@@ -41,11 +41,12 @@ import pandas as pd
 
 from personalize._json import json_scalar
 from personalize.churn.scoring import split_reasons
-from personalize.customers import audience_columns, audience_page, consent_column
+from personalize.customers import audience_columns, audience_page, consent_column, page_of
 from personalize.errors import MissingComponentError, PersonalizeError, UnknownIdError
 from personalize.recommenders import CandidateTable, Filters, LiveEvents, Recommender
 from personalize.recommenders.query import resolve_exclude
 from personalize.store import Bundle
+from personalize.runtime.offers import OfferDesk
 from personalize.store.events import Erasures
 
 __all__ = ["Runtime", "Recommendations"]
@@ -59,6 +60,8 @@ _CLV_FIELDS = {"clv": "clv", "clv_simple": "clv_simple", "p_alive": "p_alive",
 LIVE_CACHE_SIZE = 10_000
 #: suffix of ``source`` for the non-personal answers given to customers who opted out of personalization
 OPT_OUT = ":opt_out"
+#: the offer channel an audience's consent stands for
+CONSENT_TO_CHANNEL = {"email": "email", "sms": "sms", "personalization": "web"}
 
 _EMPTY_I = np.zeros(0, dtype=np.int32)
 log = logging.getLogger(__name__)
@@ -110,6 +113,7 @@ class Runtime:
         self.has_churn = self.customers is not None and "churn_risk" in self.customers.columns
         self.as_of = self.churn_info.get("as_of") or self._data_end(self.manifest)
         self.opted_out = self._opted_out(self.customers)
+        self.desk = OfferDesk(bundle.get("offers"), bundle.get("coupons"))
         self.erasures = Erasures("", ())
         self._erased_rows = np.zeros(len(self.customers) if self.customers is not None else 0, dtype=bool)
         self._row_digests: np.ndarray | None = None  # 8-byte prefixes of every table id's salted hash, sorted
@@ -155,6 +159,7 @@ class Runtime:
     def forget(self, customer_id: str) -> None:
         """Drop a customer's live state (the erasure list itself comes through :meth:`set_erasures`)."""
         self.live.forget(customer_id)
+        self.desk.live.forget(customer_id)
         with self._lock:
             self._cache.pop(customer_id, None)
 
@@ -357,6 +362,72 @@ class Runtime:
         ok = idx >= 0
         self.live.add_codes(np.asarray(customer_ids, dtype=object)[ok], idx[ok], np.asarray(ns)[ok])
         return int(ok.sum())
+
+    def record_offer_event(self, customer_id: str, offer_id: str, timestamp, *, exposure: bool) -> bool:
+        """An exposure (counts against caps and the cooldown at once) or a redemption; True if the offer is known."""
+        if self.is_erased(customer_id):
+            return False
+        return self.desk.record(customer_id, offer_id, pd.Timestamp(timestamp).value, exposure=exposure)
+
+    def replay_offer_events(self, customer_ids, offer_ids, types, ns) -> int:
+        n = 0
+        for c, o, t, v in zip(customer_ids, offer_ids, types, ns):
+            if not self.is_erased(c):
+                n += self.desk.record(str(c), str(o), int(v), exposure=t == "exposure")
+        return n
+
+    # ------------------------------------------------------------------ offers and coupons
+    def _who(self, customer_id: str) -> tuple[str | None, str]:
+        """(the id to personalize for, or None for the cold answer; the answer's source)."""
+        if self.is_erased(customer_id):
+            return None, "cold"
+        if customer_id in self.opted_out:
+            return None, "cold" + OPT_OUT
+        return customer_id, "personalized"
+
+    def next_best_offer(self, customer_id: str, *, n: int = 3, channel: str = "web",
+                        now: pd.Timestamp | None = None) -> dict:
+        """Top ``n`` offers by expected value with their reasons; an empty list when none pays or is allowed."""
+        who, source = self._who(customer_id)
+        out = self.desk.next_best(who, n=n, channel=channel, now=now or pd.Timestamp.now(), source=source)
+        return {"customer_id": customer_id, "channel": channel, "model_version": self.version, **out}
+
+    def coupon(self, customer_id: str, *, channel: str = "web", now: pd.Timestamp | None = None) -> dict:
+        """The customer's best coupon level (None: no coupon pays or may be given)."""
+        who, source = self._who(customer_id)
+        out = self.desk.coupon(who, channel=channel, now=now or pd.Timestamp.now(), source=source)
+        return {"customer_id": customer_id, "channel": channel, "model_version": self.version, **out}
+
+    def _excluded_rows(self, customer_ids: np.ndarray) -> np.ndarray | None:
+        """Rows (of ``customer_ids``) an export must leave out: erased, or opted out of personalization."""
+        out = np.zeros(len(customer_ids), bool)
+        if len(self.erasures):
+            out |= self.erasures.mask(customer_ids)
+        if self.opted_out:
+            out |= pd.Index(customer_ids).isin(list(self.opted_out))
+        return out if out.any() else None
+
+    def offer_audience(self, offer_id: str, *, consent: str, cursor: str | None = None,
+                       limit: int = 10_000) -> tuple[pd.DataFrame, str | None]:
+        """Customers to send ``offer_id`` through ``consent``'s channel: allowed by the contact policy (consent
+        included) and worth it (EV > 0), by customer_id, paged."""
+        consent_column(consent)
+        frame = self.desk.offer_audience(offer_id, channel=CONSENT_TO_CHANNEL[consent], now=pd.Timestamp.now())
+        drop = self._excluded_rows(frame["customer_id"].to_numpy(dtype=object))
+        return page_of(frame, None if drop is None else ~drop, cursor=cursor, limit=limit)
+
+    def coupon_audience(self, level: str, *, consent: str, budget: float | None = None, cursor: str | None = None,
+                        limit: int = 10_000) -> tuple[pd.DataFrame, str | None]:
+        """Customers the (budgeted) coupon plan gives ``level``, through ``consent``'s channel, paged."""
+        consent_column(consent)
+        table = self.desk._need("coupons")
+        if level not in table.ladder.levels:
+            raise UnknownIdError(f"unknown coupon level {level!r}; levels: {list(table.ladder.levels)}")
+        plan = self.desk.coupon_plan(table.customer_ids, channel=CONSENT_TO_CHANNEL[consent], budget=budget,
+                                     now=pd.Timestamp.now(), excluded=self._excluded_rows(table.customer_ids))
+        frame = plan[plan["level"] == level][["customer_id", "expected_cost", "expected_incremental_profit"]]
+        return page_of(frame.sort_values("customer_id", kind="stable").reset_index(drop=True), cursor=cursor,
+                       limit=limit)
 
     # ------------------------------------------------------------------ profile
     def profile(self, customer_id: str) -> dict:

@@ -71,6 +71,10 @@ _LOADERS: dict[str, Callable[[Path], Any] | str] = {
     "candidates": "personalize.recommenders:CandidateTable.load",
     "churn": "personalize.churn.model:load_model",
     "propensity": "personalize.churn.model:load_model",
+    "acceptance": "personalize.offers:AcceptanceModel.load",
+    "offers": "personalize.offers:OfferScores.load",
+    "uplift": "personalize.uplift:AutoUplift.load",
+    "coupons": "personalize.coupons.plan:CouponTable.load",
 }
 
 

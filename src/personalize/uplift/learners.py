@@ -111,6 +111,7 @@ class UpliftLearner(Params):
     """
 
     kind: ClassVar[str] = "uplift"
+    bundle_kind: ClassVar[str] = "uplift"
     _extra_params: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, *, control_name: Any = 0, outcome: str = "auto", categorical_features: Any = "auto",
@@ -534,6 +535,7 @@ class UpliftEnsemble:
     """
 
     kind: ClassVar[str] = "ensemble"
+    bundle_kind: ClassVar[str] = "uplift"
 
     def __init__(self, *, members: Mapping[str, UpliftLearner] | None = None,
                  learner_params: Mapping[str, Any] | None = None):

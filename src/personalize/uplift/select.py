@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from personalize._params import Params
 from personalize.errors import DataError, NotFittedError, PersonalizeError
 from personalize.uplift import metrics as M
 from personalize.uplift._features import parse_outcome, parse_treatment
@@ -211,7 +212,7 @@ def select_uplift_model(X: Any, treatment: Any, y: Any, *, candidates: Mapping[s
     return sel
 
 
-class AutoUplift:
+class AutoUplift(Params):
     """Estimator wrapper of :func:`select_uplift_model`: ``fit`` chooses and refits, ``predict`` delegates.
 
     Hyperparameters (keyword-only, stored untouched): ``candidates`` (None = S-, T- and
@@ -222,6 +223,8 @@ class AutoUplift:
     ``save`` writes the chosen learner (its ``meta.json`` records the selection);
     ``AutoUplift.load`` / :func:`personalize.uplift.load_uplift_model` read it back.
     """
+
+    bundle_kind = "uplift"
 
     def __init__(self, *, candidates: Mapping[str, UpliftLearner] | None = None,
                  learner_params: Mapping[str, Any] | None = None, metric: str = "qini",
@@ -235,11 +238,6 @@ class AutoUplift:
         self.ensemble = ensemble
         self.selection_rows = selection_rows
         self.random_state = random_state
-
-    def get_params(self, deep: bool = True) -> dict:
-        return {"candidates": self.candidates, "learner_params": self.learner_params, "metric": self.metric,
-                "validation_fraction": self.validation_fraction, "refit": self.refit, "ensemble": self.ensemble,
-                "selection_rows": self.selection_rows, "random_state": self.random_state}
 
     def fit(self, X: Any, treatment: Any, y: Any) -> "AutoUplift":
         cands = self.candidates

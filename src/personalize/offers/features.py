@@ -1,0 +1,141 @@
+"""Features of (customer, offer) pairs as of a point in time, for acceptance and offer scoring.
+
+Everything about the customer is computed from the purchases strictly before
+``cutoff`` (the day an exposure happened, or the end of the data when
+scoring): the churn feature set (recency, frequency, spend, rhythm, BG/NBD)
+plus the customer's share of spend in each offer's target category or
+items. Offer features say what the offer gives relative to this customer's
+basket. Nothing after ``cutoff`` is read (``tests/test_offers.py`` proves it).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from personalize.analytics import profiles
+from personalize.churn import churn_features
+from personalize.errors import DataError
+from personalize.offers.catalog import OfferCatalog
+
+if TYPE_CHECKING:
+    from personalize.data import Dataset
+
+__all__ = ["Economics", "economics", "pair_features", "OFFER_FEATURES"]
+
+OFFER_FEATURES = ("offer_kind", "offer_value", "offer_min_spend", "offer_unit_cost", "offer_targeted",
+                  "offer_cost_share", "offer_reach", "affinity_share", "affinity_bought")
+#: margin rate used where the items table has no ``margin``
+DEFAULT_MARGIN = 0.3
+
+
+class Economics:
+    """Per-customer money facts as of a cutoff: typical basket, margin rate, spend shares per offer target."""
+
+    def __init__(self, customer_ids: np.ndarray, aov: np.ndarray, margin_rate: np.ndarray, share: np.ndarray,
+                 bought: np.ndarray) -> None:
+        self.customer_ids = customer_ids
+        self.aov = aov                  # (n,) mean order value (NaN without history)
+        self.margin_rate = margin_rate  # (n,) spend-weighted item margin
+        self.share = share              # (n, offers) share of spend in each offer's target (1 untargeted)
+        self.bought = bought            # (n, offers) bought in each offer's target before (True untargeted)
+        self.index = pd.Index(customer_ids)
+
+    def rows(self, customer_ids) -> np.ndarray:
+        return self.index.get_indexer(np.asarray(customer_ids, dtype=object))
+
+
+def economics(ds: Dataset, catalog: OfferCatalog, cutoff: pd.Timestamp,
+              customer_ids: np.ndarray | None = None) -> Economics:
+    """:class:`Economics` of ``customer_ids`` (default: everyone who bought before ``cutoff``)."""
+    tx = ds.until(cutoff).transactions
+    if not len(tx):
+        raise DataError(f"no purchases before {cutoff}", table="transactions", column="timestamp")
+    cust = tx["customer_id"].astype(str).to_numpy(dtype=object)
+    ids = np.unique(cust) if customer_ids is None else np.asarray(customer_ids, dtype=object)
+    index = pd.Index(ids)
+    row = index.get_indexer(cust)
+    ok = row >= 0
+    row, amount = row[ok], tx["amount"].to_numpy(np.float64)[ok]
+    n = len(ids)
+    spend = np.bincount(row, weights=amount, minlength=n)
+    key = "order_id" if "order_id" in tx.columns else "timestamp"
+    orders = pd.Series(tx[key].to_numpy()[ok]).groupby(row).nunique().reindex(range(n), fill_value=0).to_numpy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        aov = np.where(orders > 0, spend / np.maximum(orders, 1), np.nan)
+    margin = np.full(n, DEFAULT_MARGIN)
+    items = ds.items
+    item_ids = tx["item_id"].astype(str).to_numpy(dtype=object)[ok]
+    if items is not None and "margin" in items.columns and items["margin"].notna().any():
+        m = pd.Series(items["margin"].to_numpy(np.float64), index=items["item_id"].astype(str))
+        line_margin = m.reindex(item_ids).to_numpy()
+        known = np.isfinite(line_margin)
+        w = np.bincount(row[known], weights=amount[known], minlength=n)
+        mm = np.bincount(row[known], weights=amount[known] * line_margin[known], minlength=n)
+        margin = np.where(w > 0, mm / np.where(w > 0, w, 1), np.nanmean(line_margin) if known.any() else DEFAULT_MARGIN)
+    cats = None
+    if items is not None and "category" in items.columns:
+        cats = pd.Series(items["category"].astype("object").to_numpy(), index=items["item_id"].astype(str)) \
+            .reindex(item_ids).to_numpy(dtype=object)
+    share = np.ones((n, len(catalog)))
+    bought = np.ones((n, len(catalog)), bool)
+    for j in range(len(catalog)):
+        if not catalog.targeted[j]:
+            continue
+        hit = np.zeros(len(item_ids), bool)
+        if catalog.target_items[j]:
+            hit |= pd.Index(item_ids).isin(catalog.target_items[j])
+        if catalog.target_category[j] is not None and cats is not None:
+            hit |= cats == catalog.target_category[j]
+        s = np.bincount(row[hit], weights=amount[hit], minlength=n)
+        share[:, j] = np.divide(s, spend, out=np.zeros(n), where=spend > 0)
+        bought[:, j] = np.bincount(row[hit], minlength=n) > 0
+    return Economics(ids, aov, margin, share, bought)
+
+
+def pair_features(catalog: OfferCatalog, customer: pd.DataFrame, econ: Economics, rows: np.ndarray,
+                  offers: np.ndarray) -> pd.DataFrame:
+    """Feature frame of pairs (``customer`` features row ``rows[k]``, offer ``offers[k]``).
+
+    ``customer`` is indexed like ``econ`` (rows from :meth:`Economics.rows`; -1 = no history: NaN).
+    """
+    rows = np.asarray(rows, np.int64)
+    offers = np.asarray(offers, np.int64)
+    have = rows >= 0
+    cf = np.full((len(rows), customer.shape[1]), np.nan)
+    cf[have] = customer.to_numpy(np.float64)[rows[have]]
+    out = pd.DataFrame(cf, columns=list(customer.columns))
+    aov = np.where(have, econ.aov[np.maximum(rows, 0)], np.nan)
+    basket = np.maximum(np.nan_to_num(aov, nan=0.0), catalog.min_spend[offers])
+    share = np.where(have, econ.share[np.maximum(rows, 0), offers], np.nan)
+    cost = catalog.redemption_cost(basket, offers, np.nan_to_num(share, nan=1.0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["offer_kind"] = catalog.kind_codes[offers].astype(np.float64)
+        out["offer_value"] = catalog.value[offers]
+        out["offer_min_spend"] = catalog.min_spend[offers]
+        out["offer_unit_cost"] = catalog.unit_cost[offers]
+        out["offer_targeted"] = catalog.targeted[offers].astype(np.float64)
+        out["offer_cost_share"] = np.where(basket > 0, cost / basket, np.nan)
+        out["offer_reach"] = np.where(catalog.min_spend[offers] > 0, aov / catalog.min_spend[offers], np.nan)
+        out["affinity_share"] = np.where(catalog.targeted[offers], share, np.nan)
+        out["affinity_bought"] = np.where(catalog.targeted[offers] & have,
+                                          econ.bought[np.maximum(rows, 0), offers].astype(np.float64), np.nan)
+    return out
+
+
+#: profile columns added to the churn features: how the customer reacts to discounts, and her basket habits
+PROFILE_FEATURES = ("discount_share", "discount_rate", "items_per_order", "trend", "return_rate")
+
+
+def customer_frame(ds: Dataset, cutoff: pd.Timestamp, econ: Economics) -> pd.DataFrame:
+    """Churn features plus discount and basket habits (:data:`PROFILE_FEATURES`) of ``econ``'s customers as
+    of ``cutoff`` (rows aligned with ``econ``; NaN without history)."""
+    f = churn_features(ds, cutoff)
+    f.index = f.index.astype(str)
+    prof = profiles(ds, cutoff)
+    prof.index = prof.index.astype(str)
+    extra = [c for c in PROFILE_FEATURES if c in prof.columns]
+    f = f.join(prof[extra].astype(np.float64).add_prefix("profile_"), how="left")
+    return f.reindex(pd.Index(econ.customer_ids, dtype=object))

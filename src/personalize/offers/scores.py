@@ -1,0 +1,252 @@
+"""Next-best-offer, precomputed: every customer's P(accept), value and expected value of every offer.
+
+``EV(customer, offer) = P(accept) x (basket margin - redemption cost)``: the
+margin of the basket an accepting customer buys (her typical order, at
+least the offer's minimum spend, times her margin rate) less what the offer
+costs on it (:meth:`OfferCatalog.redemption_cost`). An offer is worth
+showing when its EV is positive; "no offer" is a valid answer when none is.
+
+:class:`OfferScores` (bundle component ``offers``) holds, for the customers
+of the bundle as of its data end: ``p`` and ``value`` (``(customers,
+offers)`` float32), the static part of the contact policy per channel
+(segment / tier / lifecycle / category / order rules, affinity, consent,
+suppression: a reason code per pair and channel, 0 = eligible), exposure
+counts and the last contact time from the exposures table. What changes
+while serving -- validity as of now, caps and cooldowns from live exposure
+events, erasures -- is applied per request (:meth:`OfferScores.rank`), so a
+request costs a few small vector operations over the catalog.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from personalize._atomic import atomic_write
+from personalize.errors import BundleError, DataError
+from personalize.offers.acceptance import AcceptanceModel
+from personalize.offers.catalog import CHANNELS, OfferCatalog
+from personalize.offers.eligibility import REASONS, ContactPolicy, CustomerState, eligibility
+from personalize.offers.features import customer_frame, economics, pair_features
+
+if TYPE_CHECKING:
+    from personalize.data import Dataset
+    from personalize.recommenders import CandidateTable
+
+__all__ = ["OfferScores", "score_offers"]
+
+_R = {name: i for i, name in enumerate(REASONS)}
+_STATIC_LAST = _R["no_affinity"]  # reasons up to here are computed at train time; later ones per request
+_NS_DAY = 86_400 * 10**9
+
+
+def _affinity(catalog: OfferCatalog, econ_bought: np.ndarray, cands: CandidateTable | None,
+              customer_ids: np.ndarray) -> np.ndarray:
+    """Bought in the offer's target, or has a target item among the precomputed recommendations."""
+    aff = econ_bought.copy()
+    if cands is None:
+        return aff
+    rows = pd.Index(cands.customer_ids.astype(object)).get_indexer(customer_ids)
+    cat_of = cands.catalog.category_codes
+    for j in range(len(catalog)):
+        if not catalog.targeted[j]:
+            continue
+        want = np.zeros(len(cands.item_ids) + 1, bool)  # last slot: the -1 padding
+        if catalog.target_items[j]:
+            pos = cands.item_index.get_indexer(list(catalog.target_items[j]))
+            want[pos[pos >= 0]] = True
+        if catalog.target_category[j] is not None:
+            code = cands.catalog.category_index.get_indexer([catalog.target_category[j]])[0]
+            if code >= 0:
+                want[:-1] |= cat_of == code
+        ok = rows >= 0
+        hit = np.zeros(len(customer_ids), bool)
+        hit[ok] = want[cands.items[rows[ok]]].any(axis=1)
+        aff[:, j] |= hit
+    return aff
+
+
+class OfferScores:
+    """Precomputed next-best-offer scores of a bundle (see the module docstring)."""
+
+    bundle_kind = "offers"
+
+    def __init__(self, *, catalog: OfferCatalog, customer_ids: np.ndarray, p: np.ndarray, value: np.ndarray,
+                 static: np.ndarray, exposures: np.ndarray, last_contact_ns: np.ndarray, fallback: np.ndarray,
+                 cold_p: np.ndarray, cold_value: np.ndarray, cold_static: np.ndarray, as_of: str,
+                 policy: dict) -> None:
+        self.catalog = catalog
+        self.customer_ids = customer_ids
+        self.p, self.value = p, value
+        self.static = static                     # (customers, offers, channels) int8 reason codes
+        self.exposures = exposures               # (customers, offers) int32
+        self.last_contact_ns = last_contact_ns   # (customers,) int64, 0 = never
+        self.fallback = fallback                 # (offers,) bool: P(accept) from the kind's rate x affinity
+        self.cold_p, self.cold_value, self.cold_static = cold_p, cold_value, cold_static
+        self.as_of = as_of
+        self.policy = ContactPolicy(**policy)
+        self.pos = {str(c): i for i, c in enumerate(customer_ids.tolist())}
+
+    @property
+    def ev(self) -> np.ndarray:
+        return self.p * self.value
+
+    def row(self, customer_id: str) -> int:
+        return self.pos.get(customer_id, -1)
+
+    def index_of(self, customer_ids) -> np.ndarray:
+        """Rows of many customers (-1 for unknown ones)."""
+        return pd.Index(self.customer_ids).get_indexer(np.asarray(customer_ids, dtype=object))
+
+    # ------------------------------------------------------------------ per request
+    def rank(self, customer_id: str | None, *, channel: str, n: int, now: pd.Timestamp,
+             live_exposures: dict[int, int] | None = None, live_last_contact_ns: int | None = None) -> dict:
+        """The customer's top ``n`` offers with EV > 0 (possibly none) and why the others were not shown.
+
+        ``customer_id=None`` (or an id the bundle does not know) gets the cold answer: the offers
+        ranked for an average customer, under the rules an unknown customer meets.
+        """
+        if channel not in CHANNELS:
+            raise DataError(f"channel must be one of {', '.join(CHANNELS)}, got {channel!r}", column="channel")
+        ch = CHANNELS.index(channel)
+        r = self.row(customer_id) if customer_id is not None else -1
+        cat = self.catalog
+        if r >= 0:
+            p, value, reason = self.p[r], self.value[r], self.static[r, :, ch].astype(np.int8)
+            exposed = self.exposures[r].astype(np.int64)
+            last = int(self.last_contact_ns[r])
+        else:
+            p, value, reason = self.cold_p, self.cold_value, self.cold_static[:, ch].astype(np.int8)
+            exposed = np.zeros(len(cat), np.int64)
+            last = 0
+        reason = reason.copy()
+        if live_exposures:
+            exposed = exposed.copy()
+            for j, k in live_exposures.items():
+                exposed[j] += k
+        if live_last_contact_ns:
+            last = max(last, int(live_last_contact_ns))
+        free = reason == 0
+        not_started, expired = cat.active(now)
+        for mask, name in ((not_started, "not_started"), (expired, "expired"), (exposed >= cat.cap, "cap_reached")):
+            hit = free & mask
+            reason[hit] = _R[name]
+            free &= ~hit
+        cooldown = self.policy.cooldown_days
+        if last and cooldown > 0 and (pd.Timestamp(now).value - last) < cooldown * _NS_DAY:
+            reason[free] = _R["cooldown"]
+            free[:] = False
+        ev = p * value
+        pays = free & (ev > 0)
+        reason[free & ~pays] = -1  # eligible, but does not pay
+        order = np.flatnonzero(pays)[np.argsort(-ev[pays], kind="stable")][:n]
+        offers = [{"offer_id": str(cat.offer_ids[j]), "description": cat.describe(j), "kind": str(cat.kinds[j]),
+                   "p_accept": float(p[j]), "value": float(value[j]), "expected_value": float(ev[j]),
+                   "rank": k + 1,
+                   "reasons": [f"P(accept) {p[j]:.1%}" + (" (few exposures: the kind's rate x affinity)"
+                                                          if self.fallback[j] else ""),
+                               f"worth {value[j]:.2f} per acceptance (basket margin less the offer's cost)"]}
+                  for k, j in enumerate(order.tolist())]
+        held = {}
+        for code in reason[~pays].tolist():
+            name = "does_not_pay" if code == -1 else REASONS[code]
+            held[name] = held.get(name, 0) + 1
+        return {"offers": offers, "not_shown": held, "known": r >= 0}
+
+    # ------------------------------------------------------------------ persistence
+    _ARRAYS = ("customer_ids", "p", "value", "static", "exposures", "last_contact_ns", "fallback", "cold_p",
+               "cold_value", "cold_static")
+
+    def save(self, directory) -> None:
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        arrays = {k: getattr(self, k) for k in self._ARRAYS}
+        arrays["customer_ids"] = np.asarray(self.customer_ids, dtype=str)
+        atomic_write(d / "arrays.npz", lambda fh: np.savez(fh, **arrays))
+        atomic_write(d / "catalog.parquet", lambda fh: self.catalog.to_frame().to_parquet(fh, index=False))
+        meta = {"kind": "offers", "as_of": self.as_of, "policy": self.policy.get_params(),
+                "offer_ids": [str(o) for o in self.catalog.offer_ids]}
+        atomic_write(d / "meta.json", lambda fh: fh.write(json.dumps(meta, indent=2)), binary=False)
+
+    @classmethod
+    def load(cls, directory) -> "OfferScores":
+        d = Path(directory)
+        try:
+            meta = json.loads((d / "meta.json").read_text())
+            with np.load(d / "arrays.npz", allow_pickle=False) as z:
+                a = {k: z[k] for k in cls._ARRAYS}
+            catalog = OfferCatalog(pd.read_parquet(d / "catalog.parquet"))
+        except (OSError, KeyError, ValueError) as exc:
+            raise BundleError(f"offer scores in {d} are unreadable: {exc}") from None
+        a["customer_ids"] = a["customer_ids"].astype(object)
+        return cls(catalog=catalog, **a, as_of=meta["as_of"], policy=meta["policy"])
+
+
+def score_offers(ds: Dataset, catalog: OfferCatalog, model: AcceptanceModel, customers: pd.DataFrame, *,
+                 as_of: pd.Timestamp, candidates: CandidateTable | None = None, policy: ContactPolicy | None = None,
+                 batch: int = 50_000) -> OfferScores:
+    """Score every customer of the customer table against every offer as of ``as_of`` (see module docstring)."""
+    policy = policy or ContactPolicy()
+    ids = customers["customer_id"].astype(str).to_numpy(dtype=object)
+    econ = economics(ds, catalog, as_of, customer_ids=ids)
+    cust = customer_frame(ds, as_of, econ)
+    n, m = len(ids), len(catalog)
+    p = np.zeros((n, m), np.float32)
+    value = np.zeros((n, m), np.float32)
+    fb = np.zeros(m, bool)
+    margin = np.nan_to_num(econ.margin_rate, nan=0.3)
+    for start in range(0, n, batch):
+        rows = np.arange(start, min(start + batch, n))
+        rr, oo = np.repeat(rows, m), np.tile(np.arange(m), len(rows))
+        have = np.isfinite(econ.aov[rr])
+        X = pair_features(catalog, cust, econ, np.where(have, rr, -1), oo)
+        pp, f = model.predict_pairs(X, oo, catalog)
+        fb[oo[f]] = True
+        basket = np.maximum(np.nan_to_num(econ.aov[rr], nan=0.0), catalog.min_spend[oo])
+        cost = catalog.redemption_cost(basket, oo, np.nan_to_num(econ.share[rr, oo], nan=1.0))
+        p[rows] = pp.reshape(len(rows), m)
+        value[rows] = (basket * margin[rr] - cost).reshape(len(rows), m)
+    aff = _affinity(catalog, econ.bought, candidates, ids)
+    exp_counts, last_ns = _exposure_history(ds, catalog, ids, as_of)
+    static = np.zeros((n, m, len(CHANNELS)), np.int8)
+    state = CustomerState.from_table(customers, affinity=aff)
+    no_dynamic = ContactPolicy(cooldown_days=0, require_affinity=policy.require_affinity)
+    for c, channel in enumerate(CHANNELS):
+        _ok, reason = eligibility(catalog, state, when=None, channel=channel, policy=no_dynamic)
+        reason[reason > _STATIC_LAST] = 0       # validity, caps and cooldowns are applied per request
+        static[:, :, c] = reason
+    cold_state = CustomerState(customer_ids=np.array(["\x00cold"], dtype=object))
+    cold_static = np.zeros((m, len(CHANNELS)), np.int8)
+    for c, channel in enumerate(CHANNELS):
+        _ok, reason = eligibility(catalog, cold_state, when=None, channel=channel, policy=no_dynamic)
+        reason[reason > _STATIC_LAST] = 0
+        cold_static[:, c] = reason[0]
+    known = np.isfinite(econ.aov)
+    cold_p = p[known].mean(axis=0) if known.any() else np.zeros(m, np.float32)
+    cold_value = np.median(value[known], axis=0) if known.any() else np.zeros(m, np.float32)
+    return OfferScores(catalog=catalog, customer_ids=ids, p=p, value=value, static=static, exposures=exp_counts,
+                       last_contact_ns=last_ns, fallback=fb, cold_p=cold_p.astype(np.float32),
+                       cold_value=cold_value.astype(np.float32), cold_static=cold_static,
+                       as_of=pd.Timestamp(as_of).isoformat(), policy=policy.get_params())
+
+
+def _exposure_history(ds: Dataset, catalog: OfferCatalog, ids: np.ndarray, as_of: pd.Timestamp):
+    n, m = len(ids), len(catalog)
+    counts = np.zeros((n, m), np.int32)
+    last = np.zeros(n, np.int64)
+    exp = ds.exposures
+    if exp is None or not len(exp):
+        return counts, last
+    exp = exp[exp["exposed_at"] < pd.Timestamp(as_of)]
+    rows = pd.Index(ids).get_indexer(exp["customer_id"].astype(str).to_numpy(dtype=object))
+    offer = exp["offer_id"].astype("object").map(catalog.index).to_numpy(dtype=np.float64, na_value=np.nan)
+    ok = (rows >= 0) & np.isfinite(offer)
+    np.add.at(counts, (rows[ok], offer[ok].astype(np.int64)), 1)
+    has = rows >= 0
+    np.maximum.at(last, rows[has], exp["exposed_at"].to_numpy(dtype="datetime64[ns]").astype(np.int64)[has])
+    return counts, last
+
