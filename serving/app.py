@@ -24,7 +24,8 @@ from threadpoolctl import threadpool_limits
 from personalize import __version__
 from serving import errors
 from serving.metrics import Metrics, ServiceMiddleware
-from serving.routers import admin, audiences, customers, events, health, items, models, recommendations
+from serving.routers import (admin, audiences, campaigns, customers, events, health, items, models, offers,
+                             recommendations)
 from serving.schemas import ErrorOut
 from serving.settings import Settings
 from serving.state import ServiceState
@@ -87,8 +88,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = metrics
     errors.install(app)
     labels: dict[int, str] = {}  # route object -> full path template, the metrics label
-    for router in (recommendations.router, items.router, customers.router, events.router,
-                   audiences.make_router(settings), models.router, admin.router):
+    for router in (recommendations.router, items.router, customers.router, offers.router, events.router,
+                   audiences.make_router(settings), campaigns.router, models.router, admin.router):
         app.include_router(router, prefix="/v1")
         labels.update({id(r): "/v1" + r.path for r in router.routes})
     app.include_router(health.router)

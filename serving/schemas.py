@@ -117,9 +117,11 @@ class ProfileOut(BaseModel):
 
 class EventIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    type: Literal["purchase", "view", "add_to_cart"]
+    type: Literal["purchase", "view", "add_to_cart", "exposure", "redemption"] = Field(
+        description="exposure: an offer or coupon was shown or sent; redemption: it was used (both need offer_id)")
     customer_id: Id
-    item_id: Id
+    item_id: Id | None = Field(None, description="required for purchase, view and add_to_cart")
+    offer_id: Id | None = Field(None, description="required for exposure and redemption: the catalog's offer id")
     quantity: float = Field(1.0, gt=0, le=1e6)
     price: float | None = Field(None, ge=0, le=1e9)
     timestamp: dt.datetime | None = Field(None, description="when it happened (default: when received); at most "
@@ -165,14 +167,16 @@ class EventResult(BaseModel):
         description="applied: stored and reflected at once; stored: stored, nothing to apply (a view, or an item "
                     "the served model does not know yet); duplicate: already stored, not stored twice; "
                     "ignored: not stored")
-    reason: str | None = Field(None, description="why it was not applied: view_event, unknown_item, duplicate, "
-                                                 "erased_customer")
+    reason: str | None = Field(None, description="why it was not applied: view_event, unknown_item, "
+                                                 "unknown_offer, no_offers_in_bundle, duplicate, erased_customer")
 
 
 class EventsOut(BaseModel):
     accepted: int = Field(description="events stored by this request (duplicates excluded)")
     ids: list[int]
     purchases_applied: int = Field(description="purchases reflected in recommendations at once")
+    offer_events_applied: int = Field(0, description="exposures and redemptions counted against caps and "
+                                                     "cooldowns at once")
     results: list[EventResult]
 
 
@@ -232,3 +236,47 @@ def error_responses(*codes: int, **descriptions: str) -> dict:
 
 #: what every authenticated route can answer besides its own errors
 AUTH_ERRORS = error_responses(401, 403, 422, 503)
+
+
+Channel = Literal["email", "sms", "web", "app"]
+
+
+class OfferOut(BaseModel):
+    offer_id: str
+    description: str = Field(description="the offer in words, e.g. '10% off' or 'spend 200, get 20 off'")
+    kind: str
+    p_accept: float = Field(ge=0, le=1, description="calibrated P(the customer accepts | she is shown it)")
+    value: float = Field(description="what an acceptance is worth: basket margin less the offer's cost")
+    expected_value: float = Field(description="p_accept x value; only offers with expected_value > 0 are shown")
+    rank: int
+    reasons: list[str]
+
+
+class NextBestOfferOut(BaseModel):
+    customer_id: str
+    channel: Channel
+    offers: list[OfferOut] = Field(description="best first; empty when no allowed offer pays (a valid answer)")
+    not_shown: dict[str, int] = Field(description="offers left out, counted by reason: cap_reached, cooldown, "
+                                                  "no_consent, expired, segment, does_not_pay, ...")
+    source: str = Field(description="personalized; cold for an unknown customer; cold:opt_out for one who "
+                                    "refused personalization")
+    model_version: str
+
+
+class CouponLevelOut(BaseModel):
+    level: str = Field(description="the ladder level (its offer id)")
+    description: str
+    allowed: bool = Field(description="false when the contact policy forbids it (consent, cap, validity, rules)")
+    expected_cost: float = Field(description="expected discount paid, redemptions by who would buy anyway included")
+    expected_incremental_profit: float = Field(description="uplift x basket margin - expected cost")
+
+
+class CouponOut(BaseModel):
+    customer_id: str
+    channel: Channel
+    level: str | None = Field(description="the most profitable allowed level; null when no level pays")
+    coupon: CouponLevelOut | None
+    reason: str
+    levels: list[CouponLevelOut] = Field(description="every level of the ladder, allowed or not")
+    source: str = Field(description="personalized, cold, or cold:opt_out")
+    model_version: str

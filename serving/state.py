@@ -31,7 +31,7 @@ from starlette.concurrency import run_in_threadpool
 from personalize.errors import BundleError, PersonalizeError, UnknownIdError
 from personalize.runtime import Runtime
 from personalize.store import current_version, list_versions, load_bundle, rollback
-from personalize.store.events import Appended, Erasures, Event, EventStore
+from personalize.store.events import OFFER_EVENTS, Appended, Erasures, Event, EventStore
 from serving.metrics import Metrics
 from serving.settings import Settings
 
@@ -83,6 +83,11 @@ class ServiceState:
             if n:
                 log.info("replayed %d stored purchases into bundle %s in %.2f s", n, rt.version,
                          time.perf_counter() - t)
+            if rt.desk.offers is not None:
+                cust, offer, typ, ns, last = self.events.offer_events_after(events_through_id(bundle.manifest))
+                keep = ~self.erasures.mask(cust) if len(self.erasures) and len(cust) else slice(None)
+                rt.replay_offer_events(cust[keep], offer[keep], typ[keep], ns[keep])
+                upto = max(upto, last)
         return rt, upto
 
     def _start_runtime(self) -> tuple[Runtime, int]:
@@ -238,25 +243,33 @@ class ServiceState:
                 for e, _ in new:
                     if e.type == "purchase":
                         rt.record_purchase(e.customer_id, [e.item_id], [e.timestamp])
+                    elif e.type in OFFER_EVENTS:
+                        rt.record_offer_event(e.customer_id, e.offer_id, e.timestamp, exposure=e.type == "exposure")
         for e, a in zip(events, stored):
             if not a.duplicate:
                 self.metrics.events.labels(e.type).inc()
         return stored
 
     def catch_up(self) -> int:
-        """Apply purchases that other worker processes stored since the last look (blocking); returns how many."""
+        """Apply purchases, offer exposures and redemptions that other worker processes stored since the last
+        look (blocking); returns how many purchases."""
         if self.events is None or self.runtime is None:
             return 0
         with self._events_lock:
             rt = self.runtime
-            rows = self.events.events(after_id=self._seen_id, type="purchase")
+            rows = self.events.events(after_id=self._seen_id)
             if not rows:
                 return 0
             self._seen_id = max(self._seen_id, rows[-1]["id"])
             foreign = [r for r in rows if r["id"] not in self._own_ids
                        and r["customer_id"] not in self.erasures]
             self._own_ids = {i for i in self._own_ids if i > self._seen_id}
-            return rt.replay(*EventStore.purchase_arrays(foreign)) if foreign else 0
+            bought = [r for r in foreign if r["type"] == "purchase"]
+            for r in foreign:
+                if r["type"] in OFFER_EVENTS and r.get("offer_id"):
+                    rt.record_offer_event(r["customer_id"], r["offer_id"], r["timestamp"],
+                                          exposure=r["type"] == "exposure")
+            return rt.replay(*EventStore.purchase_arrays(bought)) if bought else 0
 
     sync_other_workers = catch_up  # the name the tests and wave 1 used
 

@@ -6,6 +6,7 @@ import test_propensity_contract
 import test_recommenders_contract
 import test_twostage  # noqa: F401 - defines TestTwoStageContract
 
+from personalize.churn.model import _KINDS
 from personalize.recommenders import registry
 from personalize.store.bundles import _LOADERS
 
@@ -24,5 +25,6 @@ def test_every_recommender_kind_has_a_contract_test_class():
 
 def test_every_propensity_kind_has_a_contract_test_class():
     covered = {c.make().bundle_kind for c in _subclasses(test_propensity_contract.PropensityContract)}
-    propensity_kinds = {k for k, loader in _LOADERS.items() if "load_model" in str(loader)}
+    propensity_kinds = {cls.bundle_kind for cls in _KINDS.values()}
+    assert propensity_kinds <= set(_LOADERS), propensity_kinds - set(_LOADERS)  # every kind loads from a bundle
     assert propensity_kinds and propensity_kinds <= covered, propensity_kinds - covered

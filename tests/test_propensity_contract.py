@@ -18,6 +18,7 @@ import pytest
 from personalize.churn import ChurnModel, PropensityModel, load_model
 from personalize.churn.metrics import binary_metrics
 from personalize.errors import NotFittedError, PersonalizeError
+from personalize.offers import AcceptanceModel
 
 
 @lru_cache(maxsize=1)
@@ -112,3 +113,10 @@ class TestChurnModel(PropensityContract):
     @classmethod
     def make(cls):
         return ChurnModel(n_estimators=400, learning_rate=0.05, min_child_samples=40, n_jobs=1)
+
+
+class TestAcceptanceModel(PropensityContract):
+    @classmethod
+    def make(cls):
+        return AcceptanceModel(n_estimators=400, learning_rate=0.05, min_child_samples=40, n_jobs=1)
+

@@ -90,14 +90,29 @@ def make_router(settings: Settings) -> APIRouter:
             fields: Annotated[str | None, Query(max_length=2000, description="comma-separated columns")] = None,
             score: Annotated[str | None, Query(max_length=100)] = None,
             min_score: float | None = None, max_score: float | None = None,
+            offer_id: Annotated[str | None, Query(max_length=200, description="only customers this offer may reach "
+                                                  "through the consent's channel and for whom it pays (adds "
+                                                  "p_accept, expected_value)")] = None,
+            coupon_level: Annotated[str | None, Query(max_length=200, description="only customers the coupon plan "
+                                                      "gives this level (adds expected_cost, "
+                                                      "expected_incremental_profit)")] = None,
+            budget: Annotated[float | None, Query(ge=0, description="total expected coupon cost of the plan, over "
+                                                  "the filtered audience (with coupon_level)")] = None,
             cursor: Annotated[str | None, Query(max_length=1000)] = None,
             limit_: Annotated[int, Query(alias="limit", ge=1, le=page_max)] = min(10_000, page_max),
             format: Literal["csv", "jsonl"] = "csv") -> StreamingResponse:
         """Customers who consented to `consent`, filtered by segment, lifecycle, tier, CLV, churn risk and score;
         ordered by customer_id and paged by `cursor`. Unknown filter values are a 422 listing the valid ones; a
-        bundle without consent data for the channel, or a churn filter on a bundle without churn, is a 409."""
+        bundle without consent data for the channel, or a churn filter on a bundle without churn, is a 409.
+
+        `offer_id` narrows the list to the customers the offer may go to now (consent, rules, caps and
+        cooldown, live exposures included) and for whom its expected value is positive; `coupon_level` to
+        the customers the budgeted coupon plan gives that level (the plan is made over the filtered
+        audience: `budget` is spent on it alone). Customers who refused personalization are never in
+        either."""
         rt = ctx.runtime
-        for name, v in (("min_score", min_score), ("max_score", max_score), ("min_clv", min_clv)):
+        for name, v in (("min_score", min_score), ("max_score", max_score), ("min_clv", min_clv),
+                        ("budget", budget)):
             limit(v is None or math.isfinite(v), name, f"{name} must be a finite number")
         limit(min_churn_risk is None or max_churn_risk is None or min_churn_risk <= max_churn_risk,
               "min_churn_risk", "min_churn_risk must not be above max_churn_risk")
@@ -105,7 +120,8 @@ def make_router(settings: Settings) -> APIRouter:
         page, next_id = await run_in_threadpool(
             rt.audience, consent=consent, segments=segment, fields=field_list, score=score, min_score=min_score,
             max_score=max_score, lifecycle=lifecycle, tiers=tier, min_clv=min_clv, min_churn_risk=min_churn_risk,
-            max_churn_risk=max_churn_risk, cursor=decode_cursor(cursor), limit=limit_)
+            max_churn_risk=max_churn_risk, offer_id=offer_id, coupon_level=coupon_level, budget=budget,
+            cursor=decode_cursor(cursor), limit=limit_)
         headers = {"X-Model-Version": rt.version, "X-Count": str(len(page))}
         if next_id is not None:
             headers["X-Next-Cursor"] = encode_cursor(next_id)

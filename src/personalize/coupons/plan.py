@@ -126,7 +126,15 @@ def coupon_options(model, X: pd.DataFrame, econ: Economics, catalog: OfferCatalo
     if missing:
         raise DataError(f"the uplift model has no estimate for ladder level(s) {missing} (trained on {names})",
                         column="ladder")
-    uplift = np.clip(uplift_all[:, [names.index(x) for x in ladder.levels]], -1.0, 1.0)
+    return coupon_economics(uplift_all[:, [names.index(x) for x in ladder.levels]], baseline, econ, catalog, ladder,
+                            anyway_redeem_rate=anyway_redeem_rate)
+
+
+def coupon_economics(uplift: np.ndarray, baseline: np.ndarray, econ: Economics, catalog: OfferCatalog,
+                     ladder: Ladder, *, anyway_redeem_rate=1.0) -> dict[str, np.ndarray]:
+    """The formulas of the module docstring for given ``(customers, levels)`` uplifts and ``(customers,)``
+    baseline purchase probabilities (``anyway_redeem_rate``: a number or one per customer)."""
+    uplift = np.clip(np.asarray(uplift, np.float64), -1.0, 1.0)
     baseline = np.clip(np.asarray(baseline, np.float64), 0.0, 1.0)
     offers = ladder.offer_index(catalog)
     aov = np.nan_to_num(econ.aov, nan=0.0)
@@ -134,7 +142,9 @@ def coupon_options(model, X: pd.DataFrame, econ: Economics, catalog: OfferCatalo
     share = np.nan_to_num(econ.share[:, offers], nan=1.0)
     cost_one = catalog.redemption_cost(basket, offers[None, :], share)
     margin = basket * np.nan_to_num(econ.margin_rate, nan=0.3)[:, None]
-    redeem = redemption_probability(baseline[:, None], uplift, anyway_redeem_rate=anyway_redeem_rate)
+    rate = np.asarray(anyway_redeem_rate, np.float64)
+    rate = rate[:, None] if rate.ndim == 1 else rate
+    redeem = redemption_probability(baseline[:, None], uplift, anyway_redeem_rate=rate)
     return {"uplift": uplift, "baseline": baseline, "cost": expected_cost(redeem, cost_one),
             "profit": expected_incremental_profit(uplift, margin, redeem, cost_one), "redeem": redeem}
 

@@ -5,7 +5,9 @@ Consent flags are parsed once, by the :class:`~personalize.data.Dataset`
 customers table: true/false, yes/no or 1/0, anything else is a
 :class:`~personalize.errors.DataError` naming the rows). Everything after
 that works on booleans: a customer missing from the customers table, or with
-an empty flag, has not consented. Nothing here parses text.
+an empty flag, has not consented. A customer flagged ``suppressed`` (the
+global suppression list) is never contacted or offered anything, whatever
+her consent. Nothing here parses text.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import pandas as pd
 from personalize.errors import DataError, MissingComponentError, PersonalizeError
 
 CONSENT_CHANNELS = ("email", "sms", "personalization")
+#: the customers table's global do-not-contact flag
+SUPPRESSED = "suppressed"
 
 
 def consent_column(channel: str) -> str:
@@ -52,4 +56,49 @@ def consent_mask(table: pd.DataFrame, channel: str) -> np.ndarray:
     if col not in table.columns:
         raise MissingComponentError(f"no consent data for '{channel}': the customer table has no '{col}' column "
                                     f"(train with a customers table that has it: `personalize train --customers`)")
-    return consent_flags(table[col]).to_numpy(dtype=bool)
+    return consent_flags(table[col]).to_numpy(dtype=bool) & ~suppressed_mask(table)
+
+
+def suppressed_mask(table: pd.DataFrame) -> np.ndarray:
+    """Rows on the global suppression list (the customers table's ``suppressed`` flag): never contacted, never
+    in an export, never offered anything, whatever their consent."""
+    if SUPPRESSED not in table.columns:
+        return np.zeros(len(table), bool)
+    return consent_flags(table[SUPPRESSED].rename(SUPPRESSED)).to_numpy(dtype=bool)
+
+
+#: offer channels, and the consent each needs: (consent channel, True = an explicit yes is needed). E-mail and
+#: SMS are opt-in; on-site channels (web, app) are allowed unless the customer refused personalization.
+OFFER_CHANNEL_CONSENT = {"email": ("email", True), "sms": ("sms", True), "web": ("personalization", False),
+                         "app": ("personalization", False)}
+#: the offer channel an audience export through a consent channel stands for
+AUDIENCE_CHANNEL = {"email": "email", "sms": "sms", "personalization": "web"}
+
+
+def flags_allow(values: np.ndarray | None, opt_in: bool, n: int) -> np.ndarray:
+    """The one rule on parsed flags (True / False / missing): ``opt_in`` needs an explicit True; otherwise
+    only an explicit False refuses. ``values=None`` (no consent data at all) refuses opt-in channels only."""
+    if values is None:
+        return np.zeros(n, bool) if opt_in else np.ones(n, bool)
+    v = pd.Series(values, dtype=object)
+    if opt_in:
+        return v.map(lambda x: x is True or x is np.True_).to_numpy(dtype=bool)
+    return ~v.map(lambda x: x is False or x is np.False_).to_numpy(dtype=bool)
+
+
+def channel_allowed(flags: dict[str, np.ndarray | None], channel: str, n: int) -> np.ndarray:
+    """Which of ``n`` customers an offer may reach through ``channel`` (``flags``: consent column -> parsed
+    flags, or None when the table has no such column)."""
+    if channel not in OFFER_CHANNEL_CONSENT:
+        raise PersonalizeError(f"channel must be one of {', '.join(OFFER_CHANNEL_CONSENT)}, got {channel!r}")
+    consent, opt_in = OFFER_CHANNEL_CONSENT[channel]
+    return flags_allow(flags.get(consent_column(consent)), opt_in, n)
+
+
+def opted_out_ids(table: pd.DataFrame | None) -> frozenset[str]:
+    """Customers who refused personalization (an explicit False; missing data allows it)."""
+    if table is None or "consent_personalization" not in table.columns:
+        return frozenset()
+    refused = ~flags_allow(table["consent_personalization"].to_numpy(dtype=object), False, len(table))
+    return frozenset(table["customer_id"].to_numpy(dtype=object)[refused].tolist())
+

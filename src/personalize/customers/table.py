@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from personalize.analytics import customer_view
-from personalize.customers.consent import consent_flags
+from personalize.customers.consent import SUPPRESSED, consent_flags
 
 if TYPE_CHECKING:
     from personalize.data import Dataset
@@ -85,7 +85,7 @@ def customer_table(dataset: Dataset, *, as_of=None) -> pd.DataFrame:
             overlap = [col for col in c.columns if col in table.columns and col != "customer_id"]
             table = table.drop(columns=overlap).merge(c, on="customer_id", how="outer")
     for col in table.columns:
-        if col.startswith("consent_"):
+        if col.startswith("consent_") or col == SUPPRESSED:
             table[col] = consent_flags(table[col])
         elif table[col].dtype == object:
             non_null = table[col].dropna()

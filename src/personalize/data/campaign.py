@@ -155,8 +155,9 @@ class CampaignData:
     @classmethod
     def from_dataset(cls, ds: Dataset, *, campaign_id: str | None = None,
                      planned_split: Mapping[str, float] | None = None, control_name: str = "control",
-                     outcome_name: str = "conversions") -> CampaignData:
-        """A Dataset's exposures and offers, with point-in-time pre-period features.
+                     outcome_name: str = "conversions", exposures: pd.DataFrame | None = None) -> CampaignData:
+        """A Dataset's exposures (or ``exposures``, rows of them) and offers, with point-in-time pre-period
+        features.
 
         For each campaign the features are computed from the transactions
         strictly before that campaign's first exposure (``ds.until(first)``,
@@ -168,7 +169,7 @@ class CampaignData:
         """
         if not isinstance(ds, Dataset):
             raise DataError(f"expected a Dataset, got {type(ds).__name__}")
-        exp = ds.exposures
+        exp = ds.exposures if exposures is None else exposures
         if exp is None or len(exp) == 0:
             raise DataError("the dataset has no exposures table", table="exposures")
         if campaign_id is not None:

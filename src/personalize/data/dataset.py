@@ -333,6 +333,29 @@ class Dataset:
                               offers=self.offers, exposures=self.exposures, returns=self.returns,
                               netted=self._netted)
 
+    def with_exposures(self, exposures: pd.DataFrame) -> "Dataset":
+        """This dataset plus already validated exposure rows (canonical columns), e.g. offers shown by the service.
+
+        Rows to offers missing from the catalog are dropped (they cannot be
+        learned from); added rows keep the table's other columns empty.
+        """
+        self._root_only("with_exposures")
+        if exposures is None or not len(exposures):
+            return self
+        add = exposures
+        if self.offers is not None and "offer_id" in add.columns:
+            known = add["offer_id"].isna() | add["offer_id"].isin(self.offers["offer_id"].astype(str))
+            add = add.loc[known.to_numpy()]
+        if not len(add):
+            return self
+        base = self.exposures
+        exp = add if base is None else pd.concat([base, add.reindex(columns=base.columns.union(add.columns,
+                                                                                               sort=False))],
+                                                 ignore_index=True)
+        exp = exp.sort_values("exposed_at", kind="stable").reset_index(drop=True)
+        return Dataset._index(self.transactions, report=self.report, items=self.items, customers=self.customers,
+                              offers=self.offers, exposures=exp, returns=self.returns, netted=self._netted)
+
     # ------------------------------------------------------------------ slicing
     def _slice(self, start: pd.Timestamp | None, end: pd.Timestamp | None) -> "Dataset":
         """The root dataset's data in ``[start, end)``, as it was known at ``end``."""

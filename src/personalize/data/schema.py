@@ -68,6 +68,7 @@ CUSTOMERS = TableSchema(
         "consent_email": "bool",
         "consent_sms": "bool",
         "consent_personalization": "bool",
+        "suppressed": "bool",  # global suppression list: never contacted or offered anything
     },
     key="customer_id",
 )

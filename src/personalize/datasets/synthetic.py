@@ -119,6 +119,10 @@ DEFAULT_DEFECT_RATES: Mapping[str, float] = {
 }
 
 _P_ADOPT, _P_KEEP, _CYCLE_JITTER, _CYCLE_SPEED_SD = 0.6, 0.8, 0.12, 0.1
+#: a would-have-bought-anyway customer redeems a coupon she got with probability 1 - exp(-this x sensitivity)
+_REDEEM_SCALE = 2.0
+#: share of customers on the global suppression list
+_SUPPRESSED_SHARE = 0.01
 _QTY_EXTRA = 0.3  # quantity = 1 + Poisson(0.3)
 _CHUNK_CELLS = 600_000  # customers x items per block of the choice model (cache-sized)
 
@@ -250,7 +254,12 @@ class RetailTruth:
             if len(ids):
                 raise UnknownIdError(f"unknown {what} id(s): {list(ids[:5])}")
             return np.zeros(0, dtype=np.int64)
-        pos = np.minimum(np.searchsorted(vocab, ids), len(vocab) - 1)
+        # customer and item ids are generated in sorted order; offers keep their catalog order
+        order = np.argsort(vocab, kind="stable") if what == "offer" else None
+        if order is None:
+            pos = np.minimum(np.searchsorted(vocab, ids), len(vocab) - 1)
+        else:
+            pos = order[np.minimum(np.searchsorted(vocab[order], ids), len(vocab) - 1)]
         bad = vocab[pos] != ids
         if bad.any():
             raise UnknownIdError(f"unknown {what} id(s): {list(ids[bad][:5])}")
@@ -398,6 +407,19 @@ class RetailTruth:
         p_none = self._no_purchase_prob(rows, a, w)
         alive = (self._t0[rows] <= a) & (self._death[rows] > a)
         return self.offer_response[rows][:, cols] * np.where(alive, p_none, 0.0)[:, None]
+
+    def true_baseline(self, at: Any = None, *, window_days: float | None = None,
+                      customer_ids: Sequence[str] | np.ndarray | None = None) -> np.ndarray:
+        """True P(an order within the window after ``at``) without any offer (0 for the churned)."""
+        rows = self.customer_index(customer_ids)
+        a = np.full(len(rows), self._raw(self.end if at is None else at))
+        w = self.response_window_days if window_days is None else float(window_days)
+        alive = (self._t0[rows] <= a) & (self._death[rows] > a)
+        return np.where(alive, 1.0 - np.nan_to_num(self._no_purchase_prob(rows, a, w), nan=1.0), 0.0)
+
+    def anyway_redeem_rate(self, customer_ids: Sequence[str] | np.ndarray | None = None) -> np.ndarray:
+        """True share of a customer's would-have-bought-anyway orders on which she redeems a coupon she got."""
+        return -np.expm1(-_REDEEM_SCALE * self.discount_sensitivity[self.customer_index(customer_ids)])
 
     def summary(self) -> dict[str, Any]:
         """Headline numbers: sizes, lines per customer, share alive, mean uplift by offer."""
@@ -853,7 +875,7 @@ def _campaigns(m: _Model, campaign_days: np.ndarray, offers_df: pd.DataFrame, el
     keys = (T.o_cust.astype(np.int64) << 32) | np.floor(T.o_t * DAY_S).astype(np.int64)
     by_ct = np.argsort(keys)
     keys = keys[by_ct]
-    redeem_p = -np.expm1(-2.0 * m.sens)
+    redeem_p = -np.expm1(-_REDEEM_SCALE * m.sens)
 
     ex, red_o, red_a, pers = [], [], [], []
     n_rows = 0
@@ -1109,6 +1131,8 @@ def _customers_frame(m: _Model, start_ts: pd.Timestamp) -> pd.DataFrame:
         "consent_email": m.consent[:, 0].copy(),
         "consent_sms": m.consent[:, 1].copy(),
         "consent_personalization": m.consent[:, 2].copy(),
+        # the global suppression list (asked never to be contacted), from its own random stream
+        "suppressed": m.rng(11).random(m.n_c) < _SUPPRESSED_SHARE,
     })
 
 

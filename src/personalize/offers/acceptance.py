@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from personalize.churn.model import PropensityModel
-from personalize.errors import DataError
+from personalize.errors import DataError, NotFittedError
 from personalize.offers.catalog import OfferCatalog
 from personalize.offers.features import Economics, customer_frame, economics, pair_features
 
@@ -82,6 +82,19 @@ def acceptance_training_set(ds: Dataset, catalog: OfferCatalog, *, exposures: pd
                          offer=g["_offer"].to_numpy(np.int64), exposed_at=g["exposed_at"].to_numpy())
 
 
+def validation_periods(days: np.ndarray, fraction: float) -> np.ndarray:
+    """Exposure days with the latest whole days holding at least ``fraction`` of the rows merged into one
+    (the validation period: the model is validated on what came after everything it learned from)."""
+    days = np.asarray(days, dtype="datetime64[ns]")
+    if not len(days):
+        return days
+    ordered = np.sort(days)
+    split = ordered[min(len(ordered) - 1, int(np.floor((1.0 - float(fraction)) * len(ordered))))]
+    out = days.copy()
+    out[days >= split] = ordered[-1]
+    return out
+
+
 class AcceptanceModel(PropensityModel):
     """Calibrated P(accept | customer, offer); sparse offers fall back to their kind's rate x affinity.
 
@@ -129,7 +142,8 @@ class AcceptanceModel(PropensityModel):
             raise DataError(f"too few exposures to learn acceptance: {int(keep.sum())} rows on offers with at "
                             f"least {self.min_exposures} exposures (need 50 rows with both outcomes)",
                             table="exposures")
-        self.fit(data.X[keep].reset_index(drop=True), data.y[keep], cutoff=data.cutoff[keep],
+        self.fit(data.X[keep].reset_index(drop=True), data.y[keep],
+                 cutoff=validation_periods(data.cutoff[keep], self.validation_fraction),
                  customer_id=data.customer_id[keep])
         return self
 
@@ -137,6 +151,9 @@ class AcceptanceModel(PropensityModel):
                                                                                                    np.ndarray]:
         """(P(accept), used the fallback) per pair; the fallback for offers with too few exposures."""
         p = self.predict_probability(X)
+        if not hasattr(self, "offer_ids_"):
+            raise NotFittedError("this AcceptanceModel was fitted on a plain feature matrix: fit it with "
+                                 "fit_exposures to score offers")
         fb_ids = set(self.fallback_offers_)
         fb = np.array([catalog.offer_ids[o] in fb_ids for o in offers], dtype=bool)
         if fb.any():
@@ -148,6 +165,8 @@ class AcceptanceModel(PropensityModel):
         return p, fb
 
     def _meta(self) -> dict:
+        if not hasattr(self, "offer_ids_"):  # fitted on a plain feature matrix
+            return super()._meta()
         return {**super()._meta(), "offers": {"ids": self.offer_ids_, "exposures": self.offer_exposures_,
                                               "fallback": self.fallback_offers_, "kind_rates": self.kind_rates_,
                                               "mean_affinity": self.mean_affinity_}}
@@ -155,6 +174,8 @@ class AcceptanceModel(PropensityModel):
     @classmethod
     def _from_meta(cls, meta, d):
         m = super()._from_meta(meta, d)
+        if "offers" not in meta:
+            return m
         o = meta["offers"]
         m.offer_ids_, m.offer_exposures_, m.fallback_offers_ = list(o["ids"]), list(o["exposures"]), \
             list(o["fallback"])

@@ -39,11 +39,12 @@ import numpy as np
 import pandas as pd
 
 from personalize.data.schema import OFFER_KINDS
+from personalize.customers.consent import OFFER_CHANNEL_CONSENT
 from personalize.errors import DataError
 
 __all__ = ["OfferCatalog", "Rules", "CHANNELS", "RULE_KEYS"]
 
-CHANNELS = ("email", "sms", "web", "app")
+CHANNELS = tuple(OFFER_CHANNEL_CONSENT)  # email, sms, web, app
 RULE_KEYS = ("segments", "tiers", "lifecycle", "categories", "channels", "min_orders", "max_orders")
 _LIST_RULES = ("segments", "tiers", "lifecycle", "categories", "channels")
 

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from personalize._params import Params
+from personalize.customers.consent import SUPPRESSED, channel_allowed, suppressed_mask
 from personalize.errors import ParameterError
 from personalize.offers.catalog import CHANNELS, OfferCatalog
 
@@ -32,10 +33,6 @@ __all__ = ["ContactPolicy", "CustomerState", "eligibility", "REASONS"]
 REASONS = ("eligible", "erased", "suppressed", "no_consent", "channel", "not_started", "expired", "segment", "tier",
            "lifecycle", "category", "orders", "no_affinity", "cap_reached", "cooldown")
 _R = {name: np.int8(i) for i, name in enumerate(REASONS)}
-#: the consent flag each channel needs, and whether consent must be an explicit yes (opt-in)
-CHANNEL_CONSENT = {"email": ("consent_email", True), "sms": ("consent_sms", True),
-                   "web": ("consent_personalization", False), "app": ("consent_personalization", False)}
-
 
 class ContactPolicy(Params):
     """How often a customer may be contacted, and whether targeted offers need affinity.
@@ -90,17 +87,7 @@ class CustomerState:
         orders = t["orders"].to_numpy(dtype=np.float64, na_value=0.0) if "orders" in t.columns else None
         return cls(customer_ids=t["customer_id"].to_numpy(dtype=object), segment=col("segment"), tier=col("tier"),
                    lifecycle=col("lifecycle"), favourite_category=col("top_category"), orders=orders,
-                   consent=consent, suppressed=(t["suppressed"].fillna(False).to_numpy(dtype=bool)
-                                                if "suppressed" in t.columns else None), **arrays)
-
-
-def _consented(values: np.ndarray | None, opt_in: bool, n: int) -> np.ndarray:
-    if values is None:  # no consent data at all
-        return np.zeros(n, bool) if opt_in else np.ones(n, bool)
-    v = pd.Series(values, dtype=object)
-    if opt_in:
-        return v.map(lambda x: x is True or x is np.True_).to_numpy(dtype=bool)
-    return ~v.map(lambda x: x is False or x is np.False_).to_numpy(dtype=bool)
+                   consent=consent, suppressed=suppressed_mask(t) if SUPPRESSED in t.columns else None, **arrays)
 
 
 def eligibility(catalog: OfferCatalog, state: CustomerState, *, when, channel: str,
@@ -125,8 +112,7 @@ def eligibility(catalog: OfferCatalog, state: CustomerState, *, when, channel: s
         mark(state.erased[:, None] & ones, "erased")
     if state.suppressed is not None:
         mark(state.suppressed[:, None] & ones, "suppressed")
-    col, opt_in = CHANNEL_CONSENT[channel]
-    ok = _consented(state.consent.get(col), opt_in, n)
+    ok = channel_allowed(state.consent, channel, n)
     mark(~ok[:, None] & ones, "no_consent")
     for j, rules in enumerate(catalog.rules):
         if rules.channels is not None and channel not in rules.channels:

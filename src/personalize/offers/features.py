@@ -138,4 +138,42 @@ def customer_frame(ds: Dataset, cutoff: pd.Timestamp, econ: Economics) -> pd.Dat
     prof.index = prof.index.astype(str)
     extra = [c for c in PROFILE_FEATURES if c in prof.columns]
     f = f.join(prof[extra].astype(np.float64).add_prefix("profile_"), how="left")
-    return f.reindex(pd.Index(econ.customer_ids, dtype=object))
+    f = f.reindex(pd.Index(econ.customer_ids, dtype=object))
+    return f.join(campaign_history(ds, cutoff, econ.customer_ids))
+
+
+#: how a customer answered earlier offers, as of a cutoff (:func:`campaign_history`)
+HISTORY_FEATURES = ("offers_received", "days_since_offer", "coupon_orders", "coupon_orders_per_offer")
+
+
+def campaign_history(ds: Dataset, cutoff: pd.Timestamp, customer_ids: np.ndarray) -> pd.DataFrame:
+    """Offers received before ``cutoff`` (exposures with an offer), days since the last one, orders placed with
+    a coupon before ``cutoff`` and their ratio: the only trace of a customer's taste for discounts before she
+    answers one. Both sides are known at ``cutoff`` (no campaign outcome that closes after it is used)."""
+    cutoff = pd.Timestamp(cutoff)
+    idx = pd.Index(np.asarray(customer_ids, dtype=object))
+    n = len(idx)
+    received = np.zeros(n)
+    last = np.full(n, np.nan)
+    exp = ds.exposures
+    if exp is not None and len(exp):
+        e = exp[(exp["exposed_at"] < cutoff) & exp["offer_id"].notna()]
+        rows = idx.get_indexer(e["customer_id"].astype(str).to_numpy(dtype=object))
+        ok = rows >= 0
+        received = np.bincount(rows[ok], minlength=n).astype(np.float64)
+        age = (cutoff - e["exposed_at"]).dt.total_seconds().to_numpy()[ok] / 86_400.0
+        last_age = np.full(n, np.inf)
+        np.minimum.at(last_age, rows[ok], age)
+        last = np.where(np.isfinite(last_age), last_age, np.nan)
+    coupons = np.zeros(n)
+    tx = ds.transactions
+    if "coupon_id" in tx.columns:
+        t = tx[(tx["timestamp"] < cutoff) & tx["coupon_id"].notna()]
+        if "order_id" in t.columns:
+            t = t.drop_duplicates(["customer_id", "order_id"])
+        rows = idx.get_indexer(t["customer_id"].astype(str).to_numpy(dtype=object))
+        coupons = np.bincount(rows[rows >= 0], minlength=n).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.where(received > 0, coupons / received, np.nan)
+    return pd.DataFrame({"offers_received": received, "days_since_offer": last, "coupon_orders": coupons,
+                         "coupon_orders_per_offer": ratio}, index=idx)

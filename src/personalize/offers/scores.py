@@ -104,11 +104,14 @@ class OfferScores:
 
     # ------------------------------------------------------------------ per request
     def rank(self, customer_id: str | None, *, channel: str, n: int, now: pd.Timestamp,
-             live_exposures: dict[int, int] | None = None, live_last_contact_ns: int | None = None) -> dict:
+             live_exposures: dict[int, int] | None = None, live_last_contact_ns: int | None = None,
+             personal: bool = True) -> dict:
         """The customer's top ``n`` offers with EV > 0 (possibly none) and why the others were not shown.
 
         ``customer_id=None`` (or an id the bundle does not know) gets the cold answer: the offers
         ranked for an average customer, under the rules an unknown customer meets.
+        ``personal=False`` (a known customer who refused personalization): the average customer's
+        ranking, under her own consent, suppression, caps and cooldown.
         """
         if channel not in CHANNELS:
             raise DataError(f"channel must be one of {', '.join(CHANNELS)}, got {channel!r}", column="channel")
@@ -116,7 +119,8 @@ class OfferScores:
         r = self.row(customer_id) if customer_id is not None else -1
         cat = self.catalog
         if r >= 0:
-            p, value, reason = self.p[r], self.value[r], self.static[r, :, ch].astype(np.int8)
+            p, value = (self.p[r], self.value[r]) if personal else (self.cold_p, self.cold_value)
+            reason = self.static[r, :, ch].astype(np.int8)
             exposed = self.exposures[r].astype(np.int64)
             last = int(self.last_contact_ns[r])
         else:

@@ -199,6 +199,7 @@ def train_bundle(dataset: Dataset, *, store: str | Path = "models", factors: int
                                 if k in ("auc", "pr_auc", "log_loss", "brier", "rows", "positive_rate")}
         else:
             say(f"churn skipped: {churn_info['reason']}")
+    campaign_tables(dataset, components, say)
     offer_info: dict[str, Any] = {}
     if offers and customers:
         t = time.perf_counter()
@@ -219,6 +220,24 @@ def train_bundle(dataset: Dataset, *, store: str | Path = "models", factors: int
                    extra={"churn": churn_info, **offer_info}, data=data_info)
 
 
+def campaign_tables(dataset: Dataset, components: dict, say) -> None:
+    """The campaigns' exposures and pre-period features (``campaign_exposures`` / ``campaign_features``
+    tables), so the service can read a campaign out (``GET /v1/campaigns/{id}/readout``)."""
+    exp = dataset.exposures
+    if exp is None or not len(exp) or "campaign_id" not in exp.columns or exp["campaign_id"].isna().all():
+        return
+    from personalize.data import CampaignData
+
+    say("keeping the campaigns' exposures and pre-period features for readouts")
+    data = CampaignData.from_dataset(dataset, exposures=exp[exp["campaign_id"].notna()].reset_index(drop=True))
+    components["campaign_exposures"] = data.exposures.reset_index(drop=True)
+    if data.features is not None:
+        feats = data.features.reset_index()
+        if "campaign_id" not in feats.columns:
+            feats.insert(0, "campaign_id", str(data.campaign_ids[0]))
+        components["campaign_features"] = feats
+
+
 def _apply_event_store(dataset: Dataset, events: EventStore, include: bool, say) -> tuple[Dataset, dict]:
     """Drop erased customers, add stored purchases; the manifest's record of what was used."""
     erasures = events.erasures()
@@ -236,6 +255,15 @@ def _apply_event_store(dataset: Dataset, events: EventStore, include: bool, say)
         dataset = dataset.with_purchases(frame)
         info.update(events_through_id=through, event_purchases_added=len(dataset) - n0)
         say(f"added {len(dataset) - n0} stored purchase event(s) (through event {through})")
+        shown = events.exposures_frame(upto_id=through)
+        if len(erasures) and len(shown):
+            shown = shown.loc[~erasures.mask(shown["customer_id"].to_numpy(dtype=object))]
+        if len(shown) and dataset.offers is not None:
+            e0 = 0 if dataset.exposures is None else len(dataset.exposures)
+            dataset = dataset.with_exposures(shown)
+            added = (0 if dataset.exposures is None else len(dataset.exposures)) - e0
+            info["event_exposures_added"] = added
+            say(f"added {added} stored offer exposure(s) (they count against caps and cooldowns)")
     return dataset, info
 
 

@@ -95,12 +95,13 @@ class OfferDesk:
 
     # ------------------------------------------------------------------ next-best-offer
     def next_best(self, customer_id: str | None, *, n: int, channel: str, now: pd.Timestamp,
-                  source: str) -> dict:
-        """Top ``n`` offers (possibly none). ``customer_id=None``: the cold answer; ``source`` says which."""
+                  source: str, personal: bool = True) -> dict:
+        """Top ``n`` offers (possibly none). ``customer_id=None``: the cold answer; ``personal=False``: the
+        average customer's ranking under this customer's own policy state; ``source`` says which."""
         scores = self._need("offers")
         key = customer_id if customer_id is not None else ""
         out = scores.rank(customer_id, channel=channel, n=n, now=now, live_exposures=self.live.counts(key),
-                          live_last_contact_ns=self.live.last(key))
+                          live_last_contact_ns=self.live.last(key), personal=personal)
         if customer_id is not None and not out["known"]:
             source = "cold"
         out["source"] = source
@@ -111,6 +112,8 @@ class OfferDesk:
                        customer_ids: Sequence[str] | None = None) -> np.ndarray:
         """``(len(rows), levels)``: which levels the contact policy allows (rows -1: the cold customer)."""
         scores = self._need("offers")
+        if channel not in CHANNELS:
+            raise DataError(f"channel must be one of {', '.join(CHANNELS)}, got {channel!r}", column="channel")
         ch = CHANNELS.index(channel)
         lv = self._coupon_offers
         rows = np.asarray(rows, np.int64)
@@ -128,8 +131,10 @@ class OfferDesk:
         usable &= exposed < scores.catalog.cap[lv][None, :]
         return usable
 
-    def coupon(self, customer_id: str | None, *, channel: str, now: pd.Timestamp, source: str) -> dict:
-        """The customer's best coupon level without a budget (``level: None`` when none pays or is allowed)."""
+    def coupon(self, customer_id: str | None, *, channel: str, now: pd.Timestamp, source: str,
+               personal: bool = True) -> dict:
+        """The customer's best coupon level without a budget (``level: None`` when none pays or is allowed);
+        ``personal=False``: the average customer's figures under this customer's own policy state."""
         table = self._need("coupons")
         scores = self._need("offers")
         row = table.pos.get(customer_id, -1) if customer_id is not None else -1
@@ -137,6 +142,8 @@ class OfferDesk:
         usable = self._coupon_usable(np.array([srow]), channel, now, [customer_id or ""])[0]
         if row < 0 and customer_id is not None:
             source = "cold"
+        if not personal:
+            row = -1
         j, why = table.best(row, usable)
         cost = table.cost[row] if row >= 0 else table.cold_cost
         profit = table.profit[row] if row >= 0 else table.cold_profit
@@ -164,11 +171,42 @@ class OfferDesk:
         return plan_frame(table, alloc, scores.catalog).assign(total_cost=alloc.total_cost,
                                                                total_profit=alloc.total_profit)
 
+    def plan(self, *, channel: str, budget: float | None, now: pd.Timestamp,
+             excluded_ids: frozenset[str] | set[str] = frozenset(), curve_points: int = 20
+             ) -> tuple[pd.DataFrame, list[dict], dict]:
+        """(plan rows, profit vs budget curve, totals) over the bundle's customers, leaving ``excluded_ids`` out.
+
+        The curve: the plan's expected cost and profit at ``curve_points`` budgets from 0 to what the
+        unconstrained plan spends (where more budget stops paying).
+        """
+        table = self._need("coupons")
+        ids = table.customer_ids
+        excluded = pd.Index(ids).isin(list(excluded_ids)) if excluded_ids else None
+        plan = self.coupon_plan(ids, channel=channel, budget=budget, now=now, excluded=excluded)
+        scores = self._need("offers")
+        usable = self._coupon_usable(scores.index_of(ids), channel, now)
+        if excluded is not None:
+            usable[excluded] = False
+        full = table.plan(usable, budget=None)
+        curve = []
+        top = max(float(full.total_cost), float(budget or 0.0))  # past the unconstrained cost the curve is flat
+        for b in np.linspace(0.0, top, max(2, int(curve_points))):
+            a = table.plan(usable, budget=float(b))
+            curve.append({"budget": float(b), "expected_cost": float(a.total_cost),
+                          "expected_incremental_profit": float(a.total_profit), "customers": int(a.n_assigned)})
+        totals = {"customers": int(len(plan)), "total_cost": float(plan["expected_cost"].sum()) if len(plan) else 0.0,
+                  "total_profit": float(plan["expected_incremental_profit"].sum()) if len(plan) else 0.0,
+                  "unconstrained_cost": float(full.total_cost), "unconstrained_profit": float(full.total_profit)}
+        return plan.drop(columns=["total_cost", "total_profit"], errors="ignore"), curve, totals
+
     # ------------------------------------------------------------------ audiences
     def offer_audience(self, offer_id: str, *, channel: str, now: pd.Timestamp) -> pd.DataFrame:
         """Every bundle customer the offer may go to through ``channel`` and for whom it pays (EV > 0)."""
         scores = self._need("offers")
-        j = self.knows_offer(offer_id)
+        j = scores.catalog.index.get(offer_id)
+        if j is None:
+            known = list(map(str, scores.catalog.offer_ids[:20]))
+            raise DataError(f"unknown offer_id {offer_id!r}; offers: {known}", column="offer_id")
         ch = CHANNELS.index(channel)
         ok = scores.static[:, j, ch] == 0
         not_started, expired = scores.catalog.active(now)

@@ -41,8 +41,9 @@ import pandas as pd
 
 from personalize._json import json_scalar
 from personalize.churn.scoring import split_reasons
-from personalize.customers import audience_columns, audience_page, consent_column, page_of
-from personalize.errors import MissingComponentError, PersonalizeError, UnknownIdError
+from personalize.customers import audience_columns, audience_mask, audience_page, consent_column, page_of
+from personalize.customers.consent import AUDIENCE_CHANNEL, opted_out_ids
+from personalize.errors import DataError, MissingComponentError, PersonalizeError, UnknownIdError
 from personalize.recommenders import CandidateTable, Filters, LiveEvents, Recommender
 from personalize.recommenders.query import resolve_exclude
 from personalize.store import Bundle
@@ -60,9 +61,6 @@ _CLV_FIELDS = {"clv": "clv", "clv_simple": "clv_simple", "p_alive": "p_alive",
 LIVE_CACHE_SIZE = 10_000
 #: suffix of ``source`` for the non-personal answers given to customers who opted out of personalization
 OPT_OUT = ":opt_out"
-#: the offer channel an audience's consent stands for
-CONSENT_TO_CHANNEL = {"email": "email", "sms": "sms", "personalization": "web"}
-
 _EMPTY_I = np.zeros(0, dtype=np.int32)
 log = logging.getLogger(__name__)
 
@@ -73,6 +71,11 @@ class Recommendations:
     items: list[dict]
     fallback: bool
     model_version: str
+
+
+def _utc_now() -> pd.Timestamp:
+    """Now, as the naive UTC time every stored timestamp uses."""
+    return pd.Timestamp.now(tz="UTC").tz_localize(None)
 
 
 def _py(v: Any) -> Any:
@@ -112,7 +115,7 @@ class Runtime:
         self.churn_info: dict = dict(((self.manifest.get("extra") or {}).get("churn")) or {})
         self.has_churn = self.customers is not None and "churn_risk" in self.customers.columns
         self.as_of = self.churn_info.get("as_of") or self._data_end(self.manifest)
-        self.opted_out = self._opted_out(self.customers)
+        self.opted_out = opted_out_ids(self.customers)
         self.desk = OfferDesk(bundle.get("offers"), bundle.get("coupons"))
         self.erasures = Erasures("", ())
         self._erased_rows = np.zeros(len(self.customers) if self.customers is not None else 0, dtype=bool)
@@ -121,15 +124,6 @@ class Runtime:
         self._row_salt: str | None = None
 
     # ------------------------------------------------------------------ privacy
-    @staticmethod
-    def _opted_out(table: pd.DataFrame | None) -> frozenset[str]:
-        """Customers whose ``consent_personalization`` is false (missing consent data: personalization allowed)."""
-        if table is None or "consent_personalization" not in table.columns:
-            return frozenset()
-        flag = table["consent_personalization"]
-        no = flag.notna().to_numpy() & ~flag.fillna(True).astype(bool).to_numpy()
-        return frozenset(table["customer_id"].to_numpy(dtype=object)[no].tolist())
-
     def set_erasures(self, erasures: Erasures) -> None:
         """Adopt the store's erasure list: those customers are unknown from now on, in every answer."""
         self.erasures = erasures
@@ -369,6 +363,12 @@ class Runtime:
             return False
         return self.desk.record(customer_id, offer_id, pd.Timestamp(timestamp).value, exposure=exposure)
 
+    def offer_event_reason(self, offer_id: str) -> str | None:
+        """Why an offer event cannot count here (``no_offers_in_bundle``, ``unknown_offer``); None when it does."""
+        if self.desk.offers is None:
+            return "no_offers_in_bundle"
+        return None if offer_id in self.desk.offers.catalog.index else "unknown_offer"
+
     def replay_offer_events(self, customer_ids, offer_ids, types, ns) -> int:
         n = 0
         for c, o, t, v in zip(customer_ids, offer_ids, types, ns):
@@ -377,26 +377,39 @@ class Runtime:
         return n
 
     # ------------------------------------------------------------------ offers and coupons
-    def _who(self, customer_id: str) -> tuple[str | None, str]:
-        """(the id to personalize for, or None for the cold answer; the answer's source)."""
+    def _who(self, customer_id: str) -> tuple[str | None, bool, str]:
+        """(the id whose policy state applies, or None for an unknown one; personalize?; the answer's source).
+
+        An erased customer is unknown. One who refused personalization gets the average customer's
+        ranking, under her own consent, suppression, caps and cooldown (``cold:opt_out``).
+        """
         if self.is_erased(customer_id):
-            return None, "cold"
+            return None, False, "cold"
         if customer_id in self.opted_out:
-            return None, "cold" + OPT_OUT
-        return customer_id, "personalized"
+            return customer_id, False, "cold" + OPT_OUT
+        return customer_id, True, "personalized"
 
     def next_best_offer(self, customer_id: str, *, n: int = 3, channel: str = "web",
                         now: pd.Timestamp | None = None) -> dict:
         """Top ``n`` offers by expected value with their reasons; an empty list when none pays or is allowed."""
-        who, source = self._who(customer_id)
-        out = self.desk.next_best(who, n=n, channel=channel, now=now or pd.Timestamp.now(), source=source)
+        who, personal, source = self._who(customer_id)
+        out = self.desk.next_best(who, n=n, channel=channel, now=now or _utc_now(), source=source,
+                                  personal=personal)
         return {"customer_id": customer_id, "channel": channel, "model_version": self.version, **out}
 
     def coupon(self, customer_id: str, *, channel: str = "web", now: pd.Timestamp | None = None) -> dict:
         """The customer's best coupon level (None: no coupon pays or may be given)."""
-        who, source = self._who(customer_id)
-        out = self.desk.coupon(who, channel=channel, now=now or pd.Timestamp.now(), source=source)
+        who, personal, source = self._who(customer_id)
+        out = self.desk.coupon(who, channel=channel, now=now or _utc_now(), source=source, personal=personal)
         return {"customer_id": customer_id, "channel": channel, "model_version": self.version, **out}
+
+    def coupon_plan(self, *, channel: str = "email", budget: float | None = None) -> tuple[pd.DataFrame, list, dict]:
+        """The budgeted coupon plan over the bundle's customers (erased and opted-out customers left out):
+        ``(plan rows, profit vs budget curve, totals)`` (:meth:`OfferDesk.plan`)."""
+        ids = self.desk._need("coupons").customer_ids
+        drop = self._excluded_rows(ids)
+        excluded = frozenset(ids[drop].tolist()) if drop is not None else frozenset()
+        return self.desk.plan(channel=channel, budget=budget, now=_utc_now(), excluded_ids=excluded)
 
     def _excluded_rows(self, customer_ids: np.ndarray) -> np.ndarray | None:
         """Rows (of ``customer_ids``) an export must leave out: erased, or opted out of personalization."""
@@ -406,28 +419,6 @@ class Runtime:
         if self.opted_out:
             out |= pd.Index(customer_ids).isin(list(self.opted_out))
         return out if out.any() else None
-
-    def offer_audience(self, offer_id: str, *, consent: str, cursor: str | None = None,
-                       limit: int = 10_000) -> tuple[pd.DataFrame, str | None]:
-        """Customers to send ``offer_id`` through ``consent``'s channel: allowed by the contact policy (consent
-        included) and worth it (EV > 0), by customer_id, paged."""
-        consent_column(consent)
-        frame = self.desk.offer_audience(offer_id, channel=CONSENT_TO_CHANNEL[consent], now=pd.Timestamp.now())
-        drop = self._excluded_rows(frame["customer_id"].to_numpy(dtype=object))
-        return page_of(frame, None if drop is None else ~drop, cursor=cursor, limit=limit)
-
-    def coupon_audience(self, level: str, *, consent: str, budget: float | None = None, cursor: str | None = None,
-                        limit: int = 10_000) -> tuple[pd.DataFrame, str | None]:
-        """Customers the (budgeted) coupon plan gives ``level``, through ``consent``'s channel, paged."""
-        consent_column(consent)
-        table = self.desk._need("coupons")
-        if level not in table.ladder.levels:
-            raise UnknownIdError(f"unknown coupon level {level!r}; levels: {list(table.ladder.levels)}")
-        plan = self.desk.coupon_plan(table.customer_ids, channel=CONSENT_TO_CHANNEL[consent], budget=budget,
-                                     now=pd.Timestamp.now(), excluded=self._excluded_rows(table.customer_ids))
-        frame = plan[plan["level"] == level][["customer_id", "expected_cost", "expected_incremental_profit"]]
-        return page_of(frame.sort_values("customer_id", kind="stable").reset_index(drop=True), cursor=cursor,
-                       limit=limit)
 
     # ------------------------------------------------------------------ profile
     def profile(self, customer_id: str) -> dict:
@@ -504,12 +495,20 @@ class Runtime:
         return audience_columns(self.customers)
 
     def audience(self, *, consent: str, fields: Sequence[str] | None = None, cursor: str | None = None,
-                 limit: int = 10_000, **filters) -> tuple[pd.DataFrame, str | None]:
+                 limit: int = 10_000, offer_id: str | None = None, coupon_level: str | None = None,
+                 budget: float | None = None, **filters) -> tuple[pd.DataFrame, str | None]:
         """One page of an audience, ordered by customer_id: (frame[customer_id, fields...], next cursor or None).
 
         Only customers who consented to ``consent`` are included; the filters
         are those of :func:`personalize.customers.audience_mask`. ``cursor`` is
         the last customer_id of the previous page.
+
+        ``offer_id``: only customers the offer may reach through the consent's
+        channel (validity, rules, caps and cooldown included) and for whom it
+        pays (EV > 0), with ``p_accept`` and ``expected_value``.
+        ``coupon_level``: only customers the coupon plan gives that level, the
+        plan being made over the filtered audience under ``budget`` (None: no
+        budget), with ``expected_cost`` and ``expected_incremental_profit``.
         """
         consent_column(consent)
         if self.customers is None:
@@ -517,8 +516,91 @@ class Runtime:
         if (filters.get("min_churn_risk") is not None or filters.get("max_churn_risk") is not None) \
                 and not self.has_churn:
             raise MissingComponentError(self.churn_unavailable_reason() + "; cannot filter by churn risk")
+        if budget is not None and coupon_level is None:
+            raise PersonalizeError("budget applies to a coupon audience: give coupon_level too")
+        if offer_id is not None and coupon_level is not None:
+            raise PersonalizeError("give offer_id or coupon_level, not both")
         table = self.customers[~self._erased_rows] if self._erased_rows.any() else self.customers
-        return audience_page(table, consent=consent, fields=fields, cursor=cursor, limit=limit, **filters)
+        if offer_id is None and coupon_level is None:
+            return audience_page(table, consent=consent, fields=fields, cursor=cursor, limit=limit, **filters)
+        available = audience_columns(table)
+        fields = list(fields) if fields else []
+        bad = [f for f in fields if f not in available]
+        if bad:
+            raise DataError(f"unknown audience field(s) {bad}; available: {available}", column="fields")
+        mask = audience_mask(table, consent=consent, **filters)
+        ids = table["customer_id"].to_numpy(dtype=object)
+        if self.opted_out:  # a targeted offer is personalization: never for those who refused it
+            mask &= ~pd.Index(ids).isin(list(self.opted_out))
+        channel, now = AUDIENCE_CHANNEL[consent], _utc_now()
+        if offer_id is not None:
+            target = self.desk.offer_audience(offer_id, channel=channel, now=now)
+        else:
+            coupons = self.desk._need("coupons")
+            if coupon_level not in coupons.ladder.levels:
+                raise DataError(f"unknown coupon level {coupon_level!r}; levels: {list(coupons.ladder.levels)}",
+                                column="coupon_level")
+            pos = pd.Index(ids).get_indexer(coupons.customer_ids)
+            excluded = pos < 0
+            excluded[~excluded] = ~mask[pos[~excluded]]
+            plan = self.desk.coupon_plan(coupons.customer_ids, channel=channel, budget=budget, now=now,
+                                         excluded=excluded)
+            target = plan.loc[plan["level"] == coupon_level,
+                              ["customer_id", "expected_cost", "expected_incremental_profit"]]
+        where = pd.Index(target["customer_id"].to_numpy(dtype=object)).get_indexer(ids)
+        mask &= where >= 0
+        frame = table[["customer_id", *fields]].reset_index(drop=True)
+        extra = target.drop(columns="customer_id").reset_index(drop=True)
+        page, nxt = page_of(frame, mask, cursor=cursor, limit=limit)
+        rows = pd.Index(target["customer_id"].to_numpy(dtype=object)).get_indexer(
+            page["customer_id"].to_numpy(dtype=object))
+        for c in extra.columns:
+            page[c] = extra[c].to_numpy()[rows]
+        return page, nxt
+
+    # ------------------------------------------------------------------ campaigns
+    def _campaign_data(self):
+        exp = self.bundle.get("campaign_exposures")
+        if exp is None:
+            raise MissingComponentError(f"bundle {self.version} has no campaigns (train with exposures that "
+                                        f"carry a campaign_id: `personalize train --exposures ...`)")
+        if len(self.erasures):
+            exp = exp.loc[~self.erasures.mask(exp["customer_id"].to_numpy(dtype=object))].reset_index(drop=True)
+        return exp
+
+    def campaigns(self) -> list[dict]:
+        """Every campaign of the bundle: exposures, customers, arms, first and last exposure."""
+        exp = self._campaign_data()
+        out = []
+        for cid, g in exp.groupby("campaign_id", sort=True):
+            arms = sorted(g["offer_id"].dropna().astype(str).unique().tolist())
+            out.append({"campaign_id": str(cid), "exposures": int(len(g)), "customers": int(g["customer_id"].nunique()),
+                        "arms": arms, "control": bool(g["offer_id"].isna().any()),
+                        "randomized": bool(g["randomized"].fillna(False).astype(bool).all())
+                        if "randomized" in g.columns else None,
+                        "first_exposure": g["exposed_at"].min().isoformat(),
+                        "last_exposure": g["exposed_at"].max().isoformat()})
+        return out
+
+    def campaign_readout(self, campaign_id: str, *, alpha: float = 0.05, cuped: Sequence[str] | None = None,
+                         bootstrap: int = 0) -> dict:
+        """The readout of one campaign (:func:`personalize.experiments.readout`), erased customers left out."""
+        from personalize.data import CampaignData
+        from personalize.experiments import readout
+
+        exp = self._campaign_data()
+        known = exp["campaign_id"].astype(str)
+        if campaign_id not in set(known.unique()):
+            raise UnknownIdError(f"unknown campaign_id {campaign_id!r}; campaigns: "
+                                 f"{sorted(known.unique().tolist())[:10]}")
+        exp = exp.loc[(known == campaign_id).to_numpy()].reset_index(drop=True)
+        feats = self.bundle.get("campaign_features")
+        if feats is not None:
+            feats = feats.loc[(feats["campaign_id"].astype(str) == campaign_id).to_numpy()]
+            feats = feats.set_index(["campaign_id", "customer_id"])
+        data = CampaignData(exp, features=feats)
+        return readout(data, campaign_id=campaign_id, cuped=list(cuped) if cuped else None, alpha=alpha,
+                       n_bootstrap=bootstrap).to_dict()
 
     # ------------------------------------------------------------------ info
     def info(self) -> dict:

@@ -374,6 +374,39 @@ class EventStore:
         return (np.array(cust, dtype=object), np.array(offer, dtype=object), np.array(typ, dtype=object),
                 ns.astype(np.int64), int(ids[-1]))
 
+    def exposures_frame(self, *, upto_id: int | None = None) -> pd.DataFrame:
+        """Stored offer exposures as canonical exposure rows (for training on them): customer_id, offer_id,
+        exposed_at, converted, randomized (False: the service's own targeting, not an experiment).
+
+        An exposure is ``converted`` when the customer redeemed the same offer after it and before the
+        next exposure to it.
+        """
+        sql = "SELECT customer_id, offer_id, type, timestamp FROM events WHERE type IN ('exposure', 'redemption')"
+        args: list[Any] = []
+        if upto_id is not None:
+            sql += " AND id <= ?"
+            args.append(upto_id)
+        with self._lock:
+            rows = self._conn.execute(sql + " ORDER BY id", args).fetchall()
+        cols = ["customer_id", "offer_id", "exposed_at", "converted", "randomized"]
+        if not rows:
+            return pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(cols, ("object", "object", "datetime64[ns]",
+                                                                             "bool", "bool"))})
+        df = pd.DataFrame(rows, columns=["customer_id", "offer_id", "type", "at"])
+        df["at"] = pd.to_datetime(df["at"].astype("str"), format="ISO8601")
+        exp = df[df["type"] == "exposure"].sort_values("at", kind="stable").reset_index(drop=True)
+        red = df[df["type"] == "redemption"].sort_values("at", kind="stable")
+        converted = np.zeros(len(exp), bool)
+        if len(exp) and len(red):
+            exp["_row"] = np.arange(len(exp))
+            hit = pd.merge_asof(red, exp[["customer_id", "offer_id", "at", "_row"]], on="at",
+                                by=["customer_id", "offer_id"], direction="backward")
+            rows_hit = hit["_row"].dropna().to_numpy(np.int64)
+            converted[rows_hit] = True
+        return pd.DataFrame({"customer_id": exp["customer_id"].to_numpy(dtype=object),
+                             "offer_id": exp["offer_id"].to_numpy(dtype=object), "exposed_at": exp["at"].to_numpy(),
+                             "converted": converted, "randomized": np.zeros(len(exp), bool)})
+
     def count(self) -> int:
         with self._lock:
             return int(self._conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])

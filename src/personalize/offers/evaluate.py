@@ -1,0 +1,202 @@
+"""How good are the offer decisions? Acceptance on later exposures, the learned policy's value, coupon plans
+against the truth.
+
+:func:`evaluate_offers` (``personalize offers evaluate``) splits the exposures
+in time: the acceptance model learns from the exposures before the split and
+is scored on those after it (features as of each exposure, nothing later),
+against three baselines that need no model: the overall acceptance rate, the
+offer kind's rate and the offer's own rate, all measured on the training
+exposures. When the later exposures were randomized (each customer of a
+campaign got a random arm), the value of the learned policy "show each
+customer the offer she is most likely to accept" is estimated by inverse
+propensity weighting::
+
+    V(policy) = 1/n * sum_i  y_i * [a_i == policy(x_i)] / q(a_i | campaign_i)
+
+(``a_i`` the offer shown, ``y_i`` whether it was accepted, ``q`` the share of
+the campaign's treated customers shown ``a_i``), against showing random
+offers (the observed rate) and showing everyone the offer that did best in
+training. With a synthetic generator's truth, the oracle's AUC (true
+acceptance probabilities on the same rows) says how much of the attainable
+ranking quality the model reaches.
+
+:func:`coupon_plans_vs_truth` scores budgeted coupon plans with the
+generator's true uplift, baseline purchase probability and redemption
+behaviour (the basket economics are the same as the model's): the model's
+plan, the oracle's plan (the truth's own optimum at the same budget), "the
+biggest coupon to as many customers as the budget allows", random levels to
+random customers, and nobody.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from personalize.churn.metrics import binary_metrics
+from personalize.coupons.allocate import allocate
+from personalize.errors import DataError
+from personalize.offers.acceptance import AcceptanceModel, acceptance_training_set
+from personalize.offers.catalog import OfferCatalog
+
+if TYPE_CHECKING:
+    from personalize.data import Dataset
+
+__all__ = ["evaluate_offers", "coupon_plans_vs_truth", "split_time"]
+
+
+def split_time(exposed_at: pd.Series, holdout_fraction: float) -> pd.Timestamp:
+    """The start of the latest whole days that hold at least ``holdout_fraction`` of the exposures."""
+    if not 0.0 < holdout_fraction < 1.0:
+        raise DataError(f"holdout_fraction must be between 0 and 1, got {holdout_fraction}")
+    days = np.sort(exposed_at.dt.normalize().to_numpy(dtype="datetime64[ns]"))
+    if len(np.unique(days)) < 2:
+        raise DataError("every exposure is on one day: a time split needs exposures on at least two days",
+                        table="exposures", column="exposed_at")
+    split = days[min(len(days) - 1, int(np.floor((1.0 - holdout_fraction) * len(days))))]
+    if split == days[0]:
+        split = np.unique(days)[1]
+    return pd.Timestamp(split)
+
+
+def _auc(y: np.ndarray, p: np.ndarray) -> float | None:
+    return binary_metrics(y, p)["auc"] if 0 < y.sum() < len(y) else None
+
+
+def evaluate_offers(ds: Dataset, *, holdout_fraction: float = 0.2, seed: int = 0, n_jobs: int | None = 1,
+                    truth: Any = None, model_params: dict | None = None) -> dict:
+    """Acceptance quality on the later exposures and the IPW value of the learned policy (module docstring)."""
+    catalog = OfferCatalog.from_frame(ds.offers)
+    exp = ds.exposures
+    if exp is None or not len(exp):
+        raise DataError("no exposures to evaluate offers on (--exposures)", table="exposures")
+    shown = exp[exp["offer_id"].notna()]
+    split = split_time(shown["exposed_at"], holdout_fraction)
+    train = acceptance_training_set(ds, catalog, end=split)
+    later = shown[shown["exposed_at"] >= split]
+    test = acceptance_training_set(ds, catalog, exposures=later)
+    model = AcceptanceModel(random_state=seed, n_jobs=n_jobs, **(model_params or {})).fit_exposures(train, catalog)
+    p, fallback = model.predict_pairs(test.X, test.offer, catalog)
+    y = test.y.astype(np.int64)
+    overall = float(train.y.mean())
+    offer_rate = np.bincount(train.offer, weights=train.y, minlength=len(catalog)) / np.maximum(
+        np.bincount(train.offer, minlength=len(catalog)), 1)
+    seen = np.bincount(train.offer, minlength=len(catalog)) > 0
+    offer_rate = np.where(seen, offer_rate, overall)
+    kind_rate = np.array([model.kind_rates_.get(str(k), overall) for k in catalog.kinds])
+    doc: dict[str, Any] = {
+        "split": split.isoformat(), "train_exposures": len(train), "test_exposures": len(test),
+        "test_acceptance_rate": float(y.mean()), "fallback_offers": model.fallback_offers_,
+        "model": binary_metrics(y, p),
+        "baselines": {"overall_rate": binary_metrics(y, np.full(len(y), overall)),
+                      "kind_rate": binary_metrics(y, kind_rate[test.offer]),
+                      "offer_rate": binary_metrics(y, offer_rate[test.offer])},
+        "per_offer": {str(catalog.offer_ids[j]): {"rows": int((test.offer == j).sum()),
+                                                  "rate": float(y[test.offer == j].mean()),
+                                                  "auc": _auc(y[test.offer == j], p[test.offer == j])}
+                      for j in np.unique(test.offer)},
+    }
+    doc["policy"] = _policy_value(ds, catalog, model, later, test, offer_rate)
+    if truth is not None and getattr(truth, "exposure_truth", None) is not None:
+        doc["oracle"] = _oracle(truth, later, y, doc["model"]["auc"])
+    return doc
+
+
+def _arm_groups(frame: pd.DataFrame) -> pd.Series:
+    if "campaign_id" in frame.columns and frame["campaign_id"].notna().all():
+        return frame["campaign_id"].astype(str)
+    return frame["exposed_at"].dt.normalize().astype(str)
+
+
+def _policy_value(ds, catalog, model, later, test, offer_rate) -> dict:
+    if "randomized" not in later.columns or not later["randomized"].fillna(False).astype(bool).all():
+        return {"status": "not estimated", "reason": "the later exposures are not all randomized: a policy's "
+                                                      "value cannot be told from who was targeted"}
+    later = later.reset_index(drop=True)
+    group = _arm_groups(later).to_numpy()
+    offer = test.offer
+    # each test row against every offer its campaign used, with features as of its exposure
+    arms = {g: np.unique(offer[group == g]) for g in np.unique(group)}
+    reps = [np.repeat(np.flatnonzero(group == g), len(a)) for g, a in arms.items()]
+    cand = [np.tile(a, int((group == g).sum())) for g, a in arms.items()]
+    rows, cand = np.concatenate(reps), np.concatenate(cand)
+    # acceptance_training_set returns rows grouped by day: order the pairs by day first so they come back as given
+    day = later["exposed_at"].dt.normalize().to_numpy(dtype="datetime64[ns]")[rows]
+    by_day = np.argsort(day, kind="stable")
+    rows, cand = rows[by_day], cand[by_day]
+    pairs = later.iloc[rows].assign(offer_id=catalog.offer_ids[cand].astype(str)).reset_index(drop=True)
+    X = acceptance_training_set(ds, catalog, exposures=pairs)
+    if not (np.array_equal(X.offer, cand) and np.array_equal(X.customer_id, pairs["customer_id"].astype(str))):
+        raise AssertionError("policy pairs came back in another order")  # pragma: no cover
+    score = model.predict_pairs(X.X, X.offer, catalog)[0]
+    best = np.full(len(later), -1)
+    top = np.full(len(later), -np.inf)
+    for r, o, s in zip(rows, cand, score):
+        if s > top[r]:
+            top[r], best[r] = s, o
+    y = test.y.astype(np.float64)
+    q = np.empty(len(later))
+    for g, a in arms.items():
+        sel = group == g
+        share = pd.Series(offer[sel]).value_counts(normalize=True)
+        q[sel] = share.reindex(offer[sel]).to_numpy()
+    v_model = float(np.mean(y * (offer == best) / q))
+    favourite = np.array([a[np.argmax(offer_rate[a])] for a in (arms[g] for g in group)])
+    v_best = float(np.mean(y * (offer == favourite) / q))
+    return {"status": "estimated", "method": "inverse propensity weighting over randomized arms",
+            "model_policy": v_model, "best_training_offer": v_best, "random_offer": float(y.mean()),
+            "lift_vs_random": v_model / y.mean() if y.mean() > 0 else None,
+            "matched_rows": int((offer == best).sum())}
+
+
+def _oracle(truth, later, y, auc) -> dict:
+    et = truth.exposure_truth
+    key = ["customer_id", "campaign_id", "offer_id"]
+    if "campaign_id" not in later.columns:
+        return {"status": "not estimated", "reason": "exposures without campaign_id cannot be matched to the truth"}
+    t = et.assign(p_true=et["base_rate"] + et["uplift"].fillna(0.0)).drop_duplicates(key)
+    merged = later[key].astype(str).merge(t[[*key, "p_true"]].astype({k: str for k in key}), on=key, how="left")
+    if merged["p_true"].isna().any():
+        return {"status": "not estimated", "reason": "some exposures are missing from the truth"}
+    oracle = binary_metrics(y, merged["p_true"].to_numpy())["auc"]
+    return {"status": "estimated", "auc": oracle, "model_share_of_oracle": auc / oracle if oracle else None}
+
+
+def coupon_plans_vs_truth(table, catalog: OfferCatalog, econ, truth, *, budgets, at=None, seed: int = 0) -> dict:
+    """True expected profit of budgeted plans (module docstring). ``table``: a fitted
+    :class:`~personalize.coupons.plan.CouponTable`; ``econ``: the :class:`~personalize.offers.Economics` of
+    its customers (same order)."""
+    from personalize.coupons.plan import coupon_economics
+
+    ids = np.asarray(table.customer_ids, dtype=object)
+    levels = list(table.ladder.levels)
+    true = coupon_economics(truth.true_uplift(at, customer_ids=ids, offer_ids=levels),
+                            truth.true_baseline(at, customer_ids=ids), econ, catalog, table.ladder,
+                            anyway_redeem_rate=truth.anyway_redeem_rate(ids))
+    tc, tp = true["cost"], true["profit"]
+    rng = np.random.default_rng(seed)
+    biggest = int(np.argmax(tc.mean(axis=0)))
+    n = len(ids)
+    out = []
+    for budget in budgets:
+        model = allocate(table.cost.astype(np.float64), table.profit.astype(np.float64), budget=float(budget))
+        chose = model.choice >= 0
+        rows = np.flatnonzero(chose)
+        m_profit = float(tp[rows, model.choice[rows]].sum())
+        m_cost = float(tc[rows, model.choice[rows]].sum())
+        oracle = allocate(tc, tp, budget=float(budget))
+        order = rng.permutation(n)
+        fits = np.cumsum(tc[order, biggest]) <= budget
+        big_profit = float(tp[order[fits], biggest].sum())
+        lv = rng.integers(0, len(levels), n)
+        fits_r = np.cumsum(tc[order, lv[order]]) <= budget
+        rand_profit = float(tp[order[fits_r], lv[order][fits_r]].sum())
+        out.append({"budget": float(budget), "model_true_profit": m_profit, "model_true_cost": m_cost,
+                    "model_expected_cost": float(model.total_cost), "model_customers": int(chose.sum()),
+                    "oracle_true_profit": float(oracle.total_profit),
+                    "share_of_oracle": m_profit / oracle.total_profit if oracle.total_profit > 0 else None,
+                    "biggest_coupon_true_profit": big_profit, "biggest_level": levels[biggest],
+                    "random_true_profit": rand_profit, "nobody_true_profit": 0.0})
+    return {"levels": levels, "customers": n, "plans": out}
