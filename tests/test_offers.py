@@ -402,3 +402,69 @@ def test_campaign_readout_route_matches_the_library_and_forgets_the_erased(store
         assert c.get(f"/v1/campaigns/{cid}/readout", headers=SHOP).status_code == 403
         r = c.get(f"/v1/campaigns/{cid}/readout?cuped=no_such_column", headers=ALL)
         assert r.status_code == 422 and "no_such_column" in r.json()["detail"]
+
+
+# ---------------------------------------------------------------------------- CLI
+def _run(argv, capsys):
+    from personalize.cli import main
+
+    code = 0
+    try:
+        main(argv)
+    except SystemExit as exc:
+        code = 0 if exc.code is None else exc.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def sample_files(tmp_path_factory):
+    from personalize.commands.demo import write_sample
+
+    return write_sample(tmp_path_factory.mktemp("sample"), customers=1500, items=200, seed=3)
+
+
+def test_offers_evaluate_cli_beats_the_rate_baselines(sample_files, capsys):
+    import json
+
+    p = {k: str(v) for k, v in sample_files.items()}
+    code, out, err = _run(["offers", "evaluate", p["transactions"], "--offers", p["offers"], "--exposures",
+                           p["exposures"], "--customers", p["customers"], "--json"], capsys)
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["test_exposures"] > 100 and doc["split"] > "2023"
+    assert doc["model"]["auc"] > max(b["auc"] for b in doc["baselines"].values())
+    assert doc["policy"]["status"] == "estimated"
+
+
+def test_coupons_plan_cli_stays_within_budget_and_consent(sample_files, store, tmp_path, capsys):
+    import json
+
+    p = {k: str(v) for k, v in sample_files.items()}
+    argv = ["coupons", "plan", p["transactions"], "--offers", p["offers"], "--exposures", p["exposures"],
+            "--customers", p["customers"], "--budget", "40", "--ladder", "PCT05,PCT10,SPEND_A",
+            "--channel", "email", "--out", str(tmp_path / "plan.csv"), "--plot", str(tmp_path / "curve.png"),
+            "--json"]
+    code, out, err = _run(argv, capsys)
+    assert code == 0, err
+    doc = json.loads(out)
+    assert 0 < doc["total_cost"] <= 40 and doc["customers"] > 0
+    plan = pd.read_csv(tmp_path / "plan.csv", dtype={"customer_id": str})
+    cust = pd.read_csv(p["customers"], dtype={"customer_id": str}).set_index("customer_id")
+    assert len(plan) == doc["customers"] and set(plan["level"]) <= {"PCT05", "PCT10", "SPEND_A"}
+    assert cust.loc[plan["customer_id"], "consent_email"].astype(bool).all()
+    assert not cust.loc[plan["customer_id"], "suppressed"].astype(bool).any()
+    assert (tmp_path / "curve.png").read_bytes()[:4] == b"\x89PNG"
+    profits = [r["expected_incremental_profit"] for r in doc["curve"]]
+    assert profits == sorted(profits) and profits[0] == 0
+    # from a published bundle, without training
+    code, out, err = _run(["coupons", "plan", "--models", str(store), "--budget", "100", "--json"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["total_cost"] <= 100
+
+
+@pytest.mark.parametrize("extra, message", [(["--budget", "-1"], "--budget"), (["--plot", "x.jpg"], ".png"),
+                                            (["--models", "m", "--ladder", "PCT05"], "--models")])
+def test_coupons_plan_cli_refuses_bad_options(sample_files, capsys, extra, message):
+    code, _out, err = _run(["coupons", "plan", str(sample_files["transactions"]), *extra], capsys)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
