@@ -77,32 +77,70 @@ def demo(customers: Annotated[int, typer.Option(help="Customers in the generated
     keys = {f"demo-{name}-key": scopes for name, scopes in DEMO_KEYS.items()}
     os.environ["PERSONALIZE_API_KEYS"] = _json.dumps(keys)
     os.environ["PERSONALIZE_MODELS"] = str(Path(models).resolve())
-    customer = str(ds.customer_vocab.ids[0])
+    examples = demo_examples(ds, models, f"http://{host}:{port}")
+    say("[4/4] serving; try (keys: " + ", ".join(f"{k} -> {','.join(v)}" for k, v in keys.items()) + "):")
+    for ex in examples:
+        typer.echo("  " + ex, err=True)
+    typer.echo("  (Ctrl-C stops the service)", err=True)
+    run_server(models=models, host=host, port=port, workers=1)
+
+
+def demo_examples(ds, models: str, root: str) -> list[str]:
+    """The curl requests the demo prints, on ids of the published bundle that show each feature (tests run
+    every one against the service)."""
+    from personalize.runtime import Runtime
+    from personalize.store import load_bundle
+
+    rt = Runtime(load_bundle(models))
+    base = f"{root}/v1"
+    customer = str(ds.transactions["customer_id"].iloc[-1])   # a customer with purchases (and a churn score)
+    if rt.has_churn:
+        scored = rt.customers.loc[rt.customers["churn_risk"].notna(), "customer_id"]
+        customer = str(scored.iloc[0]) if len(scored) else customer
     item = str(ds.transactions["item_id"].iloc[-1])
-    base = f"http://{host}:{port}/v1"
     shop, mkt = "demo-shop-key", "demo-marketing-key"
-    examples = [
+    out = [
         f"curl -s -H 'Authorization: Bearer {shop}' '{base}/customers/{customer}/recommendations?k=5'",
         f"curl -s -H 'Authorization: Bearer {shop}' '{base}/customers/someone-new/recommendations?k=5'",
         f"curl -s -H 'Authorization: Bearer {shop}' '{base}/items/{item}/similar?k=5'",
         f"curl -s -H 'Authorization: Bearer {shop}' -H 'Content-Type: application/json' "
         f"-d '{{\"item_ids\": [\"{item}\"], \"k\": 5}}' '{base}/recommendations'",
         f"curl -s -H 'Authorization: Bearer {mkt}' '{base}/customers/{customer}/profile'",
-        f"curl -s -H 'Authorization: Bearer {mkt}' '{base}/customers/{customer}/churn-risk'",
-        f"curl -s -H 'Authorization: Bearer {mkt}' '{base}/audiences?consent=email&format=csv&limit=10'",
-        f"curl -s -H 'Authorization: Bearer {mkt}' "
-        f"'{base}/audiences?consent=email&min_churn_risk=0.7&tier=Gold&format=jsonl&limit=5'",
+    ]
+    if rt.has_churn:
+        out += [f"curl -s -H 'Authorization: Bearer {mkt}' '{base}/customers/{customer}/churn-risk'",
+                f"curl -s -H 'Authorization: Bearer {mkt}' "
+                f"'{base}/audiences?consent=email&min_churn_risk=0.7&format=jsonl&limit=5'"]
+    out.append(f"curl -s -H 'Authorization: Bearer {mkt}' '{base}/audiences?consent=email&format=csv&limit=10'")
+    if rt.desk.offers is not None:
+        target = next((c for c in rt.desk.offers.customer_ids[:2000]
+                       if rt.next_best_offer(str(c), channel="email")["offers"]), customer)
+        offer = (rt.next_best_offer(str(target), channel="email")["offers"] or [{"offer_id": None}])[0]["offer_id"]
+        out += [f"curl -s -H 'Authorization: Bearer {shop}' '{base}/customers/{target}/next-best-offer?n=3"
+                f"&channel=email'",
+                f"curl -s -H 'Authorization: Bearer {shop}' '{base}/customers/{target}/coupon'"]
+        if offer is not None:
+            out.append(f"curl -s -H 'Authorization: Bearer {mkt}' '{base}/audiences?consent=email&offer_id={offer}"
+                       f"&limit=10'")
+            out.append(f"curl -s -H 'Authorization: Bearer {shop}' -H 'Content-Type: application/json' -d "
+                       f"'{{\"events\": [{{\"type\": \"exposure\", \"customer_id\": \"{target}\", "
+                       f"\"offer_id\": \"{offer}\"}}]}}' '{base}/events'   # caps and cooldown count it at once")
+        if rt.desk.coupons is not None:
+            level = rt.desk.coupons.ladder.levels[0]
+            out.append(f"curl -s -H 'Authorization: Bearer {mkt}' "
+                       f"'{base}/audiences?consent=email&coupon_level={level}&budget=500&limit=10'")
+    if rt.bundle.get("campaign_exposures") is not None:
+        campaign = rt.campaigns()[-1]["campaign_id"]
+        out += [f"curl -s -H 'Authorization: Bearer {mkt}' '{base}/campaigns'",
+                f"curl -s -H 'Authorization: Bearer {mkt}' '{base}/campaigns/{campaign}/readout?cuped=pre_spend'"]
+    out += [
         f"curl -s -H 'Authorization: Bearer {shop}' -H 'Content-Type: application/json' -d "
         f"'{{\"events\": [{{\"type\": \"purchase\", \"customer_id\": \"{customer}\", \"item_id\": \"{item}\"}}]}}' "
         f"'{base}/events'",
         f"curl -s -H 'X-API-Key: {shop}' '{base}/audiences'   # 403: a shop key cannot export customers",
-        f"curl -s '{base.removesuffix('/v1')}/healthz'",
+        f"curl -s '{root}/healthz'",
     ]
-    say("[4/4] serving; try (keys: " + ", ".join(f"{k} -> {','.join(v)}" for k, v in keys.items()) + "):")
-    for ex in examples:
-        typer.echo("  " + ex, err=True)
-    typer.echo("  (Ctrl-C stops the service)", err=True)
-    run_server(models=models, host=host, port=port, workers=1)
+    return out
 
 
 def register(app: typer.Typer) -> None:
