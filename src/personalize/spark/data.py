@@ -125,6 +125,15 @@ def _fail(df: DataFrame, mask: Column, message: str, *, table: str, column: str 
     raise DataError(message, table=table, column=column, rows=_positions(df, bad))
 
 
+def materialize(df: DataFrame) -> DataFrame:
+    """Compute ``df`` now and cut its lineage (a reliable checkpoint when the session has a checkpoint
+    directory, else a local one): later plans that read it many times stay small."""
+    sc = df.sparkSession.sparkContext
+    if sc.getCheckpointDir():
+        return df.checkpoint(eager=True)
+    return df.localCheckpoint(eager=True)
+
+
 # ---------------------------------------------------------------------------- mapping and casts
 def apply_mapping(df: DataFrame, schema: TableSchema, mapping: Mapping[str, str] | None) -> DataFrame:
     """Rename user columns to canonical names and keep only known columns (same rules as pandas)."""
@@ -331,7 +340,7 @@ def prepare_table(df: DataFrame | None, name: str, mapping: Mapping[str, str] | 
         marked = cast.join(dups.withColumn("_dup", F.lit(True)), key, "left").filter("_dup")
         _fail(cast.join(marked.select(POS, "_dup"), POS, "left"), F.col("_dup").isNotNull(), "duplicate keys",
               table=name, column=key, sample_col=key)
-    return cast.persist()
+    return materialize(cast)
 
 
 # ---------------------------------------------------------------------------- netting
@@ -629,9 +638,9 @@ def _clean(tx: DataFrame, options: CleaningOptions, items: DataFrame | None):
 
     kept = staged.filter(F.col("_r").isNull()).select(*[new_q.alias(c) if c == "quantity" else F.col(c)
                                                          for c in cols], POS)
-    kept = kept.withColumn("amount", F.col("quantity") * F.col("price")).persist()
-    returns = staged.filter(F.col("_r") == "return").select(
-        "customer_id", "item_id", "timestamp", (-F.col("quantity")).alias("quantity"), POS).persist()
+    kept = materialize(kept.withColumn("amount", F.col("quantity") * F.col("price")))
+    returns = materialize(staged.filter(F.col("_r") == "return").select(
+        "customer_id", "item_id", "timestamp", (-F.col("quantity")).alias("quantity"), POS))
     if net:
         # netted lines a time slice may need back: kept ones, and those returned in full that every
         # other rule would keep (what clean_transactions returns as its netted lines)
@@ -639,12 +648,9 @@ def _clean(tx: DataFrame, options: CleaningOptions, items: DataFrame | None):
         if options.zero_price == "drop":
             shadow = shadow & (F.col("price") != 0)
         shadow = shadow & known_item
-        netted = staged.filter(F.col("_changed") & (F.col("_r").isNull() | shadow)) \
-            .select(*cols, POS, F.col("_r").isNull().alias("present")).persist()
+        netted = materialize(staged.filter(F.col("_changed") & (F.col("_r").isNull() | shadow))
+                             .select(*cols, POS, F.col("_r").isNull().alias("present")))
     else:
-        netted = kept.limit(0).select(*cols, POS, F.lit(True).alias("present")).persist()
-    kept.count()
-    returns.count()
-    netted.count()
+        netted = materialize(kept.limit(0).select(*cols, POS, F.lit(True).alias("present")))
     staged.unpersist()
     return kept, report, returns, netted
