@@ -525,6 +525,17 @@ class SparkDataset:
         out = tx.select(*cols).unionByName(back.select(*cols))
         return out.withColumn("amount", F.col("quantity") * F.col("price"))
 
+    def until(self, end) -> "SparkDataset":
+        """This dataset as known at ``end`` (lines before it; :meth:`Dataset.until`): same vocabularies, same
+        report, so models fitted on it line up with ones fitted on the whole."""
+        F = _F()
+        e = to_timestamp(end, "end")
+        lines = materialize(self.known_at(e).drop(RESTORED))
+        rets = self.returns.filter(F.col("timestamp") < F.lit(e))
+        out = SparkDataset(self.spark, lines, returns=rets, netted=self.netted, report=self.report, items=self.items,
+                           customers=self.customers, columns=self.columns)
+        return out
+
     def to_pandas_frames(self) -> dict[str, pd.DataFrame]:
         """The cleaned tables as pandas frames (small data only: tests and notebooks)."""
         out = {"transactions": self.transactions.drop(POS).toPandas()}

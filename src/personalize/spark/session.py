@@ -37,11 +37,11 @@ class SparkUnavailableError(PersonalizeError):
 
 
 def _java_binary() -> str | None:
+    """The java Spark's launcher runs: ``$JAVA_HOME/bin/java`` when JAVA_HOME is set, else ``java`` on PATH."""
     home = os.environ.get("JAVA_HOME")
     if home:
         cand = Path(home) / "bin" / "java"
-        if cand.is_file():
-            return str(cand)
+        return str(cand) if cand.is_file() else None
     return shutil.which("java")
 
 
@@ -69,6 +69,10 @@ def check_spark() -> None:
         raise SparkUnavailableError("pyspark is not installed: install the Spark extra with "
                                     "pip install 'personalize[spark]'") from None
     v = java_version()
+    home = os.environ.get("JAVA_HOME")
+    if v is None and home and not (Path(home) / "bin" / "java").is_file():
+        raise SparkUnavailableError(f"JAVA_HOME={home} has no bin/java: point it at a Java {MIN_JAVA}+ "
+                                    "installation or unset it")
     if v is None:
         raise SparkUnavailableError(f"Java not found: Spark needs Java {MIN_JAVA} or later on PATH or in "
                                     "JAVA_HOME (e.g. apt-get install openjdk-17-jre-headless)")
