@@ -76,7 +76,7 @@ def _positions(df: DataFrame, rows: DataFrame, n: int = 5) -> list[int]:
     first = [r[0] for r in rows.select(POS).orderBy(POS).limit(n).collect()]
     if not first:
         return []
-    sizes = {r["p"]: r["n"] for r in df.groupBy((F.col(POS) >> 33).alias("p")).count()
+    sizes = {r["p"]: r["n"] for r in df.groupBy(F.shiftright(F.col(POS), 33).alias("p")).count()
              .withColumnRenamed("count", "n").collect()}
     out = []
     for pos in first:
