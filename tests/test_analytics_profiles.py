@@ -159,3 +159,19 @@ def test_profiles_ignore_returns_made_after_as_of():
     p2 = build_profiles(after, "2024-04-01")
     assert p2.loc["c1", "monetary"] == 3.0
     assert abs(p2.loc["c1", "return_rate"] - 5.0 / 6.0) < 1e-9
+
+
+def test_category_shares_of_a_slice_that_restores_returned_purchases():
+    """A slice that brings back purchases returned after its end has rows the full data lacks; the category
+    shares must follow the slice's own rows (they once read the full data's item codes, shifted by one)."""
+    from personalize.datasets import make_retail
+
+    ds, _ = make_retail(n_customers=300, n_items=60, defects=True, seed=5, offers=False, exposures=False)
+    as_of = "2023-10-01"
+    sliced = ds.until(as_of)
+    assert sliced.restored_mask is not None and sliced.restored_mask.any()
+    a = profiles(ds, as_of)
+    b = profiles(sliced.transactions, as_of, items=ds.items, customers=ds.customers)
+    cols = [c for c in a.columns if c.startswith("share_cat__")] + ["top_category"]
+    assert cols[:-1]
+    pd.testing.assert_frame_equal(a[cols], b[cols], check_exact=False, rtol=1e-12)

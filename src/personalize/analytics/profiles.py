@@ -468,7 +468,10 @@ def profiles(data: History, as_of: DateLike, *, items: pd.DataFrame | None = Non
     buy = a.line_order >= 0
     if items_t is not None and "category" in items_t.columns and "item_id" in frame.columns \
             and top_categories >= 0:
-        ccode, clabels = _item_category_codes(data, frame, items_t)
+        # item codes of the slice the arrays were cut from (the full data's rows differ from the slice's
+        # once a slice restores purchases returned after its end)
+        sliced = data.until(cutoff) if callable(getattr(data, "until", None)) else data
+        ccode, clabels = _item_category_codes(sliced, frame, items_t)
         if not identity:
             ccode = ccode[a.line_pos]
         w = np.where(buy, a.line_amount, 0.0)

@@ -1,0 +1,877 @@
+"""Distributed features and labels in Spark SQL, with the definitions of the pandas path.
+
+* :func:`profiles` -- :func:`personalize.analytics.profiles` (the single customer view as of a date);
+* :func:`customer_view` -- :func:`personalize.analytics.customer_view`: profiles, RFM scores and
+  segments, lifecycle stages, membership tiers and CLV (simple, and BG/NBD + Gamma-Gamma fitted on
+  the driver from the per-customer summary, scored in partitions);
+* :func:`churn_features`, :func:`labels`, :func:`snapshot`, :func:`training_set` -- the point-in-time
+  churn snapshots of :mod:`personalize.churn` (features strictly before a cutoff, labels from the
+  horizon after it), collected as the same :class:`~personalize.churn.TrainingSet` the
+  LightGBM models train on.
+
+Every definition is the pandas path's (see those modules' docstrings); the
+parity tests compare them value by value. How the numbers are made equal:
+per-customer sums add in the pandas path's order (time, then input order),
+through an ordered fold instead of Spark's unordered ``sum``, so they are
+bit-identical; day and time differences are computed from the same integer
+nanoseconds. What is *not* bit-identical, within 1e-9 relative:
+
+* population totals that only choose the top categories and channels
+  (ties between two categories' total spend could order them differently);
+* the trailing-window spend behind ``tier_since`` (both take differences of
+  running sums, the pandas path over all customers at once, this one per
+  customer; a tier whose threshold is met within rounding could start at a
+  different order).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from personalize.analytics.segments import (DEFAULT_SEGMENT_RULES, LIFECYCLE_STAGES, LifecycleConfig, SegmentRule,
+                                            TierConfig, _threshold_score)
+from personalize.churn.features import DEFAULT_WINDOWS
+from personalize.churn.training_sets import TrainingSet
+from personalize.data.validate import to_timestamp
+from personalize.errors import ConvergenceError, DataError, PersonalizeError
+from personalize.spark.data import POS, RESTORED, SparkDataset, materialize
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame
+
+__all__ = ["profiles", "customer_view", "rfm_scores", "churn_features", "labels", "snapshot", "training_set",
+           "ordered_sum", "midranks", "ProfileFrames"]
+
+NS_DAY = 86_400_000_000_000
+NS_SEC = 1_000_000_000
+MAX_CHANNELS = 10
+
+
+def _F():
+    from pyspark.sql import functions as F
+    return F
+
+
+def _W():
+    from pyspark.sql import Window
+    return Window
+
+
+# ---------------------------------------------------------------------------- building blocks
+def ordered_sum(value: Column, *order: Column) -> Column:
+    """Aggregate: ``value`` summed one row after another in the order of ``order`` (as numpy's bincount adds).
+
+    Spark's ``sum`` adds in whatever order partitions arrive; floating point
+    makes that differ in the last bits from the pandas path. This collects
+    each group's values with their order keys, sorts them and folds.
+    """
+    F = _F()
+    keys = [o.alias(f"k{i}") for i, o in enumerate(order)]
+    arr = F.array_sort(F.collect_list(F.struct(*keys, F.coalesce(value.cast("double"), F.lit(0.0)).alias("v"))))
+    return F.aggregate(arr, F.lit(0.0), lambda acc, x: acc + x["v"])
+
+
+def _np_sum(cols: Sequence[Column]) -> Column:
+    """numpy's sum of a short row of values (sequential below 8 values, its 8 partial sums up to 128)."""
+    cols = list(cols)
+    if len(cols) < 8:
+        out = cols[0]
+        for c in cols[1:]:
+            out = out + c
+        return out
+    if len(cols) > 128:  # pragma: no cover - more than 128 categories or channels are never shown
+        raise PersonalizeError("too many share columns")
+    r = cols[:8]
+    i = 8
+    while i + 8 <= len(cols):
+        r = [r[j] + cols[i + j] for j in range(8)]
+        i += 8
+    out = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+    for c in cols[i:]:
+        out = out + c
+    return out
+
+
+def _seq() -> Column:
+    """Order of lines in a Dataset (time, restored-by-a-slice last, input position)."""
+    F = _F()
+    return F.struct(F.col("timestamp"), F.col(RESTORED), F.col(POS))
+
+
+def _ns(col: str = "timestamp") -> Column:
+    F = _F()
+    return F.unix_micros(F.col(col)) * F.lit(1000)
+
+
+def _idiv(col: str, b: int) -> Column:
+    """Floor division of the long column ``col`` by a positive integer (numpy's ``//``), in integers."""
+    return _F().expr(f"(`{col}` - pmod(`{col}`, {int(b)})) div {int(b)}")
+
+
+def _ts_from_ns(col: str) -> Column:
+    """A timestamp (microseconds) from the long column ``col`` of nanoseconds since the epoch."""
+    return _F().timestamp_micros(_idiv(col, 1000))
+
+
+def _nan() -> Column:
+    return _F().lit(float("nan"))
+
+
+def midranks(df: DataFrame, value: str, *, ties: str = "mid", partitions: int | None = None) -> DataFrame:
+    """``df`` with ``_rank``: the average rank (``ties="mid"``) or lowest rank (``"low"``) of ``value``, 1-based.
+
+    Distributed: the distinct values are range-partitioned and counted, each
+    partition's total is collected (one number per partition), and each
+    value's rank is its partition's offset plus a running count inside the
+    partition -- no window over the whole population in one task.
+    """
+    F, W = _F(), _W()
+    spark = df.sparkSession
+    p = partitions or int(spark.conf.get("spark.sql.shuffle.partitions"))
+    counts = df.groupBy(value).agg(F.count(F.lit(1)).alias("_n")).repartitionByRange(p, value) \
+        .withColumn("_p", F.spark_partition_id()).persist()
+    totals = sorted((r["_p"], r["t"]) for r in counts.groupBy("_p").agg(F.sum("_n").alias("t")).collect())
+    offsets, acc = [], 0
+    for part, t in totals:
+        offsets.append((part, acc))
+        acc += int(t)
+    off = spark.createDataFrame(offsets, "_p int, _off long")
+    w = W.partitionBy("_p").orderBy(value).rowsBetween(W.unboundedPreceding, W.currentRow)
+    ranked = counts.join(F.broadcast(off), "_p").withColumn("_before", F.col("_off") + F.sum("_n").over(w) - F.col("_n"))
+    rank = (F.col("_before") + (F.col("_n") + 1) / 2.0) if ties == "mid" else (F.col("_before") + 1).cast("double")
+    ranked = ranked.select(value, rank.alias("_rank"))
+    return df.join(ranked, value, "left")
+
+
+# ---------------------------------------------------------------------------- lines and orders
+class ProfileFrames:
+    """The lines cut at ``as_of`` and their orders (the Spark form of ``ProfileArrays``)."""
+
+    def __init__(self, sds: SparkDataset, as_of) -> None:
+        F = _F()
+        self.sds = sds
+        self.as_of = to_timestamp(as_of, "as_of")
+        self.c_ns = int(self.as_of.value)
+        lines = sds.known_at(self.as_of).withColumn("_ns", _ns()).withColumn("_buy", F.col("quantity") > 0)
+        cols = sds.columns
+        disc = None
+        if "coupon_id" in cols:
+            disc = F.col("coupon_id").isNotNull()
+        if "discount" in cols:
+            d = F.coalesce(F.col("discount"), F.lit(0.0)) > 0
+            disc = d if disc is None else (disc | d)
+        self.has_discount_flag = disc is not None
+        lines = materialize(lines.withColumn("_disc", disc if disc is not None else F.lit(False)))
+        if lines.limit(1).count() == 0:
+            raise DataError(f"no transactions before as_of {self.as_of}", table="transactions", column="timestamp")
+        with_ids = "order_id" in cols and lines.filter(F.col("order_id").isNotNull()).limit(1).count() > 0
+        if with_ids:  # one order per (customer, order id); lines without an id: one per (customer, time)
+            okey = F.struct(F.col("order_id"), F.when(F.col("order_id").isNull(), F.col("_ns")).alias("t"))
+        else:  # one order per customer and second
+            okey = F.struct(F.lit(None).cast("string").alias("order_id"), _idiv("_ns", NS_SEC).alias("t"))
+        buys = lines.filter("_buy").withColumn("_okey", okey) \
+            .withColumn("o_lines", F.count(F.lit(1)).over(_W().partitionBy("customer_id", "_okey")))
+        orders = buys.groupBy("customer_id", "_okey").agg(
+            F.min("_ns").alias("o_ts"),
+            ordered_sum(F.col("amount"), _seq()).alias("o_amount"),
+            ordered_sum(F.col("quantity"), _seq()).alias("o_units"),
+            F.count(F.lit(1)).alias("o_lines"),
+            F.max(F.col("_disc").cast("int")).alias("o_disc"),
+            F.min(_seq()).alias("o_first"))
+        orders = orders.withColumn("o_sec", _idiv("o_ts", NS_SEC))
+        # orders sorted by (customer, second, first line): the pandas path's stable order
+        w = _W().partitionBy("customer_id").orderBy("o_sec", "o_first")
+        orders = orders.withColumn("o_pos", F.row_number().over(w) - 1)
+        self.orders = materialize(orders)
+        self.customers = self.orders.select("customer_id").distinct()
+        # lines of customers with at least one order; each buy line knows its order's size
+        sizes = buys.select(POS, RESTORED, "o_lines")
+        self.lines = materialize(lines.join(self.customers, "customer_id", "left_semi")
+                                 .join(sizes, [POS, RESTORED], "left"))
+
+    def order_seq(self) -> Column:
+        return _F().col("o_pos")
+
+    def unpersist(self) -> None:
+        for df in (self.orders, self.lines):
+            df.unpersist()
+
+
+# ---------------------------------------------------------------------------- profiles
+def _share_columns(prefix: str, lines: DataFrame, code_col: str, labels: list, weight: Column,
+                   keep: int) -> tuple[DataFrame, list[str]]:
+    """Per-customer shares of the ``keep`` biggest labels by total weight, the rest as ``other``
+    (``_share_columns`` of the pandas path). ``code_col`` holds the label code (-1 unknown)."""
+    F = _F()
+    lw = lines.withColumn("_w", weight)
+    tot = {r[code_col]: float(r["t"]) for r in lw.filter(F.col(code_col) >= 0).groupBy(code_col)
+           .agg(F.sum("_w").alias("t")).collect()}
+    ranked = sorted(range(len(labels)), key=lambda c: (-tot.get(c, 0.0), c))[:keep]
+    top = [c for c in ranked if tot.get(c, 0.0) > 0]
+    slot = F.lit(len(top))
+    for j, c in reversed(list(enumerate(top))):
+        slot = F.when(F.col(code_col) == c, F.lit(j)).otherwise(slot)
+    lw = lw.withColumn("_slot", slot)
+    aggs = [ordered_sum(F.when(F.col("_slot") == j, F.col("_w")).otherwise(0.0), _seq()).alias(f"_m{j}")
+            for j in range(len(top) + 1)]
+    mat = lw.groupBy("customer_id").agg(*aggs)
+    denom = _np_sum([F.col(f"_m{j}") for j in range(len(top) + 1)])
+    mat = mat.withColumn("_den", denom)
+    names = []
+    out = []
+    for j, c in enumerate(top):
+        name = f"{prefix}{labels[c]}"
+        names.append(name)
+        out.append(F.when(F.col("_den") > 0, F.col(f"_m{j}") / F.col("_den")).otherwise(_nan()).alias(name))
+    other = f"_m{len(top)}"
+    if mat.filter(F.col(other) != 0).limit(1).count():
+        names.append(f"{prefix}other")
+        out.append(F.when(F.col("_den") > 0, F.col(other) / F.col("_den")).otherwise(_nan()).alias(f"{prefix}other"))
+    return mat.select("customer_id", *out), names
+
+
+def profiles(sds: SparkDataset, as_of, *, top_categories: int = 5, trend_days: float = 90.0,
+             frames: ProfileFrames | None = None) -> DataFrame:
+    """One row per customer with an order strictly before ``as_of``: the columns of
+    :func:`personalize.analytics.profiles`, plus ``customer_id`` (a Spark DataFrame)."""
+    F, W = _F(), _W()
+    if trend_days <= 0:
+        raise DataError(f"trend_days must be > 0, got {trend_days}")
+    a = frames or ProfileFrames(sds, as_of)
+    c_ns = a.c_ns
+    o = a.orders
+    w = W.partitionBy("customer_id").orderBy("o_pos")
+    oday = _idiv("o_ts", NS_DAY)
+    o = o.withColumn("_day", oday).withColumn("_gap", F.col("_day") - F.lag("_day").over(w))
+    gm = F.col("_gap") > 0
+    per_order = o.groupBy("customer_id").agg(
+        F.min("o_ts").alias("_first"), F.max("o_ts").alias("_last"), F.count(F.lit(1)).alias("orders"),
+        F.sum("o_lines").alias("lines"),
+        ordered_sum(F.col("o_units"), F.col("o_pos")).alias("_units"),
+        F.sum(F.when(gm, 1).otherwise(0)).alias("_ng"),
+        F.sum(F.when(gm, F.col("_gap")).otherwise(0)).cast("double").alias("_s1"),
+        F.sum(F.when(gm, F.col("_gap") * F.col("_gap")).otherwise(0)).cast("double").alias("_s2"),
+        F.sum(F.col("o_disc")).cast("double").alias("_ndisc"))
+    tw = int(trend_days * NS_DAY)
+    ns = F.col("_ns")
+    recent = ns >= F.lit(c_ns - tw)
+    prev = (ns >= F.lit(c_ns - 2 * tw)) & ~recent
+    line_aggs = [ordered_sum(F.col("amount"), _seq()).alias("monetary"),
+                 ordered_sum(F.when(recent, F.col("amount")).otherwise(0.0), _seq()).alias("spend_recent"),
+                 ordered_sum(F.when(prev, F.col("amount")).otherwise(0.0), _seq()).alias("spend_previous")]
+    has_disc_col = "discount" in sds.columns
+    if has_disc_col:
+        line_aggs += [ordered_sum(F.coalesce(F.col("discount"), F.lit(0.0)), _seq()).alias("_dsum"),
+                      ordered_sum(F.when(F.col("_buy"), F.col("amount")).otherwise(0.0), _seq()).alias("_gross")]
+    per_line = a.lines.groupBy("customer_id").agg(*line_aggs)
+    p = per_order.join(per_line, "customer_id")
+    n_orders = F.col("orders").cast("double")
+    mean = F.col("_s1") / F.col("_ng")
+    var = F.col("_s2") / F.col("_ng") - mean * mean
+    tot = F.col("spend_recent") + F.col("spend_previous")
+    trend = F.when(F.abs(tot) > 0, (F.col("spend_recent") - F.col("spend_previous")) / F.abs(tot)).otherwise(0.0)
+    cols = [
+        _ts_from_ns("_first").alias("first_purchase"),
+        _ts_from_ns("_last").alias("last_purchase"),
+        ((F.lit(c_ns) - F.col("_last")).cast("double") / float(NS_DAY)).alias("recency_days"),
+        ((F.lit(c_ns) - F.col("_first")).cast("double") / float(NS_DAY)).alias("tenure_days"),
+        F.col("orders"), F.col("lines"), (F.col("_ng") + 1).alias("purchase_days"), F.col("monetary"),
+        (F.col("monetary") / n_orders).alias("aov"), (F.col("_units") / n_orders).alias("items_per_order"),
+        F.when(F.col("_ng") > 0, mean).otherwise(_nan()).alias("ipt_mean_days"),
+        F.when(F.col("_ng") > 1, F.sqrt(F.greatest(var, F.lit(0.0)))).otherwise(_nan()).alias("ipt_std_days"),
+        F.col("spend_recent"), F.col("spend_previous"),
+        F.least(F.greatest(trend, F.lit(-1.0)), F.lit(1.0)).alias("trend"),
+        ((F.col("_ndisc") / n_orders) if a.has_discount_flag else _nan()).alias("discount_share"),
+        (F.when(F.col("_gross") > 0, F.col("_dsum") / F.col("_gross")).otherwise(_nan()) if has_disc_col
+         else _nan()).alias("discount_rate"),
+    ]
+    p = p.select("customer_id", "_units", *cols)
+    # returns before as_of (what cleaning netted away), over the units bought net of them
+    r = sds.returns.filter(F.col("timestamp") < F.lit(a.as_of)) \
+        .groupBy("customer_id").agg(ordered_sum(F.col("quantity"), F.col("timestamp"), F.col(POS)).alias("_r"))
+    p = p.join(r, "customer_id", "left").withColumn("_r", F.coalesce("_r", F.lit(0.0)))
+    gross = F.col("_units") + F.col("_r")
+    p = p.withColumn("return_rate", F.when(gross > 0, F.col("_r") / gross).otherwise(_nan())).drop("_r", "_units")
+    names = list(p.columns)
+
+    lines = a.lines
+    items = sds.items
+    if items is not None and "category" in items.columns and top_categories >= 0:
+        cats = items.filter(F.col("category").isNotNull()).groupBy("category").agg(F.min(POS).alias("_f")) \
+            .orderBy("_f").collect()
+        labels = [r["category"] for r in cats]
+        code_of = sds.spark.createDataFrame([(c, i) for i, c in enumerate(labels)], "category string, _cc int") \
+            if labels else None
+        if code_of is not None:
+            item_code = items.select("item_id", "category").join(F.broadcast(code_of), "category").select("item_id", "_cc")
+            lc = lines.join(item_code, "item_id", "left") \
+                .withColumn("_cc", F.coalesce("_cc", F.lit(-1)))
+            wcat = F.when(F.col("_buy"), F.col("amount")).otherwise(0.0)
+            shares, snames = _share_columns("share_cat__", lc, "_cc", labels, wcat, top_categories)
+            p = p.join(shares, "customer_id", "left")
+            names += snames
+            valid = lc.filter((F.col("_cc") >= 0) & F.col("_buy"))
+            if valid.limit(1).count():
+                pair = valid.groupBy("customer_id", "_cc").agg(ordered_sum(F.col("amount"), _seq()).alias("_sp"))
+                best = pair.groupBy("customer_id").agg(F.max(F.struct(F.col("_sp"), (-F.col("_cc")).alias("_nc")))
+                                                       .alias("_b")).select("customer_id", (-F.col("_b._nc")).alias("_cc"))
+                best = best.join(F.broadcast(code_of), "_cc").select("customer_id", F.col("category").alias("top_category"))
+                p = p.join(best, "customer_id", "left")
+                names.append("top_category")
+    if "channel" in sds.columns:
+        chans = lines.filter(F.col("channel").isNotNull()).groupBy("channel").agg(F.min(_seq()).alias("_f")) \
+            .orderBy("_f").collect()
+        labels = [r["channel"] for r in chans]
+        if labels:
+            code_of = sds.spark.createDataFrame([(c, i) for i, c in enumerate(labels)], "channel string, _ch int")
+            lc = lines.join(F.broadcast(code_of), "channel", "left").withColumn("_ch", F.coalesce("_ch", F.lit(-1)))
+            wch = F.when(F.col("_buy"), F.lit(1.0) / F.col("o_lines")).otherwise(0.0)
+            shares, snames = _share_columns("share_channel__", lc, "_ch", labels, wch, MAX_CHANNELS)
+            p = p.join(shares, "customer_id", "left")
+            names += snames
+    cust = sds.customers
+    if cust is not None and "birth_date" in cust.columns:
+        p = p.join(cust.select("customer_id", "birth_date"), "customer_id", "left")
+        p = _birthday(p, a.as_of)
+        names += ["days_to_birthday", "age_years"]
+    return p.select(*names)
+
+
+def _birthday(p: DataFrame, as_of: pd.Timestamp) -> DataFrame:
+    """days_to_birthday and age_years as of ``as_of`` (29 February counts as 28 February in other years)."""
+    F = _F()
+    today = as_of.normalize()
+    b = F.col("birth_date")
+    known = b.isNotNull() & (b < F.lit(as_of))
+    month, day = F.month(b), F.dayofmonth(b)
+
+    def bday(year: Column) -> Column:
+        leap = ((year % 4) == 0) & (((year % 100) != 0) | ((year % 400) == 0))
+        d = F.when((month == 2) & (day == 29) & ~leap, F.lit(28)).otherwise(day)
+        return F.make_date(year, month, d)
+
+    t = F.lit(today.date())
+    this = bday(F.lit(today.year))
+    nxt = F.when(this < t, bday(F.lit(today.year + 1))).otherwise(this)
+    days = F.datediff(nxt, t).cast("double")
+    age = (F.lit(today.year) - F.year(b)).cast("double") - F.when(this > t, 1.0).otherwise(0.0)
+    return p.withColumn("days_to_birthday", F.when(known, days).otherwise(_nan())) \
+        .withColumn("age_years", F.when(known, age).otherwise(_nan())).drop("birth_date")
+
+
+# ---------------------------------------------------------------------------- RFM, segments, lifecycle
+_RFM_COLS = {"R": "recency_days", "F": "orders", "M": "monetary"}
+
+
+def rfm_scores(prof: DataFrame, *, thresholds: Mapping[str, Sequence[float]] | None = None,
+               ties: str = "mid") -> DataFrame:
+    """``prof`` with R, F, M (1..5), FM and rfm (:func:`personalize.analytics.rfm_scores`)."""
+    F = _F()
+    if ties not in ("mid", "low"):
+        raise PersonalizeError(f"ties must be 'mid' or 'low', got {ties!r}")
+    thresholds = dict(thresholds or {})
+    unknown = set(thresholds) - set(_RFM_COLS.values())
+    if unknown:
+        raise PersonalizeError(f"RFM thresholds for unknown column(s) {sorted(unknown)}; use "
+                               f"{sorted(_RFM_COLS.values())}")
+    n = prof.count()
+    out = prof
+    for letter, col in _RFM_COLS.items():
+        better_high = letter != "R"
+        v = F.col(col).cast("double")
+        if col in thresholds:
+            c = np.asarray(thresholds[col], dtype=np.float64)
+            _threshold_score(np.zeros(0), c, better_high, col)  # validates the cut points
+            if better_high:
+                s = F.lit(1)
+                for cut in c:
+                    s = s + F.when(v >= F.lit(float(cut)), 1).otherwise(0)
+            else:
+                s = F.lit(5)
+                for cut in c:
+                    s = s - F.when(v > F.lit(float(cut)), 1).otherwise(0)
+            out = out.withColumn(letter, s.cast("tinyint"))
+            continue
+        key = f"_v{letter}"
+        out = midranks(out.withColumn(key, v if better_high else -v), key, ties=ties)
+        pos = F.col("_rank") - (0.5 if ties == "mid" else 1.0)
+        s = F.least(F.greatest(F.lit(1.0) + F.floor(F.lit(5.0) * pos / F.lit(float(n))), F.lit(1.0)), F.lit(5.0))
+        out = out.withColumn(letter, s.cast("tinyint")).drop("_rank", key)
+    fm = F.floor((F.col("F").cast("int") + F.col("M").cast("int")) / 2.0 + 0.5).cast("tinyint")
+    return out.withColumn("FM", fm).withColumn(
+        "rfm", F.concat(F.col("R").cast("string"), F.col("F").cast("string"), F.col("M").cast("string")))
+
+
+def _segments(df: DataFrame, rules: Sequence[SegmentRule], default: str = "Other") -> DataFrame:
+    F = _F()
+    if not rules:
+        raise PersonalizeError("segment rules are empty")
+    seg = F.lit(default)
+    for r in reversed(list(rules)):
+        m = F.lit(True)
+        for key in ("R", "F", "M", "FM"):
+            rng = getattr(r, key)
+            if rng is not None:
+                m = m & (F.col(key) >= rng[0]) & (F.col(key) <= rng[1])
+        if r.orders is not None:
+            m = m & (F.col("orders") >= r.orders[0]) & (F.col("orders") <= r.orders[1])
+        seg = F.when(m, F.lit(r.name)).otherwise(seg)
+    return df.withColumn("segment", seg)
+
+
+def _median(df: DataFrame, col: str) -> float | None:
+    """numpy's median of a column (exact: the middle value(s) of a distributed sort)."""
+    n = df.count()
+    if n == 0:
+        return None
+    want = sorted({(n - 1) // 2, n // 2})
+    got = dict(df.select(col).orderBy(col).rdd.zipWithIndex().filter(lambda t: t[1] in want)
+               .map(lambda t: (t[1], t[0][0])).collect())
+    return float(got[want[0]]) if len(want) == 1 else (got[want[0]] + got[want[1]]) / 2
+
+
+def _lifecycle(df: DataFrame, cfg: LifecycleConfig) -> tuple[DataFrame, float]:
+    F = _F()
+    gaps = F.greatest(F.col("purchase_days").cast("double") - 1.0, F.lit(0.0))
+    has = gaps > 0
+    if cfg.default_gap_days is not None:
+        default = float(cfg.default_gap_days)
+    else:
+        med = _median(df.filter(has), "ipt_mean_days")
+        default = float(cfg.fallback_gap_days) if med is None else med
+    own0 = F.when(has, F.col("ipt_mean_days")).otherwise(0.0)
+    denom = gaps + F.lit(float(cfg.prior_weight))
+    gap = F.when(denom > 0, (gaps * own0 + F.lit(float(cfg.prior_weight)) * F.lit(default)) / denom) \
+        .otherwise(F.lit(default))
+    gap = F.greatest(gap, F.lit(float(cfg.min_gap_days)))
+    df = df.withColumn("expected_gap_days", gap).withColumn(
+        "rhythm_ratio", F.col("recency_days") / F.col("expected_gap_days"))
+    ratio, ten = F.col("rhythm_ratio"), F.col("tenure_days")
+    st = F.when(ten <= cfg.new_days, LIFECYCLE_STAGES[0]).when(ratio <= cfg.at_risk_ratio, LIFECYCLE_STAGES[1]) \
+        .when(ratio <= cfg.lapsed_ratio, LIFECYCLE_STAGES[2]).when(ratio <= cfg.churned_ratio, LIFECYCLE_STAGES[3]) \
+        .otherwise(LIFECYCLE_STAGES[4])
+    return df.withColumn("lifecycle", st), default
+
+
+# ---------------------------------------------------------------------------- tiers
+def _qualifies(tier, spend: Column, orders: Column, mode: str) -> Column:
+    F = _F()
+    tests = []
+    if tier.min_spend is not None:
+        tests.append(spend >= F.lit(tier.min_spend - 1e-9))
+    if tier.min_orders is not None:
+        tests.append(orders >= F.lit(tier.min_orders))
+    if not tests:
+        return F.lit(True)
+    out = tests[0]
+    for t in tests[1:]:
+        out = (out | t) if mode == "any" else (out & t)
+    return out
+
+
+def _tiers(a: ProfileFrames, cfg: TierConfig) -> DataFrame:
+    """Current tier, since when, trailing spend / orders and the distance to the next tier
+    (:func:`personalize.analytics.membership_tiers`)."""
+    F, W = _F(), _W()
+    w_sec = int(round(cfg.window_days * 86400))
+    o = a.orders
+    by_pos = W.partitionBy("customer_id").orderBy("o_pos")
+    before_win = W.partitionBy("customer_id").orderBy("o_sec").rangeBetween(W.unboundedPreceding, -w_sec)
+    # orders and spend in the trailing window ending at each order: running totals by position minus
+    # the totals of the orders at least a window older (all of which come before it)
+    o = o.withColumn("_n_old", F.count(F.lit(1)).over(before_win)) \
+        .withColumn("_s_old", F.coalesce(F.sum("o_amount").over(before_win), F.lit(0.0))) \
+        .withColumn("_n_after", F.col("o_pos") + 1 - F.col("_n_old")) \
+        .withColumn("_s_after", F.sum("o_amount").over(by_pos.rowsBetween(W.unboundedPreceding, W.currentRow))
+                    - F.col("_s_old"))
+    o = o.withColumn("_s_before", F.col("_s_after") - F.col("o_amount")) \
+        .withColumn("_n_before", F.col("_n_after") - 1).withColumn("_first", F.col("o_pos") == 0)
+    now_sec = a.as_of.value // NS_SEC
+    in_now = F.col("o_sec") > F.lit(now_sec - w_sec)
+    ups = []
+    for k, tier in enumerate(cfg.tiers):
+        up = _qualifies(tier, F.col("_s_after"), F.col("_n_after"), cfg.mode) & \
+            ~(_qualifies(tier, F.col("_s_before"), F.col("_n_before"), cfg.mode) & ~F.col("_first"))
+        ups.append(F.max(F.when(up, F.struct(F.col("o_pos"), F.col("o_ts").alias("ts")))).alias(f"_up{k}"))
+    agg = o.groupBy("customer_id").agg(
+        ordered_sum(F.when(in_now, F.col("o_amount")).otherwise(0.0), F.col("o_pos")).alias("t12m_spend"),
+        F.sum(F.when(in_now, 1).otherwise(0)).cast("long").alias("t12m_orders"), *ups)
+    s_now, n_now = F.col("t12m_spend"), F.col("t12m_orders")
+    level = F.lit(-1)
+    for k, tier in enumerate(cfg.tiers):
+        level = F.when(_qualifies(tier, s_now, n_now, cfg.mode), F.lit(k)).otherwise(level)
+    agg = agg.withColumn("tier_level", level.cast("long"))
+    since = F.lit(None).cast("long")
+    name = F.lit(None).cast("string")
+    nxt_name = F.lit(None).cast("string")
+    spend_gap = _nan()
+    order_gap = _nan()
+    for k, tier in enumerate(cfg.tiers):
+        is_k = F.col("tier_level") == k
+        since = F.when(is_k, F.col(f"_up{k}.ts")).otherwise(since)
+        name = F.when(is_k, F.lit(tier.name)).otherwise(name)
+    for k, tier in enumerate(cfg.tiers):
+        is_next = F.col("tier_level") + 1 == k
+        nxt_name = F.when(is_next, F.lit(tier.name)).otherwise(nxt_name)
+        if tier.min_spend is not None:
+            spend_gap = F.when(is_next, F.greatest(F.lit(float(tier.min_spend)) - s_now, F.lit(0.0))).otherwise(spend_gap)
+        if tier.min_orders is not None:
+            order_gap = F.when(is_next, F.greatest(F.lit(tier.min_orders) - n_now, F.lit(0)).cast("double")) \
+                .otherwise(order_gap)
+    agg = agg.withColumn("_since", since)
+    return agg.select("customer_id", name.alias("tier"), "tier_level", _ts_from_ns("_since").alias("tier_since"), "t12m_spend", "t12m_orders",
+                      nxt_name.alias("next_tier"), spend_gap.alias("spend_to_next_tier"),
+                      order_gap.alias("orders_to_next_tier"))
+
+
+# ---------------------------------------------------------------------------- CLV
+def _clv_summary(a: ProfileFrames) -> DataFrame:
+    """The BG/NBD calibration summary in weeks (``summary_from_arrays`` with ``time_unit="W"``)."""
+    F, W = _F(), _W()
+    cal_day = (a.as_of.value - 1) // NS_DAY
+    days = a.orders.withColumn("_day", _idiv("o_ts", NS_DAY)).groupBy("customer_id", "_day").agg(
+        ordered_sum(F.col("o_amount"), F.col("o_pos")).alias("_amt")).filter(F.col("_day") <= cal_day)
+    w = W.partitionBy("customer_id").orderBy("_day")
+    days = days.withColumn("_i", F.row_number().over(w))
+    s = days.groupBy("customer_id").agg(
+        F.count(F.lit(1)).alias("_nd"), F.min("_day").alias("_fd"), F.max("_day").alias("_ld"),
+        ordered_sum(F.col("_amt"), F.col("_day")).alias("_tot"),
+        F.max(F.when(F.col("_i") == 1, F.col("_amt"))).alias("_famt"))
+    freq = F.col("_nd") - 1
+    return s.select("customer_id", freq.cast("long").alias("frequency"),
+                    ((F.col("_ld") - F.col("_fd")).cast("double") / 7.0).alias("recency"),
+                    ((F.lit(cal_day) - F.col("_fd")).cast("double") / 7.0).alias("T"),
+                    F.when(freq > 0, (F.col("_tot") - F.col("_famt")) / F.greatest(freq, F.lit(1)).cast("double"))
+                    .otherwise(0.0).alias("monetary_value"))
+
+
+def _clv_scores(summary: DataFrame, bg_state: dict, gg_state: dict, horizon_days: float,
+                annual_discount_rate: float) -> DataFrame:
+    """p_alive, expected_purchases, expected_spend and clv for every row of ``summary``, in partitions
+    (``mapInPandas`` with the fitted models' parameters)."""
+    from personalize.analytics.clv import BGNBDModel, GammaGammaModel, discounted_clv
+
+    h = horizon_days / 7.0
+    step = 365.25 / 12.0 / 7.0
+    monthly = (1.0 + annual_discount_rate) ** (1.0 / 12.0) - 1.0
+
+    def score(batches):
+        bg = BGNBDModel.from_dict(bg_state)
+        gg = GammaGammaModel.from_dict(gg_state)
+        for b in batches:
+            s = b.set_index("customer_id")
+            spend = s.assign(monetary_value=np.clip(s["monetary_value"].to_numpy(), 0.0, None))
+            yield pd.DataFrame({"customer_id": b["customer_id"].to_numpy(),
+                                "p_alive": bg.p_alive(s), "expected_purchases": bg.expected_purchases(h, s),
+                                "expected_spend": np.asarray(gg.expected_spend(spend), dtype=np.float64),
+                                "clv": discounted_clv(bg, gg, spend, horizon=h, step=step,
+                                                      discount_rate=monthly).to_numpy()})
+
+    schema = "customer_id string, p_alive double, expected_purchases double, expected_spend double, clv double"
+    return summary.mapInPandas(score, schema)
+
+
+def _simple_clv(a: ProfileFrames, period_days: float) -> tuple[DataFrame | None, str | None]:
+    F = _F()
+    p_ns = int(period_days * NS_DAY)
+    last = F.col("o_ts") >= F.lit(a.c_ns - p_ns)
+    prev = (F.col("o_ts") >= F.lit(a.c_ns - 2 * p_ns)) & ~last
+    per = a.orders.groupBy("customer_id").agg(
+        F.sum(F.when(last, 1).otherwise(0)).alias("_f"),
+        ordered_sum(F.when(last, F.col("o_amount")).otherwise(0.0), F.col("o_pos")).alias("_val"),
+        ordered_sum(F.col("o_amount"), F.col("o_pos")).alias("_all"), F.count(F.lit(1)).alias("_n"),
+        F.max(F.when(prev, 1).otherwise(0)).alias("_prev")).persist()
+    r = per.agg(F.sum("_prev").alias("np"), F.sum(F.when((F.col("_prev") == 1) & (F.col("_f") > 0), 1)
+                                                 .otherwise(0)).alias("kept")).collect()[0]
+    n_prev = int(r["np"] or 0)
+    if n_prev == 0:
+        per.unpersist()
+        return None, (f"nobody bought in the period before last ({period_days:g} days before {a.as_of.date()} and "
+                      "earlier): cannot estimate retention; use a shorter period_days")
+    retention = float(int(r["kept"]) / n_prev)
+    factor = retention  # one period, no discount (customer_view's simple CLV)
+    aov = F.when(F.col("_f") > 0, F.col("_val") / F.greatest(F.col("_f"), F.lit(1)).cast("double")) \
+        .otherwise(F.col("_all") / F.greatest(F.col("_n"), F.lit(1)).cast("double"))
+    return per.select("customer_id", (F.col("_f").cast("double") * aov * F.lit(1.0) * F.lit(factor))
+                      .alias("clv_simple")), None
+
+
+# ---------------------------------------------------------------------------- the customer view
+def customer_view(sds: SparkDataset, as_of, *, rfm_thresholds: dict | None = None, rfm_ties: str = "mid",
+                  segment_rules: Sequence[SegmentRule] = DEFAULT_SEGMENT_RULES,
+                  lifecycle: LifecycleConfig | None = None, tiers: TierConfig | None = None, clv: bool = True,
+                  clv_horizon_days: float = 365.0, annual_discount_rate: float = 0.10,
+                  simple_period_days: float = 365.0) -> tuple[DataFrame, dict]:
+    """(Spark DataFrame, attrs): :func:`personalize.analytics.customer_view` on Spark, one row per customer
+    who bought before ``as_of``, with ``customer_id`` as a column; ``attrs`` as the pandas frame's."""
+    from personalize.analytics.customers import fit_clv
+
+    F = _F()
+    a = ProfileFrames(sds, as_of)
+    prof = materialize(profiles(sds, as_of, frames=a))
+    order = list(prof.columns)
+    view = rfm_scores(prof, thresholds=rfm_thresholds, ties=rfm_ties)
+    view = _segments(view, segment_rules)
+    view, default_gap = _lifecycle(view, lifecycle or LifecycleConfig())
+    view = view.join(_tiers(a, tiers or TierConfig()), "customer_id", "left")
+    attrs: dict[str, Any] = {"as_of": a.as_of.isoformat(), "default_gap_days": default_gap}
+    cols = order + ["R", "F", "M", "FM", "rfm", "segment", "expected_gap_days", "rhythm_ratio", "lifecycle",
+                    "tier", "tier_level", "tier_since", "t12m_spend", "t12m_orders", "next_tier",
+                    "spend_to_next_tier", "orders_to_next_tier"]
+    if clv:
+        summary = _clv_summary(a).persist()
+        local = summary.orderBy("customer_id").toPandas().set_index("customer_id")
+        try:
+            bg, gg, left_out = fit_clv(local)
+            scores = _clv_scores(summary, bg.to_dict(), gg.to_dict(), clv_horizon_days, annual_discount_rate)
+            view = view.join(scores, "customer_id", "left")
+            attrs["clv_models"] = {"bgnbd": bg.params_, "gamma_gamma": gg.params_, "time_unit": "W",
+                                   "horizon_days": clv_horizon_days, "annual_discount_rate": annual_discount_rate,
+                                   "gamma_gamma_left_out": left_out}
+        except (ConvergenceError, DataError) as exc:
+            attrs["clv_error"] = str(exc)
+            warnings.warn(f"CLV model not fitted: {exc}", RuntimeWarning, stacklevel=2)
+            for c in ("p_alive", "expected_purchases", "expected_spend", "clv"):
+                view = view.withColumn(c, _nan())
+        simple, err = _simple_clv(a, simple_period_days)
+        if simple is None:
+            attrs["clv_simple_error"] = err
+            view = view.withColumn("clv_simple", _nan())
+        else:
+            view = view.join(simple, "customer_id", "left")
+        cols += ["p_alive", "expected_purchases", "expected_spend", "clv", "clv_simple"]
+    cust = sds.customers
+    if cust is not None:
+        extra = [c for c in ("region", "consent_email", "consent_sms", "consent_personalization")
+                 if c in cust.columns]
+        if extra:
+            view = view.join(cust.select("customer_id", *extra), "customer_id", "left")
+            cols += extra
+    return view.select(*cols), attrs
+
+
+# ---------------------------------------------------------------------------- churn snapshots
+def churn_features(sds: SparkDataset, cutoff, *, horizon_days: float = 90.0,
+                   windows: tuple[int, ...] = DEFAULT_WINDOWS, bgnbd: bool = True) -> tuple[DataFrame, dict | None]:
+    """(Spark DataFrame, BG/NBD params or None): :func:`personalize.churn.churn_features` at ``cutoff``,
+    one row per customer with a line before it, ``customer_id`` plus the float64 feature columns."""
+    F, W = _F(), _W()
+    cut = to_timestamp(cutoff, "cutoff")
+    if horizon_days <= 0:
+        raise DataError(f"horizon_days must be > 0, got {horizon_days}")
+    windows = tuple(sorted(int(w) for w in windows))
+    if any(w <= 0 for w in windows):
+        raise DataError(f"windows must be positive numbers of days, got {windows}")
+    lines = materialize(sds.known_at(cut))
+    if lines.limit(1).count() == 0:
+        raise DataError(f"no transactions before cutoff {cut}", table="transactions", column="timestamp")
+    cut_f = cut.value / NS_DAY
+    end_day = int(math.ceil(cut_f)) - 1
+    lines = lines.withColumn("_ns", _ns()).withColumn("_day", _idiv("_ns", NS_DAY))
+    days = lines.groupBy("customer_id", "_day").agg(ordered_sum(F.col("amount"), _seq()).alias("_amt"),
+                                                   ordered_sum(F.col("quantity"), _seq()).alias("_qty"))
+    w = W.partitionBy("customer_id").orderBy("_day")
+    days = days.withColumn("_gap", F.col("_day") - F.lag("_day").over(w)) \
+        .withColumn("_i", F.row_number().over(w)).withColumn("_ri", F.row_number().over(
+            W.partitionBy("customer_id").orderBy(F.col("_day").desc())))
+    g = F.col("_gap")
+    day_c, amt = F.col("_day"), F.col("_amt")
+    aggs = [F.count(F.lit(1)).alias("_n"), F.min("_day").alias("_fd"), F.max("_day").alias("_ld"),
+            ordered_sum(amt, day_c).alias("spend_total"), ordered_sum(F.col("_qty"), day_c).alias("_units"),
+            F.count(g).alias("_ng"), F.sum(g).cast("double").alias("_g1"), F.sum(g * g).cast("double").alias("_g2"),
+            F.max(g).cast("double").alias("_gmax"), F.max(F.when(F.col("_ri") == 1, amt)).alias("spend_last"),
+            F.max(F.when(F.col("_i") == 1, amt)).alias("spend_first"), F.max(amt).alias("spend_max"),
+            F.max(F.when(F.col("_ri") == 2, day_c)).alias("_prev_d")]
+    for wd in windows:
+        m = day_c >= F.lit(cut_f - wd)
+        aggs += [F.sum(F.when(m, 1).otherwise(0)).cast("double").alias(f"purchases_{wd}d"),
+                 ordered_sum(F.when(m, amt).otherwise(0.0), day_c).alias(f"spend_{wd}d")]
+    rec_m = day_c >= F.lit(cut_f - 91)
+    prev_m = (day_c >= F.lit(cut_f - 182)) & ~rec_m
+    aggs += [ordered_sum(F.when(rec_m, amt).otherwise(0.0), day_c).alias("_srec"),
+             ordered_sum(F.when(prev_m, amt).otherwise(0.0), day_c).alias("_sprev")]
+    c = days.groupBy("customer_id").agg(*aggs)
+    n = F.col("_n").cast("double")
+    recency = F.lit(cut_f) - F.col("_ld")
+    tenure = F.lit(cut_f) - F.col("_fd")
+    rate = n / F.greatest(tenure, F.lit(1.0))
+    mean = F.col("_g1") / F.col("_ng")
+    gap_mean = F.when(F.col("_ng") > 0, mean).otherwise(_nan())
+    cols = {
+        "recency_days": recency, "tenure_days": tenure, "purchases": n, "purchase_rate_30d": F.lit(30.0) * rate,
+        "spend_total": F.col("spend_total"), "spend_per_purchase": F.col("spend_total") / n,
+        "spend_last": F.col("spend_last"), "spend_first": F.col("spend_first"), "spend_max": F.col("spend_max"),
+        "units_per_purchase": F.col("_units") / n, "gap_mean_days": gap_mean,
+        "gap_std_days": F.when(F.col("_ng") > 1, F.sqrt(F.greatest(F.col("_g2") / F.col("_ng") - mean * mean,
+                                                                    F.lit(0.0)))).otherwise(_nan()),
+        "gap_last_days": F.when(F.col("_n") > 1, (F.col("_ld") - F.col("_prev_d")).cast("double")).otherwise(_nan()),
+        "gap_max_days": F.when(F.col("_ng") > 0, F.col("_gmax")).otherwise(_nan()),
+        "overdue_ratio": recency / gap_mean, "overdue_days": recency - gap_mean,
+        "recency_share": recency / F.greatest(tenure, F.lit(1.0)),
+    }
+    for wd in windows:
+        pw = F.col(f"purchases_{wd}d")
+        cols[f"purchases_{wd}d"] = pw
+        cols[f"spend_{wd}d"] = F.col(f"spend_{wd}d")
+        cols[f"activity_{wd}d"] = pw / F.greatest(rate * F.least(F.lit(float(wd)), tenure), F.lit(1e-9))
+    tot = F.abs(F.col("_srec")) + F.abs(F.col("_sprev"))
+    cols["spend_trend"] = F.when(tot > 0, (F.col("_srec") - F.col("_sprev")) / tot).otherwise(0.0)
+    feats = c.select("customer_id", "_n", "_fd", "_ld", *[e.cast("double").alias(k) for k, e in cols.items()])
+    names = list(cols)
+    if lines.select("item_id").distinct().limit(2).count() > 1:
+        pairs = lines.select("customer_id", "item_id", "_day").distinct().groupBy("customer_id", "item_id") \
+            .agg(F.count(F.lit(1)).alias("_cnt"), F.min("_day").alias("_f"), F.max("_day").alias("_l")) \
+            .filter(F.col("_cnt") >= 2)
+        due = F.col("_l") + (F.col("_l") - F.col("_f")) / (F.col("_cnt") - 1).cast("double") - F.lit(cut_f)
+        habits = pairs.withColumn("_due", due).groupBy("customer_id").agg(
+            F.count(F.lit(1)).cast("double").alias("repeat_items"),
+            F.sum(F.when(F.col("_due") < 0, 1.0).otherwise(0.0)).alias("repeat_items_overdue"),
+            F.min("_due").alias("repeat_item_due_days"),
+            F.min(F.when(F.col("_due") >= 0, F.col("_due"))).alias("repeat_item_next_due_days"))
+        feats = feats.join(habits, "customer_id", "left") \
+            .withColumn("repeat_items", F.coalesce("repeat_items", F.lit(0.0))) \
+            .withColumn("repeat_items_overdue", F.coalesce("repeat_items_overdue", F.lit(0.0))) \
+            .withColumn("repeat_item_due_days", F.coalesce("repeat_item_due_days", _nan())) \
+            .withColumn("repeat_item_next_due_days", F.coalesce("repeat_item_next_due_days", _nan()))
+        names += ["repeat_items", "repeat_items_overdue", "repeat_item_due_days", "repeat_item_next_due_days"]
+    params = None
+    if bgnbd:
+        feats, params = _bgnbd_columns(feats, end_day, horizon_days / 7.0)
+        names += ["bgnbd_p_alive", "bgnbd_expected", "bgnbd_p_none"]
+    return feats.select("customer_id", *names), params
+
+
+def _bgnbd_columns(feats: DataFrame, end_day: int, horizon_weeks: float) -> tuple[DataFrame, dict | None]:
+    """BG/NBD fitted on the driver from (x, t_x, T) of every customer (in id order, as the pandas path),
+    P(alive), expected purchases and P(no purchase) scored in partitions."""
+    from personalize.analytics.clv import BGNBDModel
+    from personalize.churn.features import bgnbd_p_none
+
+    F = _F()
+    f = feats.withColumn("_x", F.col("_n").cast("double") - 1.0) \
+        .withColumn("_tx", (F.col("_ld") - F.col("_fd")).cast("double") / 7.0) \
+        .withColumn("_T", (F.lit(end_day) - F.col("_fd")).cast("double") / 7.0).persist()
+    local = f.select("customer_id", "_x", "_tx", "_T").orderBy("customer_id").toPandas()
+    x, tx, T = (local[c].to_numpy(np.float64) for c in ("_x", "_tx", "_T"))
+    nan_cols = {"bgnbd_p_alive": _nan(), "bgnbd_expected": _nan(), "bgnbd_p_none": _nan()}
+    if not len(x) or not (x > 0).any():
+        return f.withColumns(nan_cols), None
+    try:
+        model = BGNBDModel().fit(frequency=x, recency=tx, T=T)
+    except PersonalizeError as exc:
+        warnings.warn(f"BG/NBD features left empty: {exc}", RuntimeWarning, stacklevel=3)
+        return f.withColumns(nan_cols), None
+    state = model.to_dict()
+
+    def score(batches):
+        m = BGNBDModel.from_dict(state)
+        for b in batches:
+            bx, btx, bT = (b[c].to_numpy(np.float64) for c in ("_x", "_tx", "_T"))
+            pa = m.p_alive(frequency=bx, recency=btx, T=bT)
+            yield pd.DataFrame({"customer_id": b["customer_id"].to_numpy(), "bgnbd_p_alive": pa,
+                                "bgnbd_expected": m.expected_purchases(horizon_weeks, frequency=bx, recency=btx, T=bT),
+                                "bgnbd_p_none": bgnbd_p_none(m.params_, bx, btx, bT, horizon_weeks, pa)})
+
+    scored = f.select("customer_id", "_x", "_tx", "_T").mapInPandas(
+        score, "customer_id string, bgnbd_p_alive double, bgnbd_expected double, bgnbd_p_none double")
+    return f.join(scored, "customer_id", "left"), dict(model.params_)
+
+
+def labels(sds: SparkDataset, cutoff, horizon_days: float) -> DataFrame:
+    """Customers who bought in ``[cutoff, cutoff + horizon)`` as known at its end (``customer_id``,
+    ``_bought`` true): the churn label is 1 for everyone else."""
+    F = _F()
+    cut = to_timestamp(cutoff, "cutoff")
+    end = cut + pd.Timedelta(days=float(horizon_days))
+    return sds.known_at(end, start=cut).select("customer_id").distinct().withColumn("_bought", F.lit(True))
+
+
+def snapshot(sds: SparkDataset, cutoff, *, horizon_days: float = 90.0, with_labels: bool = True,
+             windows: tuple[int, ...] = DEFAULT_WINDOWS, bgnbd: bool = True, end=None) -> tuple[DataFrame, dict]:
+    """(Spark DataFrame, meta): one churn snapshot (:func:`personalize.churn.snapshot` with
+    ``target="churn"``): the features at ``cutoff``, ``cutoff`` and, with labels, ``label`` (1 = no
+    purchase in the horizon). The label window must be closed (``cutoff + horizon <= end``)."""
+    F = _F()
+    cut = to_timestamp(cutoff, "cutoff")
+    if horizon_days <= 0:
+        raise DataError(f"horizon_days must be > 0, got {horizon_days}")
+    if with_labels:
+        stop = to_timestamp(end, "end") if end is not None else sds.data_end()
+        if cut + pd.Timedelta(days=float(horizon_days)) > stop:
+            raise DataError(f"label window of cutoff {cut.date()} + {horizon_days:g} days ends after the data "
+                            f"(which ends {stop.date()}); use an earlier cutoff or a shorter horizon")
+    feats, params = churn_features(sds, cut, horizon_days=horizon_days, windows=windows, bgnbd=bgnbd)
+    feats = feats.withColumn("cutoff", F.lit(cut.to_pydatetime()))
+    if with_labels:
+        lab = labels(sds, cut, horizon_days)
+        feats = feats.join(lab, "customer_id", "left") \
+            .withColumn("label", F.when(F.col("_bought").isNull(), 1).otherwise(0).cast("tinyint")).drop("_bought")
+    return feats, {"bgnbd_params": params, "cutoffs": [cut.isoformat()]}
+
+
+def _to_training_set(frames: list[tuple[pd.Timestamp, pd.DataFrame]], horizon_days: float, metas: list[dict],
+                     with_labels: bool) -> TrainingSet:
+    cols = [c for c in frames[-1][1].columns if c not in ("customer_id", "cutoff", "label")]
+    X = pd.concat([f.reindex(columns=cols) for _, f in frames], ignore_index=True).astype(np.float64)
+    cid = np.concatenate([f["customer_id"].to_numpy(dtype=object) for _, f in frames])
+    cut = np.concatenate([np.full(len(f), c.to_datetime64(), dtype="datetime64[ns]") for c, f in frames])
+    y = np.concatenate([f["label"].to_numpy(np.int8) for _, f in frames]) if with_labels else None
+    meta = dict(metas[-1])
+    meta["cutoffs"] = [c.isoformat() for c, _ in frames]
+    meta["bgnbd_params_by_cutoff"] = [m.get("bgnbd_params") for m in metas]
+    return TrainingSet(X, y, cid, cut, float(horizon_days), "churn", meta)
+
+
+def collect_snapshot(df: DataFrame) -> pd.DataFrame:
+    """A snapshot's rows on the driver, sorted by customer id (the pandas path's order)."""
+    return df.orderBy("customer_id").toPandas()
+
+
+def training_set(sds: SparkDataset, cutoffs, *, horizon_days: float = 90.0,
+                 windows: tuple[int, ...] = DEFAULT_WINDOWS, bgnbd: bool = True, end=None) -> TrainingSet:
+    """Churn snapshots at ``cutoffs`` computed on Spark and collected as the
+    :class:`~personalize.churn.TrainingSet` of :func:`personalize.churn.training_set` (one row per customer
+    and cutoff: it fits the driver, where LightGBM trains)."""
+    if isinstance(cutoffs, (str, pd.Timestamp)) or not hasattr(cutoffs, "__iter__"):
+        cutoffs = [cutoffs]
+    cuts = sorted(to_timestamp(c, "cutoff") for c in cutoffs)
+    if not cuts:
+        raise DataError("give at least one cutoff")
+    frames, metas = [], []
+    for c in cuts:
+        df, meta = snapshot(sds, c, horizon_days=horizon_days, windows=windows, bgnbd=bgnbd, end=end)
+        frames.append((c, collect_snapshot(df)))
+        metas.append(meta)
+    return _to_training_set(frames, horizon_days, metas, True)
+
+
+def scoring_frame(sds: SparkDataset, as_of=None, *, horizon_days: float = 90.0,
+                  windows: tuple[int, ...] = DEFAULT_WINDOWS, bgnbd: bool = True) -> DataFrame:
+    """Production scoring features of every customer as of ``as_of`` (default: the data's end), on Spark."""
+    cut = to_timestamp(as_of, "as_of") if as_of is not None else sds.data_end()
+    df, _ = snapshot(sds, cut, horizon_days=horizon_days, with_labels=False, windows=windows, bgnbd=bgnbd)
+    return df
+
+
+def production_cutoffs(sds: SparkDataset, *, horizon_days: float = 90.0, n_cutoffs: int = 3,
+                       spacing_days: float = 30.0, end=None) -> list[pd.Timestamp]:
+    """:func:`personalize.churn.production_cutoffs` from the Spark dataset's time range."""
+    if n_cutoffs < 1:
+        raise DataError(f"n_cutoffs must be >= 1, got {n_cutoffs}")
+    if spacing_days <= 0:
+        raise DataError(f"spacing_days must be > 0, got {spacing_days}")
+    stop = to_timestamp(end, "end") if end is not None else sds.data_end()
+    last = (stop - pd.Timedelta(days=float(horizon_days))).normalize()
+    first = sds.first_timestamp
+    cuts = [last - pd.Timedelta(days=float(spacing_days) * i) for i in range(n_cutoffs)]
+    cuts = [c for c in cuts if c > first]
+    if not cuts:
+        raise DataError(f"the data ({first.date()} .. {stop.date()}) is shorter than the horizon of "
+                        f"{horizon_days:g} days: no closed label window to train on")
+    return sorted(cuts)

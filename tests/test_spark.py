@@ -1,0 +1,259 @@
+"""The Spark path against the pandas path, on local[2] (marked ``spark``; skipped without Java or pyspark).
+
+One small synthetic history with every defect (duplicates, guests, returns
+netted against purchases, zero prices) is written as Parquet and read by
+both paths; every comparison is value by value.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from personalize.data import CleaningOptions, Dataset
+from personalize.errors import DataError
+
+pytestmark = pytest.mark.spark
+
+END = pd.Timestamp("2024-01-01")
+
+
+@pytest.fixture(scope="module")
+def spark():
+    from personalize.spark.session import SparkUnavailableError, check_spark, spark_session
+
+    try:
+        check_spark()
+    except SparkUnavailableError as exc:
+        pytest.skip(f"Spark tests need Java 17+ and pyspark: {exc}")
+    return spark_session("local[2]", driver_memory="2g", shuffle_partitions=2)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    from personalize.datasets import make_retail_frames
+
+    frames, _ = make_retail_frames(n_customers=400, n_items=80, defects=True, seed=5, offers=False, exposures=False)
+    d = tmp_path_factory.mktemp("spark_data")
+    paths = {}
+    for name in ("transactions", "items", "customers"):
+        paths[name] = str(d / f"{name}.parquet")
+        frames[name].to_parquet(paths[name], index=False)  # pandas keeps nanoseconds: read as integers by Spark
+    return paths
+
+
+@pytest.fixture(scope="module")
+def both(spark, files):
+    from personalize.spark.data import SparkDataset
+
+    opts = CleaningOptions(now=END)
+    ds = Dataset.from_parquet(files["transactions"], items=files["items"], customers=files["customers"], options=opts)
+    sds = SparkDataset.from_parquet(spark, files["transactions"], items=files["items"], customers=files["customers"],
+                                    options=opts)
+    return ds, sds
+
+
+def _norm(values) -> list:
+    return [None if pd.isna(v) else (pd.Timestamp(v).isoformat() if hasattr(v, "isoformat") else str(v))
+            for v in values]
+
+
+def assert_same_frame(p: pd.DataFrame, q: pd.DataFrame) -> None:
+    """Same index, columns and values (numbers bit for bit, NaN where NaN)."""
+    q = q.set_index("customer_id").sort_index()
+    assert list(p.index) == list(q.index)
+    assert list(p.columns) == list(q.columns)
+    for c in p.columns:
+        a, b = p[c], q[c]
+        if a.dtype.kind in "fiu" and b.dtype.kind in "fiu":
+            x, y = a.to_numpy(np.float64), b.to_numpy(np.float64)
+            same = (np.isnan(x) & np.isnan(y)) | (x == y)
+            assert same.all(), (c, x[~same][:3], y[~same][:3])
+        else:
+            assert _norm(a) == _norm(b), c
+
+
+def test_cleaning_report_lines_and_vocabularies_match_pandas(both):
+    ds, sds = both
+    assert sds.report.to_dict() == ds.report.to_dict()
+    assert sds.report.kept_rows + sum(sds.report.dropped.values()) == sds.report.input_rows
+    assert {"exact_duplicate", "guest", "return", "returned_purchase", "zero_price"} <= set(sds.report.dropped)
+    key = ["customer_id", "item_id", "timestamp", "quantity"]
+    a = ds.transactions.sort_values(key).reset_index(drop=True)
+    b = sds.transactions.drop("_pos").toPandas().sort_values(key).reset_index(drop=True)
+    assert list(a.columns) == list(b.columns)
+    for c in a.columns:
+        if a[c].dtype.kind == "f":
+            np.testing.assert_array_equal(a[c].to_numpy(), b[c].to_numpy(), err_msg=c)
+        else:
+            assert _norm(a[c]) == _norm(b[c]), c
+    cust, items = sds.vocabularies()
+    assert cust == list(ds.customer_vocab.ids) and items == list(ds.item_vocab.ids)
+
+
+@pytest.mark.parametrize("cutoff", ["2023-05-01", "2023-09-15"])
+def test_point_in_time_slices_restore_later_returns_like_pandas(both, cutoff):
+    ds, sds = both
+    key = ["customer_id", "item_id", "timestamp", "quantity"]
+    p = ds.until(cutoff).transactions.sort_values(key).reset_index(drop=True)
+    q = sds.known_at(cutoff).toPandas().sort_values(key).reset_index(drop=True)
+    assert len(p) == len(q)
+    np.testing.assert_array_equal(p["quantity"].to_numpy(), q["quantity"].to_numpy())
+    assert q["_restored"].sum() == (0 if ds.until(cutoff).restored_mask is None
+                                    else int(ds.until(cutoff).restored_mask.sum()))
+
+
+def test_customer_view_profiles_rfm_lifecycle_tiers_clv_match_pandas(both):
+    from personalize.analytics import customer_view
+    from personalize.spark import features as SF
+
+    ds, sds = both
+    as_of = "2023-10-01"  # a slice with purchases restored (returned after it)
+    assert ds.until(as_of).restored_mask is not None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        p = customer_view(ds, as_of)
+        view, attrs = SF.customer_view(sds, as_of)
+    assert_same_frame(p, view.toPandas())
+    assert attrs["default_gap_days"] == p.attrs["default_gap_days"]
+    assert attrs["clv_models"]["bgnbd"] == p.attrs["clv_models"]["bgnbd"]
+    assert {"share_cat__other", "top_category", "share_channel__web", "days_to_birthday", "tier_since",
+            "segment", "lifecycle", "clv"} <= set(p.columns)
+
+
+def test_churn_training_set_matches_pandas(both):
+    from personalize.churn import training_set
+    from personalize.spark import features as SF
+
+    ds, sds = both
+    cuts = ["2023-08-01", "2023-09-01"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = training_set(ds, cuts, horizon_days=90)
+        b = SF.training_set(sds, cuts, horizon_days=90)
+    assert list(a.X.columns) == list(b.X.columns)
+    np.testing.assert_array_equal(a.customer_id.astype(str), b.customer_id.astype(str))
+    np.testing.assert_array_equal(a.cutoff, b.cutoff)
+    np.testing.assert_array_equal(a.y, b.y)
+    np.testing.assert_array_equal(a.X.to_numpy(), b.X.to_numpy())
+    assert a.meta == b.meta
+    with pytest.raises(DataError, match="label window"):
+        SF.snapshot(sds, "2023-12-01", horizon_days=90)
+
+
+def test_contract_errors_name_table_column_and_rows(spark):
+    from personalize.spark.data import SparkDataset
+
+    df = spark.createDataFrame(pd.DataFrame({"cust": ["a", "b", "c"], "item_id": ["i", "j", "k"],
+                                             "timestamp": ["2023-01-01", "not a date", "2023-01-03"],
+                                             "quantity": [1.0, 1.0, 1.0], "price": [1.0, 2.0, 3.0]}))
+    with pytest.raises(DataError, match="missing required columns") as e:
+        SparkDataset.from_frames(spark, df)
+    assert e.value.table == "transactions"
+    with pytest.raises(DataError, match="unparseable timestamps") as e:
+        SparkDataset.from_frames(spark, df, mapping={"customer_id": "cust"})
+    assert (e.value.column, e.value.rows) == ("timestamp", [1])
+    neg = spark.createDataFrame(pd.DataFrame({"customer_id": ["a", "b", "c"], "item_id": ["i", "j", "k"],
+                                              "timestamp": pd.to_datetime(["2023-01-01"] * 3),
+                                              "quantity": [1.0, 1.0, 1.0], "price": [1.0, -2.0, 3.0]}))
+    with pytest.raises(DataError, match="negative prices") as e:
+        SparkDataset.from_frames(spark, neg, options=CleaningOptions(now=END))
+    assert (e.value.column, e.value.rows) == ("price", [1])
+
+
+def test_mllib_als_export_round_trip_is_served(both, tmp_path):
+    from personalize.recommenders import ALS, LiveEvents, load_recommender
+    from personalize.spark.als import SparkALS
+
+    ds, sds = both
+    sals = SparkALS(factors=8, iterations=4, random_state=0).fit(sds)
+    model = sals.to_recommender()
+    assert isinstance(model, ALS)
+    # ids mapped back: each customer's factors are MLlib's factors of that customer's integer id
+    uf = sals.model_.userFactors.toPandas().set_index("id")
+    row = int(np.flatnonzero(model.customer_ids_ == ds.transactions["customer_id"].iloc[0])[0])
+    np.testing.assert_array_equal(model.user_factors_[row], np.asarray(uf.loc[row, "features"], dtype=np.float32))
+    np.testing.assert_array_equal(model.customer_ids_, ds.customer_vocab.ids)
+    # the same history the pandas path fits on (line counts)
+    assert (model.user_items_ != ds.interaction_matrix("count")).nnz == 0
+    model.save(tmp_path / "als")
+    back = load_recommender(tmp_path / "als")
+    warm = model.customer_ids_[model.histories_.has_history(np.arange(len(model.customer_ids_)))]
+    cust = list(warm[:5])
+    a, b = model.recommend(cust, k=10), back.recommend(cust, k=10)
+    pd.testing.assert_frame_equal(a, b)
+    assert (a["source"] == "als").all()
+    scores = model.user_factors_[row] @ model.item_factors_.T
+    top = model.recommend(model.customer_ids_[row], k=5, exclude="none")
+    np.testing.assert_array_equal(top["item_id"].to_numpy(dtype=object),
+                                  model.item_ids_[np.argsort(-scores, kind="stable")[:5]])
+    # the live overlay folds new purchases in with the same confidence as the fit
+    live = LiveEvents.for_model(back)
+    live.add(cust[0], [str(model.item_ids_[0])] * 3, "2024-01-02")
+    assert not back.recommend(cust[0], k=10, live=live).equals(a[a["customer_id"] == cust[0]].reset_index(drop=True))
+
+
+def test_spark_train_cli_publishes_a_bundle_the_runtime_serves(both, files, tmp_path, capsys):
+    from personalize.cli import main
+    from personalize.runtime import Runtime
+    from personalize.store import load_bundle
+
+    ds, sds = both
+    store, output = tmp_path / "models", tmp_path / "scored"
+    with pytest.raises(SystemExit) as e:
+        main(["spark", "train", files["transactions"], "--items", files["items"], "--customers", files["customers"],
+              "--out", str(store), "--output", str(output), "--factors", "8", "--iterations", "4",
+              "--candidates", "20", "--driver-memory", "2g"])
+    assert e.value.code in (0, None)
+    err = capsys.readouterr().err
+    assert "fitting Spark MLlib ALS" in err and "published" not in err
+    bundle = load_bundle(store)
+    assert set(bundle.components) == {"recommender", "popular", "candidates", "customers", "churn"}
+    rt = Runtime(bundle)
+    known = str(ds.transactions["customer_id"].iloc[-1])
+    rec = rt.recommend(known, k=10)
+    assert not rec.fallback and len(rec.items) == 10
+    assert rt.recommend("never-seen", k=5).fallback
+    prof = rt.profile(known)
+    assert prof["segment"] and prof["lifecycle"] and prof["tier"]
+    assert 0.0 <= rt.churn_risk(known)["probability"] <= 1.0
+    # candidates are the recommender's own top lists; customers and CLV as the pandas path computes them
+    cand = bundle["candidates"]
+    model = bundle["recommender"]
+    pos = cand.customer_pos[known]
+    top = model.recommend(known, k=20, exclude="none")
+    np.testing.assert_array_equal(cand.item_ids[cand.items[pos]], top["item_id"].to_numpy(dtype=str))
+    from personalize.customers import customer_table
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        p = customer_table(ds)
+    table = bundle["customers"]
+    assert list(table["customer_id"]) == list(p["customer_id"])
+    for col in ("monetary", "R", "segment", "lifecycle", "tier", "clv", "consent_email"):
+        assert _norm(table[col]) == _norm(p[col]), col
+    assert table["churn_risk"].notna().sum() == sds.transactions.select("customer_id").distinct().count()
+    assert (output / "customers").is_dir() and (output / "candidates").is_dir()
+    manifest = bundle.manifest
+    assert manifest["data"]["cleaning"] == ds.report.to_dict()
+    assert manifest["metrics"]["timings"]["als_fit_s"] > 0
+
+
+def test_spark_score_cli_rescores_with_the_published_models(both, files, tmp_path):
+    from personalize.cli import main
+    from personalize.store import list_versions, load_bundle
+
+    store = tmp_path / "models"
+    with pytest.raises(SystemExit):
+        main(["spark", "train", files["transactions"], "--items", files["items"], "--out", str(store),
+              "--factors", "4", "--iterations", "2", "--candidates", "10", "--no-churn", "--json"])
+    first = load_bundle(store)
+    with pytest.raises(SystemExit) as e:
+        main(["spark", "score", files["transactions"], "--items", files["items"], "--models", str(store), "--json"])
+    assert e.value.code in (0, None)
+    assert len(list_versions(store)) == 2
+    again = load_bundle(store)
+    assert again.manifest["extra"]["scored_from"] == first.version
+    np.testing.assert_array_equal(again["candidates"].items, first["candidates"].items)
