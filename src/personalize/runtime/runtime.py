@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -74,8 +75,8 @@ class Recommendations:
 
 
 def _utc_now() -> pd.Timestamp:
-    """Now, as the naive UTC time every stored timestamp uses."""
-    return pd.Timestamp.now(tz="UTC").tz_localize(None)
+    """Now, to the second, as the naive UTC time every stored timestamp uses."""
+    return pd.Timestamp(int(time.time()) * 1_000_000_000)
 
 
 def _py(v: Any) -> Any:
