@@ -304,12 +304,15 @@ class BuyAgain(_PurchaseDays):
         disc = 1.0 / np.log2(np.arange(2, 12))
         idcg = np.concatenate([[0.0], np.cumsum(disc)])[np.minimum(n_rel, 10)]
         scores = {}
+        start = np.searchsorted(r, r, side="left")  # r is sorted: where each customer's pairs begin
         for cm in cms:
             for rp in rps:
                 s = self._scores(n, np.maximum(dd, 0.0), cycle[j], rate[j], cm, rp)
-                order = np.lexsort((-s, r))  # by customer, best first (stable: the item index breaks ties)
+                # by customer, best first (stable: the item index breaks ties); one float key sorts both
+                key = r - np.log1p(s) / (np.log1p(s).max() * (1 + 1e-9) + 1e-300)
+                order = np.argsort(key, kind="stable")
                 rank = np.empty(len(r), np.int64)
-                rank[order] = np.arange(len(r)) - np.searchsorted(r[order], r[order], side="left")
+                rank[order] = np.arange(len(r)) - start[order]
                 top = rank < 10
                 dcg = np.bincount(r[top], weights=hit[top] * disc[rank[top]], minlength=len(who))
                 scores[(cm, rp)] = float(np.mean(dcg / idcg))

@@ -116,6 +116,8 @@ def _build_generator(name: str, spec):
     raise ParameterError(f"generator {name!r} must be a recommender or a dict with a 'kind', got {spec!r}")
 
 
+#: catalogs up to this size also get an EASE generator by default
+EASE_GENERATOR_MAX_ITEMS = 2000
 DEFAULT_GENERATORS = {"als": {"kind": "als", "iterations": 8}, "itemknn": {"kind": "itemknn"}, "buyagain": {"kind": "buyagain"},
                       "popular": {"kind": "popular"}, "trending": {"kind": "popular", "window_days": 14}}
 
@@ -351,8 +353,9 @@ class TwoStage(Recommender):
     Parameters (keyword-only, stored untouched)
     ----------
     generators:
-        ``{name: recommender or {"kind": kind, **params}}``; None = ALS, ItemKNN,
-        BuyAgain, Popular and 14-day trending Popular with their defaults. Fresh copies are fitted; the given
+        ``{name: recommender or {"kind": kind, **params}}``; None = ALS (8 iterations), ItemKNN,
+        BuyAgain, Popular and 14-day trending Popular with their defaults, plus EASE on catalogs of at most
+        2,000 items (``EASE_GENERATOR_MAX_ITEMS``). Fresh copies are fitted; the given
         objects are never changed. (``get_params`` and saved models report instances
         in the ``{"kind": ..., **params}`` form.)
     n_candidates:
@@ -452,8 +455,13 @@ class TwoStage(Recommender):
             raise ParameterError("'ranker' is reserved (it names the LightGBM ranker in choice_); rename that "
                                  "generator")
 
-    def _templates(self) -> dict[str, Recommender]:
-        specs = self.generators if self.generators is not None else DEFAULT_GENERATORS
+    def _templates(self, n_items: int) -> dict[str, Recommender]:
+        if self.generators is not None:
+            specs = self.generators
+        else:
+            specs = dict(DEFAULT_GENERATORS)
+            if n_items <= EASE_GENERATOR_MAX_ITEMS:  # cheap on a small catalog (its cost grows as n^3)
+                specs["ease"] = {"kind": "ease"}
         return {str(name): _build_generator(str(name), spec) for name, spec in specs.items()}
 
     @staticmethod
@@ -498,7 +506,7 @@ class TwoStage(Recommender):
     def _fit(self, dataset, X) -> None:
         import lightgbm as lgb
 
-        templates = self._templates()
+        templates = self._templates(len(dataset.item_vocab))
         if len(dataset) == 0:
             raise DataError("cannot fit TwoStage on an empty dataset", table="transactions")
         t0 = time.perf_counter()
@@ -538,8 +546,13 @@ class TwoStage(Recommender):
                 train = lgb.Dataset(Xm, y, group=groups, feature_name=self.feature_names_, free_raw_data=True)
                 callbacks, valid_sets = [], []
                 if val is not None and val["groups"].size:
+                    # early stopping watches the validation customers with a purchase among their candidates,
+                    # with negatives sampled like the training rows (the choice below scores the full lists)
                     keep = val["has_pos"][val["pos"]]
-                    valid_sets = [lgb.Dataset(val["X"][keep], val["y"][keep], group=val["groups"],
+                    if self.negative_share < 1:
+                        keep &= (val["y"] > 0) | (rng.random(len(keep)) < float(self.negative_share))
+                    sizes = np.bincount(val["pos"][keep], minlength=len(val["n_rel"]))
+                    valid_sets = [lgb.Dataset(val["X"][keep], val["y"][keep], group=sizes[sizes > 0],
                                               reference=train)]
                     callbacks = [lgb.early_stopping(_EARLY_STOPPING_ROUNDS, first_metric_only=True, verbose=False)]
                 booster = lgb.train(self._lgb_params(), train, num_boost_round=int(self.n_estimators),
