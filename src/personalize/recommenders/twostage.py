@@ -1,7 +1,9 @@
 """Two-stage recommender: pooled candidates from several generators, re-ranked by LightGBM (lambdarank).
 
-Stage 1 asks each generator (by default ALS, ItemKNN, BuyAgain, Popular and
-Popular over the last 14 days) for its top ``n_candidates`` items per customer and pools them. Stage 2 builds
+Stage 1 asks each generator (by default ALS, ItemKNN, BuyAgain, Popular,
+Popular over the last 14 days and, on catalogs of at most 2,000 items, EASE)
+for its top ``n_candidates`` items per customer and pools them: the popular and
+trending items are always in the pool. Stage 2 builds
 a feature row per (customer, candidate) and scores it with a LightGBM
 lambdarank model:
 
@@ -10,7 +12,10 @@ lambdarank model:
   generators proposed the item;
 * item features: distinct buyers (log), sales in the last 7 and 30 days and
   the 30 before (trend), unit price, share of buyers who bought it again, its
-  typical repurchase cycle in days, days since its first sale;
+  typical repurchase cycle in days, days since its first sale, and popularity
+  on scales that mean the same in every window: the share of the customers so
+  far who bought it and its rank in the catalog, all time and over the last 30
+  days;
 * customer features: recency, number of purchase days, total spend, distinct
   items, tenure, mean unit price paid, mean days between purchase days, purchase
   days in the last 90 days;
@@ -27,9 +32,21 @@ Training is point-in-time correct *inside* the training data. With ``end`` the
 last training timestamp and ``W = train_window_days``, window ``w`` (``0 ..
 train_windows - 1``) has the label period ``[end - (w+1)W, end - wW)``: the
 generators are fit on the data before it, features are computed as of its
-start, labels are the purchases in it. The rankers learn from all windows
-stacked; then the generators are refit on all training data for serving, with
-features as of ``end``. Nothing after the data passed to :meth:`fit` is seen.
+start, labels are the purchases in it. The windows adapt to the history
+(:func:`window_plan`): up to 4 windows of ``span / 9`` days (7 to 40), down to
+2 windows of 7 days after 14 days of history; below 28 days of history the fit
+raises a DataError saying so.
+
+The most recent window validates: the rankers learn from the older windows
+stacked (a ``negative_share`` sample of the candidates nobody bought, every
+purchased one), with early stopping on the validation window, and are then
+scored there against every generator's own top 10 (NDCG@10 over every
+customer with a purchase that counts). A mode whose ranker loses to a
+generator there is served by that generator (``choice_``; e.g. Popular for
+discovery where popularity dominates); ``train_info_["validation"]`` records
+every score and the choice. Then the generators are refit on all training
+data for serving, with features as of ``end``. Nothing after the data passed
+to :meth:`fit` is seen.
 
 Two rankers are trained: ``all`` (candidates may include past purchases,
 labels are every purchase in the window: repeat buying dominates retail) for
@@ -374,8 +391,9 @@ class TwoStage(Recommender):
         LightGBM settings (``n_estimators`` is the most rounds; early stopping on the validation window
         picks how many are kept).
     random_state, num_threads:
-        LightGBM seed and training threads (0 = LightGBM's default, every core). Scoring at serving time
-        uses one thread per call.
+        LightGBM seed, and the training threads of LightGBM and of the default generators (0 = every
+        core: faster on an idle machine; on a busy one the OpenMP threads wait on each other, measured
+        up to 4x slower, hence 1 by default). Scoring at serving time uses one thread per call.
     fallback, trending_days, session_neighbors:
         The shared cold-start / top-up chain (see :class:`Recommender`).
 
@@ -393,7 +411,7 @@ class TwoStage(Recommender):
                  max_train_customers: int | None = 20000, negative_share: float = 0.3, n_estimators: int = 200,
                  learning_rate: float = 0.1, num_leaves: int = 15, min_child_samples: int = 50,
                  feature_fraction: float = 0.8,
-                 random_state: int = 0, num_threads: int = 0, fallback=DEFAULT_FALLBACK,
+                 random_state: int = 0, num_threads: int = 1, fallback=DEFAULT_FALLBACK,
                  trending_days: float = 30.0, session_neighbors: int = 20) -> None:
         super().__init__(fallback=fallback, trending_days=trending_days, session_neighbors=session_neighbors)
         self.generators = generators
@@ -462,6 +480,9 @@ class TwoStage(Recommender):
             specs = dict(DEFAULT_GENERATORS)
             if n_items <= EASE_GENERATOR_MAX_ITEMS:  # cheap on a small catalog (its cost grows as n^3)
                 specs["ease"] = {"kind": "ease"}
+            threaded = ("als", "itemknn", "ease")
+            specs = {n: ({**sp, "num_threads": int(self.num_threads)} if sp["kind"] in threaded else sp)
+                     for n, sp in specs.items()}
         return {str(name): _build_generator(str(name), spec) for name, spec in specs.items()}
 
     @staticmethod
