@@ -187,12 +187,13 @@ def _add_clv(view: pd.DataFrame, attrs: dict, data, as_of, a, *, clv_model: str,
                                       a.order_amount, cal_day=cal_day, time_unit="W")
         ranking, selection = _rank_purchase_models(a, cal_day, clv_model)
         attrs["clv_selection"] = selection
-        bg, first, failures = None, None, []
+        bg, first, failures, failed = None, None, [], set()
         for name in ranking:  # the best-ranked model that is not degenerate on all the data
             try:
                 m = PURCHASE_MODELS[name]().fit(summary)
             except ConvergenceError as exc:
                 failures.append(exc)
+                failed.add(name)
                 continue
             first = first or m
             if m.diagnostics_["status"] == "ok":
@@ -201,6 +202,11 @@ def _add_clv(view: pd.DataFrame, attrs: dict, data, as_of, a, *, clv_model: str,
         if first is None:
             raise failures[0]
         bg = bg or first
+        selection["used"] = bg.model_name
+        if selection.get("chosen") not in (None, bg.model_name):
+            selection["reason"] = (selection.get("reason", "") + f"; on all the data {selection['chosen']} is "
+                                   f"{'not fitted' if selection['chosen'] in failed else 'degenerate'}: "
+                                   f"{bg.model_name} is used")
         gg, left_out = _fit_spend(summary)
         h = clv_horizon_days / 7.0
         step = 365.25 / 12.0 / 7.0
