@@ -240,6 +240,15 @@ def test_fits_a_six_week_history_and_refuses_three_weeks():
         TwoStage(generators=_generators()).fit(ds.until(ds.first_timestamp + pd.Timedelta(days=20)))
 
 
+def test_popular_is_always_a_generator(split):
+    with threadpool_limits(1, "blas"):
+        m = TwoStage(generators={"knn": ItemKNN(num_threads=1), "popular": Popular(window_days=14)},
+                     n_candidates=10, n_estimators=10, train_windows=2).fit(split.train)
+    assert m.generator_names_ == ["knn", "popular", "popular_baseline"]
+    assert set(m.train_info_["validation"]["discovery"]["ndcg"]) == {"ranker", "knn", "popular", "popular_baseline"}
+    assert m.get_params()["generators"].keys() == {"knn", "popular"}  # the parameter is left as given
+
+
 @pytest.fixture(scope="module")
 def popular_world():
     from personalize.evaluation.scenarios import last_days_split, short_popular_world

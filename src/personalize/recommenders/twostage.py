@@ -80,6 +80,7 @@ from personalize.errors import BundleError, DataError, ParameterError
 from personalize.recommenders import kinds
 from personalize.recommenders.base import Customers, Recommender, fit_together
 from personalize.recommenders.fallback import DEFAULT_FALLBACK
+from personalize.recommenders.popular import Popular
 from personalize.recommenders.query import Query
 from personalize.recommenders.topk import NEG, ranks
 
@@ -372,7 +373,9 @@ class TwoStage(Recommender):
     generators:
         ``{name: recommender or {"kind": kind, **params}}``; None = ALS (8 iterations), ItemKNN,
         BuyAgain, Popular and 14-day trending Popular with their defaults, plus EASE on catalogs of at most
-        2,000 items (``EASE_GENERATOR_MAX_ITEMS``). Fresh copies are fitted; the given
+        2,000 items (``EASE_GENERATOR_MAX_ITEMS``). A plain Popular is added when the given generators
+        have none (named "popular", or "popular_baseline" when that name is taken): popular items are
+        always candidates and Popular is always among the validation's choices. Fresh copies are fitted; the given
         objects are never changed. (``get_params`` and saved models report instances
         in the ``{"kind": ..., **params}`` form.)
     n_candidates:
@@ -483,7 +486,13 @@ class TwoStage(Recommender):
             threaded = ("als", "itemknn", "ease")
             specs = {n: ({**sp, "num_threads": int(self.num_threads)} if sp["kind"] in threaded else sp)
                      for n, sp in specs.items()}
-        return {str(name): _build_generator(str(name), spec) for name, spec in specs.items()}
+        templates = {str(name): _build_generator(str(name), spec) for name, spec in specs.items()}
+        plain = [g for g in templates.values() if isinstance(g, Popular) and type(g) is Popular
+                 and g.window_days is None and not g.by_category]
+        if not plain:  # popular items are always candidates, and Popular is always a fallback choice
+            name = "popular" if "popular" not in templates else "popular_baseline"
+            templates[name] = Popular()
+        return templates
 
     @staticmethod
     def _feature_names(gen_names: list[str]) -> list[str]:
