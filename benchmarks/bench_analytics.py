@@ -8,6 +8,17 @@
 2. BG/NBD + Gamma-Gamma fit on the full CDNOW master (23,570 customers,
    calibration to 1997-09-30 in weeks; target <= 2 s). Skipped when
    ../shared/data is absent.
+3. CLV that knows when it fails (issue 13), no time targets:
+   * the CLV block of ``customer_view`` (purchase-model choice on a holdout,
+     fits, P(alive), CLV, clv_simple) on the scale history of 1;
+   * Online Retail: the BG/NBD fit of a calibration to 2011-08-31 and of the
+     customer view are flagged degenerate (target), P(alive) withheld,
+     ``clv_simple`` computed for everyone (target);
+   * CDNOW sample, calibration to 1997-09-30, holdout to 1998-06-30: BG/NBD
+     and MBG/NBD predicted vs actual repeat purchases per frequency and in
+     total, and which one the holdout chooses; neither is flagged (target);
+   * the lapse-free world (flagged, target) and the world where one-time
+     buyers vanish (MBG/NBD chosen, not flagged: target).
 
 Writes benchmarks/results/analytics.json and exits 1 when a target is missed.
 Usage: python benchmarks/bench_analytics.py [--customers N] [--lines N]
@@ -110,6 +121,18 @@ def bench_scale(n_customers: int, n_lines: int) -> dict:
     tiers = step("tiers", lambda: membership_tiers(tx, as_of, arrays=a))
     total = time.perf_counter() - t0
     total_cpu = time.process_time() - c0
+    # the CLV block of customer_view (outside the target above, which predates it)
+    import warnings
+
+    from personalize.analytics.customers import _add_clv
+    view = pd.concat([prof, seg], axis=1)
+    attrs: dict = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        step("clv", lambda: _add_clv(view, attrs, tx, as_of, a, clv_model="auto", clv_horizon_days=365.0,
+                                     annual_discount_rate=0.10, simple_period_days=365.0))
+    clv_info = {"status": attrs.get("clv_status"), "model": (attrs.get("clv_models") or {}).get("model"),
+                "selection": (attrs.get("clv_selection") or {}).get("reason")}
     return {
         "customers": int(len(prof)), "lines": int(len(tx)), "orders": int(len(a.order_ts)),
         "profile_columns": int(prof.shape[1]), "generate_seconds": round(gen_s, 2),
@@ -119,6 +142,7 @@ def bench_scale(n_customers: int, n_lines: int) -> dict:
         "target_seconds": TARGET_SCALE_S, "passed": bool(total <= TARGET_SCALE_S),
         "segments": seg.value_counts().to_dict(), "lifecycle": life["lifecycle"].value_counts().to_dict(),
         "tiers": tiers["tier"].value_counts().to_dict(),
+        "clv": {**clv_info, "seconds": round(steps["clv"], 2), "cpu_seconds": round(cpu["clv"], 2)},
     }
 
 
@@ -155,18 +179,81 @@ def bench_clv() -> dict:
     }
 
 
+def bench_clv_validation() -> tuple[dict, dict[str, bool]]:
+    import warnings
+
+    from personalize.analytics import (BGNBDModel, calibration_summary, compare_purchase_models, customer_view,
+                                       holdout_comparison)
+    from personalize.evaluation.scenarios import lapse_free_world
+
+    out, checks = {}, {}
+    warnings.simplefilter("ignore", RuntimeWarning)
+    path = SHARED / "online_retail" / "online_retail.parquet"
+    if path.exists():
+        from personalize.data.adapters import load_online_retail
+
+        ds = load_online_retail(path)
+        s = calibration_summary(ds, calibration_end="2011-08-31", holdout_end="2011-12-09", time_unit="W")
+        record, _ = compare_purchase_models(s)
+        bg = BGNBDModel().fit(s)
+        t = time.perf_counter()
+        v = customer_view(ds, ds.last_timestamp.normalize() + pd.Timedelta(days=1))
+        view_s = time.perf_counter() - t
+        lost = v["segment"] == "Lost"
+        out["online_retail"] = {
+            "calibration_2011_08_31": {"bgnbd": bg.params_, "diagnostics": bg.diagnostics_,
+                                       "holdout": record["candidates"]["bgnbd"]["holdout"],
+                                       "selection": {k: record[k] for k in ("chosen", "degenerate", "reason")}},
+            "customer_view": {"seconds": round(view_s, 2), "clv_status": v.attrs["clv_status"],
+                              "clv_notes": v.attrs["clv_notes"], "clv_models": v.attrs["clv_models"],
+                              "lost_segment_customers": int(lost.sum()),
+                              "p_alive_withheld": bool(v["p_alive"].isna().all()),
+                              "clv_simple_customers": int(v["clv_simple"].notna().sum()),
+                              "clv_simple": v.attrs.get("clv_simple")}}
+        checks["online_retail: degenerate BG/NBD fit flagged"] = bg.diagnostics_["status"] == "degenerate"
+        checks["online_retail: customer view flagged"] = v.attrs["clv_status"] == "degenerate"
+        checks["online_retail: clv_simple for everyone"] = bool(v["clv_simple"].notna().all())
+    path = SHARED / "cdnow" / "CDNOW_sample.txt"
+    if path.exists():
+        from personalize.data.adapters import load_cdnow_sample
+
+        s = calibration_summary(load_cdnow_sample(path), calibration_end="1997-09-30", holdout_end="1998-06-30",
+                                time_unit="W")
+        record, fitted = compare_purchase_models(s)
+        out["cdnow_sample"] = {name: {"params": m.params_, "log_likelihood": m.log_likelihood_,
+                                      "status": m.diagnostics_["status"], "holdout": holdout_comparison(m, s)}
+                               for name, m in fitted.items()}
+        out["cdnow_sample"]["selection"] = {k: record[k] for k in ("chosen", "degenerate", "reason")}
+        checks["cdnow: no fit flagged"] = all(m.diagnostics_["status"] == "ok" for m in fitted.values())
+    for name, kw in (("lapse_free", {}), ("one_timers_vanish", {"one_timers": 0.4})):
+        ds = lapse_free_world(seed=0, **kw)
+        v = customer_view(ds, "2024-01-01")
+        sel = v.attrs["clv_selection"]
+        out[f"world_{name}"] = {"clv_status": v.attrs["clv_status"], "model": v.attrs["clv_models"]["model"],
+                                "selection": {k: sel.get(k) for k in ("chosen", "degenerate", "reason")},
+                                "notes": v.attrs["clv_notes"]}
+        if name == "lapse_free":
+            checks["lapse-free world flagged"] = v.attrs["clv_status"] == "degenerate"
+        else:
+            checks["one-time buyers world: MBG/NBD chosen, not flagged"] = (
+                v.attrs["clv_status"] == "ok" and v.attrs["clv_models"]["model"] == "mbgnbd")
+    return out, checks
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--customers", type=int, default=1_000_000)
     ap.add_argument("--lines", type=int, default=20_000_000)
     args = ap.parse_args()
     doc = {"clv_cdnow_master": bench_clv()}
+    doc["clv_validation"], clv_checks = bench_clv_validation()
     doc["profiles_segments_lifecycle_tiers"] = bench_scale(args.customers, args.lines)
     doc["peak_rss_mb"] = round(peak_rss_mb(), 1)
     doc["full_size"] = args.customers >= 1_000_000 and args.lines >= 20_000_000
     finish("analytics", doc, {
         "profiles_segments_lifecycle_tiers_seconds": doc["profiles_segments_lifecycle_tiers"]["passed"],
         "clv_fit_seconds": doc["clv_cdnow_master"]["passed"],
+        **clv_checks,
     })
     return 0
 

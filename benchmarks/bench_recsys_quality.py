@@ -16,9 +16,23 @@ Targets:
 
 * all track: TwoStage NDCG@10 >= 1.05 x the best single model;
 * discovery track: ALS and ItemKNN >= 1.5 x Popular, TwoStage >= the best single model;
+* all track: BuyAgain >= the plain ``repurchase`` baseline (issue 13);
 * synthetic (``personalize.datasets.make_retail``, planted latent-factor
   preferences): every CF model's precision@10 against each customer's true top-10
   items among those not bought yet (recommending with ``exclude="purchased"``) >= 1.3 x Popular's.
+
+Worlds of issue 13 (:mod:`personalize.evaluation.scenarios`, each tested on
+its last 21 days, every model with its defaults, k = 10):
+
+* ``short_popular``: four months, choice by popularity and a little category
+  taste -- TwoStage >= the best single model on both tracks;
+* ``grocery``: four months of consumables bought every week or two, planted
+  taste -- BuyAgain >= repurchase (TwoStage and EASE reported);
+* ``staples``: shoppers of very different rhythms with their own staples --
+  BuyAgain >= repurchase.
+
+EASE (catalogs up to 30,000 items) is reported beside the other single models
+everywhere, without a target.
 
 Hyperparameter defaults were tuned on an earlier validation window inside the
 training period (``--validation``: train before 2011-10-01, test 2011-10-01 ..
@@ -27,6 +41,7 @@ training period (``--validation``: train before 2011-10-01, test 2011-10-01 ..
 Writes benchmarks/results/recsys_quality.json and recsys_quality.png; exits 1
 when a target is missed (2 when the data is missing).
 Usage: python benchmarks/bench_recsys_quality.py [--validation] [--models a,b] [--skip-synthetic]
+       [--skip-worlds] [--worlds-only]
 """
 
 from __future__ import annotations
@@ -46,7 +61,8 @@ from _common import RESULTS, SHARED_DATA, finish, peak_rss_mb  # noqa: E402
 NAME = "recsys_quality"
 REFERENCE = {"all": {"popular": 0.094, "als": 0.21, "itemknn": 0.31, "repurchase rule": 0.337},
              "discovery": {"popular": 0.037, "bpr": 0.070, "als": 0.080, "itemknn": 0.082}}
-SINGLE = ("popular", "itemknn", "als", "bpr", "buyagain")
+SINGLE = ("popular", "itemknn", "als", "bpr", "ease", "buyagain", "repurchase")
+WORLD_SINGLE = ("popular", "itemknn", "als", "ease", "buyagain", "repurchase")  # BPR left out: slow, never best
 CF = ("itemknn", "als", "bpr")
 TWO_STAGE_ALL_RATIO = 1.05
 DISCOVERY_CF_RATIO = 1.5
@@ -72,7 +88,43 @@ def online_retail(path: Path, test_start: str, test_end: str | None, k: int, nam
     info = split.summary()
     if "twostage" in models:
         info["twostage_training"] = models["twostage"].train_info_
+    if "buyagain" in models:
+        info["buyagain_validation"] = models["buyagain"].validation_
     return res, info
+
+
+def worlds(k: int) -> tuple[dict, dict[str, bool]]:
+    """The issue-13 worlds: every single model and TwoStage on the last 21 days of each."""
+    from threadpoolctl import threadpool_limits
+
+    from personalize.evaluation import evaluate
+    from personalize.evaluation.scenarios import grocery_world, last_days_split, short_popular_world, staples_world
+
+    out, checks = {}, {}
+    for name, make in (("short_popular", short_popular_world), ("grocery", grocery_world),
+                       ("staples", staples_world)):
+        split = last_days_split(make(seed=0))
+        models = build(WORLD_SINGLE + ("twostage",))
+        with threadpool_limits(1, "blas"):
+            res = evaluate(models, split, k=k, include_new_customers=False)
+        nd = res.pivot_table(index="model", columns="track", values="ndcg")
+        best = {t: float(nd.loc[list(WORLD_SINGLE), t].max()) for t in ("all", "discovery")}
+        best_model = {t: str(nd.loc[list(WORLD_SINGLE), t].idxmax()) for t in ("all", "discovery")}
+        ts = {t: float(nd.loc["twostage", t]) for t in ("all", "discovery")}
+        out[name] = {"split": split.summary(), "rows": res.round(6).to_dict("records"),
+                     "best_single": best, "best_single_model": best_model,
+                     "twostage_over_best": {t: ts[t] / best[t] for t in ts},
+                     "buyagain_over_repurchase": float(nd.loc["buyagain", "all"] / nd.loc["repurchase", "all"]),
+                     "twostage_plan": {k2: models["twostage"].train_info_[k2] for k2 in ("window_days", "n_windows")},
+                     "twostage_validation": models["twostage"].train_info_["validation"],
+                     "buyagain_chosen": models["buyagain"].validation_.get("chosen")}
+        print(name, res[["model", "track", "ndcg", "recall", "fit_seconds"]].round(4).to_string(), file=sys.stderr)
+        if name == "short_popular":
+            for t in ("all", "discovery"):
+                checks[f"short_popular {t}: twostage >= best single"] = ts[t] >= best[t]
+        if name in ("grocery", "staples"):
+            checks[f"{name} all: buyagain >= repurchase"] = out[name]["buyagain_over_repurchase"] >= 1.0
+    return out, checks
 
 
 def synthetic(k: int, names) -> pd.DataFrame:
@@ -153,6 +205,8 @@ def main(argv=None) -> None:
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--models", default=",".join(SINGLE + ("twostage",)))
     p.add_argument("--skip-synthetic", action="store_true")
+    p.add_argument("--skip-worlds", action="store_true", help="skip the issue-13 worlds")
+    p.add_argument("--worlds-only", action="store_true", help="only the issue-13 worlds")
     args = p.parse_args(argv)
     warnings.filterwarnings("ignore", module="implicit")
     path = Path(args.data)
@@ -160,6 +214,12 @@ def main(argv=None) -> None:
         print(f"Online Retail not found at {path}", file=sys.stderr)
         sys.exit(2)
     names = [n.strip() for n in args.models.split(",") if n.strip()]
+    if args.worlds_only:
+        t0 = time.perf_counter()
+        doc, checks = worlds(args.k)
+        finish(NAME + "_worlds", {"k": args.k, "worlds": doc, "seconds": round(time.perf_counter() - t0, 1),
+                                  "peak_rss_mb": round(peak_rss_mb(), 1)}, checks)
+        return
     test_start, test_end = ("2011-10-01", "2011-11-01") if args.validation else ("2011-11-01", None)
     t0 = time.perf_counter()
     res, info = online_retail(path, test_start, test_end, args.k, names)
@@ -182,6 +242,12 @@ def main(argv=None) -> None:
                 ratio = float(nd.loc[m, "discovery"] / nd.loc["popular", "discovery"])
                 summary[f"{m}_over_popular_discovery"] = ratio
                 checks[f"discovery: {m} >= 1.5 x popular"] = ratio >= DISCOVERY_CF_RATIO
+    if {"buyagain", "repurchase"} <= set(nd.index):
+        summary["buyagain_over_repurchase_all"] = float(nd.loc["buyagain", "all"] / nd.loc["repurchase", "all"])
+        checks["all: buyagain >= repurchase"] = summary["buyagain_over_repurchase_all"] >= 1.0
+    if "ease" in nd.index:
+        summary["ease_over_best_other_discovery"] = float(
+            nd.loc["ease", "discovery"] / nd.loc[[m for m in singles if m != "ease"], "discovery"].max())
     result["summary"] = summary
     if not args.skip_synthetic:
         syn = synthetic(args.k, [n for n in names if n in SINGLE or n == "twostage"])
@@ -194,6 +260,9 @@ def main(argv=None) -> None:
                 ratio = float(syn.set_index("model").loc[m, "precision"] / pop)
                 result["synthetic"][f"{m}_over_popular"] = ratio
                 checks[f"synthetic: {m} >= {SYNTHETIC_RATIO} x popular"] = ratio >= SYNTHETIC_RATIO
+    if not args.skip_worlds:
+        result["worlds"], world_checks = worlds(args.k)
+        checks.update(world_checks)
     result["seconds"] = round(time.perf_counter() - t0, 1)
     result["peak_rss_mb"] = round(peak_rss_mb(), 1)
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -7,8 +7,13 @@ quality). Targets (issue 3):
 
 * single-customer ``recommend`` (k=10, default exclusion) p50 <= 2 ms, p99 <= 5 ms;
 * batch ``recommend`` for 100,000 customers <= 60 s;
-* TwoStage single-customer ``recommend`` p50 <= 15 ms (fitted with two training
-  windows of 40 days and its default generators; speed, not quality, is measured).
+* TwoStage single-customer ``recommend`` p50 <= 15 ms (fitted with two label
+  windows of 40 days -- one trains the rankers, one validates them -- and its
+  default generators; speed, not quality, is measured);
+* TwoStage fit on Online Retail (train before 2011-11-01, defaults) <= 15 s on
+  2 cores (issue 13; 42 s before). Wall and CPU seconds, the load average and
+  the time per phase (label windows, rankers, final refit) are reported: on a
+  machine shared with other jobs the wall time says as much about the others.
 
 Also reported (no target): single-customer latency with a category + in-stock
 filter, cold-start latency, ``similar_items`` latency, and single / batch
@@ -40,6 +45,7 @@ TARGET_P50_MS = 2.0
 TARGET_P99_MS = 5.0
 TARGET_BATCH_S = 60.0
 TARGET_TWOSTAGE_P50_MS = 15.0
+TARGET_TWOSTAGE_FIT_OR_S = 15.0
 
 
 def make_dataset(n_customers: int, n_items: int, n_lines: int, seed: int = 0):
@@ -87,6 +93,39 @@ def latency(fn, args, warmup: int = 50) -> dict:
             "cpu_p50_ms": round(float(np.percentile(cms, 50)), 3), "cpu_p99_ms": round(float(np.percentile(cms, 99)), 3)}
 
 
+def twostage_fit_online_retail() -> dict | None:
+    """Fit a default TwoStage on Online Retail before 2011-11-01: wall / CPU seconds and the phases."""
+    from threadpoolctl import threadpool_limits
+
+    from _common import SHARED_DATA
+    from personalize.data.adapters import load_online_retail
+    from personalize.evaluation import time_split
+    from personalize.recommenders import TwoStage
+
+    path = SHARED_DATA / "online_retail" / "online_retail.parquet"
+    if not path.exists():
+        print(f"Online Retail not found at {path}: TwoStage fit time skipped", file=sys.stderr)
+        return None
+    train = time_split(load_online_retail(path), "2011-11-01").train
+    import lightgbm  # noqa: F401 - imported before the clock starts, as in a long-running process
+    out = {"train_lines": len(train), "customers": train.n_customers, "items": train.n_items,
+           "load_average_before": [round(x, 2) for x in os.getloadavg()]}
+    with threadpool_limits(1, "blas"):
+        gc.collect()
+        t, cpu = time.perf_counter(), time.process_time()
+        m = TwoStage().fit(train)
+        out["wall_s"] = round(time.perf_counter() - t, 2)
+        out["cpu_s"] = round(time.process_time() - cpu, 2)
+    info = m.train_info_
+    out["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    out["phases_s"] = {"windows": [w["seconds"] for w in info["windows"]], "rankers": info["ranker_seconds"],
+                       "refit": info["refit_seconds"]}
+    out["plan"] = {"window_days": info["window_days"], "n_windows": info["n_windows"]}
+    out["choice"] = info["choice"]
+    print("twostage fit on Online Retail", out, flush=True)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--customers", type=int, default=100_000)
@@ -96,11 +135,21 @@ def main() -> None:
     ap.add_argument("--single", type=int, default=2000, help="single-customer calls timed per model")
     ap.add_argument("--quick", action="store_true", help="ALS only (skip the other models)")
     ap.add_argument("--skip-twostage", action="store_true", help="skip the TwoStage latency measurement")
+    ap.add_argument("--skip-online-retail", action="store_true", help="skip the TwoStage fit on Online Retail")
+    ap.add_argument("--online-retail-only", action="store_true", help="only the TwoStage fit on Online Retail")
     args = ap.parse_args()
     warnings.filterwarnings("ignore", category=RuntimeWarning, module="implicit")
 
     from personalize.recommenders import ALS, BPR, BuyAgain, Filters, ItemKNN, Popular
 
+    if args.online_retail_only:
+        result = {"twostage_fit_online_retail": twostage_fit_online_retail()}
+        checks = {}
+        if result["twostage_fit_online_retail"]:
+            checks["twostage_fit_online_retail<=15s"] = \
+                result["twostage_fit_online_retail"]["wall_s"] <= TARGET_TWOSTAGE_FIT_OR_S
+        finish("recsys_speed_online_retail", result, checks)
+        return
     t = time.perf_counter()
     ds = make_dataset(args.customers, args.items, args.lines)
     gen_s = time.perf_counter() - t
@@ -161,6 +210,11 @@ def main() -> None:
         print("twostage", r, flush=True)
         checks["twostage_single_p50_ms<=15"] = r["single"]["p50_ms"] <= TARGET_TWOSTAGE_P50_MS
         del ts_model
+    if not args.skip_online_retail:
+        r = twostage_fit_online_retail()
+        result["twostage_fit_online_retail"] = r
+        if r:
+            checks["twostage_fit_online_retail<=15s"] = r["wall_s"] <= TARGET_TWOSTAGE_FIT_OR_S
     result["peak_rss_mb"] = round(peak_rss_mb(), 1)
     result["load_average_at_end"] = list(os.getloadavg())
     finish("recsys_speed", result, checks)

@@ -46,7 +46,8 @@ def test_segments_json_out_and_plots(history_csv, tmp_path, capsys):
     assert sum(r["customers"] for r in doc["segments"]) == doc["customers"]
     assert sum(r["customers"] for r in doc["lifecycle"]) == doc["customers"]
     assert sum(r["customers"] for r in doc["tiers"]) == doc["customers"]
-    assert set(doc["clv_models"]["bgnbd"]) == {"r", "alpha", "a", "b"}
+    assert set(doc["clv_models"]["purchase"]) == {"r", "alpha", "a", "b"}
+    assert doc["clv_status"] in ("ok", "degenerate") and isinstance(doc["clv_notes"], list)
     table = pd.read_csv(out_csv, dtype={"customer_id": str})
     assert len(table) == doc["customers"] and table["customer_id"].str.len().eq(5).all()
     assert {"segment", "lifecycle", "tier", "clv"} <= set(table.columns)

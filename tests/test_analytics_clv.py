@@ -13,9 +13,9 @@ import pytest
 from scipy.optimize import check_grad
 
 from personalize.errors import ConvergenceError
-from personalize.analytics import (BGNBDModel, GammaGammaModel, calibration_summary,
-                                   cumulative_repeat_purchases, discounted_clv, fit_clv, holdout_comparison,
-                                   simple_clv)
+from personalize.analytics import (BGNBDModel, GammaGammaModel, MBGNBDModel, calibration_summary,
+                                   compare_purchase_models, cumulative_repeat_purchases, discounted_clv, fit_clv,
+                                   holdout_comparison, holdout_table, simple_clv)
 from personalize.errors import DataError, NotFittedError, PersonalizeError
 
 PAPER_BGNBD = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
@@ -215,17 +215,50 @@ def test_simple_clv_by_hand():
         ("a", "2020-01-10", 10.0), ("a", "2021-03-01", 30.0), ("a", "2021-06-01", 50.0),
         ("b", "2020-05-01", 20.0),
         ("c", "2021-02-01", 8.0),
+        ("d", "2019-12-20", 4.0),
     ])
     out = simple_clv(tx, as_of="2022-01-01", period_days=365)
-    # retention: of {a, b} who bought in 2020, only a bought again in the last 365 days
+    # the history (2019-12-20 .. 2022-01-01) holds two 365-day periods: nothing is shortened
+    assert out.attrs["period_days"] == 365.0 and "note" not in out.attrs
+    # retention: of {a, b} who bought in the period before last, only a bought again in the last 365 days
     assert out["retention"].iloc[0] == pytest.approx(0.5)
     assert out.loc["a", "frequency"] == 2 and out.loc["a", "aov"] == pytest.approx(40.0)
     assert out.loc["a", "clv"] == pytest.approx(2 * 40.0 * 0.5)
     assert out.loc["b", "clv"] == 0.0
     two = simple_clv(tx, as_of="2022-01-01", period_days=365, horizon_periods=2, discount_rate=0.1)
     assert two.loc["a", "clv"] == pytest.approx(80.0 * (0.5 / 1.1 + (0.5 / 1.1) ** 2))
-    with pytest.raises(DataError, match="shorter period_days"):
-        simple_clv(tx, as_of="2022-01-01", period_days=1000)
+
+
+def test_simple_clv_shortens_its_period_to_fit_two_and_explains_itself():
+    tx = tx_frame([
+        ("a", "2021-07-01", 10.0), ("a", "2021-11-01", 30.0), ("a", "2021-12-01", 50.0),
+        ("b", "2021-08-01", 20.0),
+        ("c", "2021-10-15", 8.0),
+    ])
+    # 184 days of history: a 365-day period cannot be had twice, so the period is 92 days
+    out = simple_clv(tx, as_of="2022-01-01", period_days=365)
+    assert out.attrs["period_days"] == pytest.approx(92.0)
+    assert "shortened from 365 to 92.0 days" in out.attrs["note"]
+    # before last: 2021-07-01 .. 2021-10-01 holds a and b; a bought again after, b did not
+    assert out.attrs["retention"] == pytest.approx(0.5) and out.attrs["retained_of"] == 2
+    # the horizon is still 365 days: 365 / 92 = 3.97 periods of 92 days, the last one in part
+    steps = 365.0 / 92.0
+    g = 0.5
+    factor = g + g ** 2 + g ** 3 + (steps - 3) * g ** 4
+    assert out.loc["a", "frequency"] == 2 and out.loc["a", "clv"] == pytest.approx(2 * 40.0 * factor)
+    assert out.loc["c", "clv"] == pytest.approx(1 * 8.0 * factor)
+    # a discount rate per 365 days is one per 92-day period after conversion
+    disc = simple_clv(tx, as_of="2022-01-01", period_days=365, discount_rate=0.1)
+    d = 1.1 ** (92.0 / 365.0) - 1.0
+    gd = 0.5 / (1 + d)
+    assert disc.loc["a", "clv"] == pytest.approx(80.0 * (gd + gd ** 2 + gd ** 3 + (steps - 3) * gd ** 4))
+    # shorter than two 7-day periods: a clear reason
+    with pytest.raises(DataError, match="two periods of history.*10.0 days"):
+        simple_clv(tx, as_of="2021-07-11", period_days=365)
+    # nobody in the period before last
+    gap = tx_frame([("a", "2021-01-01", 5.0), ("a", "2021-01-01", 5.0), ("b", "2021-12-30", 5.0)])
+    with pytest.raises(DataError, match="nobody bought in the period before last"):
+        simple_clv(gap, as_of="2022-01-01", period_days=100)
 
 
 # --------------------------------------------------------------------------- CDNOW (published results)
@@ -276,3 +309,98 @@ def test_cdnow_sample_matches_paper(cdnow_sample, via):
     # cumulative tracking: within 5% at the end of calibration (week 39)
     wk39 = cum.iloc[38]
     assert wk39["predicted"] == pytest.approx(wk39["actual"], rel=0.05)
+
+
+# --------------------------------------------------------------------------- MBG/NBD
+
+def simulate_mbgnbd(n, r, alpha, a, b, T_max, seed=0, horizon=None):
+    """Draw (frequency, recency, T) from MBG/NBD: drop-out checks right after the first purchase and after
+    every repeat purchase. With ``horizon`` also the repeat purchases in (0, horizon] of a new customer."""
+    rng = np.random.default_rng(seed)
+    lam = rng.gamma(r, 1.0 / alpha, n)
+    p = rng.beta(a, b, n)
+    T = rng.uniform(T_max / 2, T_max, n) if horizon is None else np.full(n, float(horizon))
+    k = 300
+    times = np.cumsum(rng.exponential(1.0, (n, k)) / lam[:, None], axis=1)
+    # J = number of repeat purchases made before dropping out: P(J >= j) = (1 - p)^j, the check at time 0 included
+    J = rng.geometric(p) - 1
+    idx = np.arange(1, k + 1)[None, :]
+    made = (times <= T[:, None]) & (idx <= J[:, None])
+    x = made.sum(axis=1)
+    tx = np.where(x > 0, times[np.arange(n), np.maximum(x - 1, 0)], 0.0)
+    return x.astype(float), tx, T
+
+
+def test_mbgnbd_gradient_matches_finite_differences():
+    x, tx, T = simulate_mbgnbd(500, 0.5, 5.0, 0.8, 2.5, 40, seed=3)
+    m = MBGNBDModel(penalizer=0.01)
+    w = np.ones_like(x)
+    for theta in (np.log([0.5, 5.0, 0.8, 2.5]), np.log([1.3, 0.7, 2.0, 0.4])):
+        err = check_grad(lambda th: m._objective(th, x, tx, T, w, w.sum())[0],
+                         lambda th: m._objective(th, x, tx, T, w, w.sum())[1], theta)
+        assert err < 1e-5
+
+
+def test_mbgnbd_recovers_simulated_parameters_and_bgnbd_cannot():
+    truth = {"r": 0.6, "alpha": 6.0, "a": 0.9, "b": 2.5}
+    x, tx, T = simulate_mbgnbd(20_000, **truth, T_max=52, seed=1)
+    m = MBGNBDModel().fit(frequency=x, recency=tx, T=T)
+    for k, v in truth.items():
+        assert m.params_[k] == pytest.approx(v, rel=0.2), (k, m.params_)
+    bg = BGNBDModel().fit(frequency=x, recency=tx, T=T)
+    assert m.log_likelihood_ > bg.log_likelihood_ + 10  # the data were made by MBG/NBD
+    assert m.diagnostics_["status"] == "ok" and m.to_dict()["model"] == "mbgnbd"
+
+
+def test_mbgnbd_expectations_match_a_simulation():
+    params = {"r": 0.8, "alpha": 4.0, "a": 1.6, "b": 3.0}
+    m = MBGNBDModel.from_dict({"model": "mbgnbd", "params": params})
+    # E[X(t)] of a new customer, by closed form and by simulation
+    x, _tx, _T = simulate_mbgnbd(200_000, **params, T_max=0, seed=5, horizon=20.0)
+    assert float(m.expected_purchases_new(20.0)) == pytest.approx(x.mean(), rel=0.02)
+    # a new customer's conditional expectation at T = 0 is the unconditional one
+    assert float(m.expected_purchases(20.0, frequency=0, recency=0, T=0)) == pytest.approx(
+        float(m.expected_purchases_new(20.0)), rel=1e-9)
+    # a one-time buyer may be gone: P(alive) falls with silence (BG/NBD keeps it at 1)
+    pa = m.p_alive(frequency=0, recency=0, T=np.array([0.0, 10.0, 40.0]))
+    assert pa[0] == pytest.approx(1.0 / (1.0 + params["a"] / params["b"])) and pa[0] > pa[1] > pa[2]
+    bg = BGNBDModel.from_dict({"model": "bgnbd", "params": params})
+    assert (bg.p_alive(frequency=0, recency=0, T=np.array([10.0, 40.0])) == 1.0).all()
+
+
+def test_diagnostics_flag_a_fit_with_no_drop_out_and_pass_a_healthy_one():
+    from personalize.evaluation.scenarios import lapse_free_world
+    s = calibration_summary(lapse_free_world(seed=3), time_unit="W")
+    for cls in (BGNBDModel, MBGNBDModel):
+        m = cls().fit(s)
+        d = m.diagnostics_
+        assert d["status"] == "degenerate", (cls, m.params_)
+        assert [i["code"] for i in d["issues"]][0] == "no_dropout" and d["mean_dropout"] < 1e-3
+        assert "does not tell active from lapsed" in d["issues"][0]["message"]
+        assert m.to_dict()["diagnostics"]["status"] == "degenerate"
+        assert BGNBDModel.from_dict(json.loads(json.dumps(BGNBDModel().fit(s).to_dict()))).diagnostics_ == \
+            BGNBDModel().fit(s).diagnostics_
+    # data with drop-out: nothing to report
+    x, tx, T = simulate_bgnbd(5000, 0.5, 5.0, 0.8, 2.5, 40, seed=6)
+    ok = BGNBDModel().fit(frequency=x, recency=tx, T=T).diagnostics_
+    assert ok["status"] == "ok" and not ok["issues"] and 0.1 < ok["mean_dropout"] < 0.5
+
+
+def test_compare_purchase_models_picks_mbgnbd_where_one_time_buyers_vanish():
+    from personalize.evaluation.scenarios import lapse_free_world
+    ds = lapse_free_world(one_timers=0.4, seed=1)
+    s = calibration_summary(ds, calibration_end="2023-09-30", holdout_end="2023-12-31", time_unit="W")
+    record, fitted = compare_purchase_models(s)
+    assert set(fitted) == {"bgnbd", "mbgnbd"} and record["ranking"][0] == "mbgnbd"
+    assert record["chosen"] == "mbgnbd" and not record["degenerate"]
+    assert record["candidates"]["bgnbd"]["status"] == "degenerate"  # BG/NBD cannot let a one-time buyer go
+    h = record["candidates"]["mbgnbd"]["holdout"]
+    table = holdout_table(h)
+    groups = table[table["frequency"] != "total"]
+    assert h["group_error"] == pytest.approx(float((groups["predicted_total"] - groups["actual_total"]).abs().sum()))
+    assert table.iloc[-1]["actual_total"] == pytest.approx(h["actual_total"])
+    # P(alive) at the calibration end separates who bought in the holdout from who did not
+    assert h["p_alive_auc"] > 0.75
+    assert record["candidates"]["bgnbd"]["holdout"]["group_error"] > h["group_error"]
+    with pytest.raises(PersonalizeError, match="unknown purchase model"):
+        compare_purchase_models(s, ["pareto"])

@@ -53,7 +53,11 @@ def test_view_has_every_block(view):
         assert col in view.columns, col
     assert view.index.is_unique and view.index.is_monotonic_increasing
     assert "clv_error" not in view.attrs
-    assert set(view.attrs["clv_models"]["bgnbd"]) == {"r", "alpha", "a", "b"}
+    assert view.attrs["clv_models"]["model"] in ("bgnbd", "mbgnbd")
+    assert set(view.attrs["clv_models"]["purchase"]) == {"r", "alpha", "a", "b"}
+    assert view.attrs["clv_status"] == "ok" and (view["clv_status"] == "ok").all()
+    assert view.attrs["clv_selection"]["status"] == "ok"
+    assert set(view.attrs["clv_selection"]["candidates"]) == {"bgnbd", "mbgnbd"}
     assert view["clv"].notna().all() and (view["clv"] >= 0).all()
     assert ((view["p_alive"] > 0) & (view["p_alive"] <= 1)).all()
 

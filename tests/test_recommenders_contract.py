@@ -19,7 +19,8 @@ import pytest
 
 from personalize.datasets import make_retail
 from personalize.errors import NotFittedError, UnknownIdError
-from personalize.recommenders import ALS, BPR, BuyAgain, Filters, ItemKNN, LiveEvents, Popular, load_recommender
+from personalize.recommenders import (ALS, BPR, EASE, BuyAgain, Filters, ItemKNN, LiveEvents, Popular, Repurchase,
+                                      load_recommender)
 from personalize.recommenders.fallback import FALLBACK_SOURCES
 
 SPLIT = "2023-10-01"
@@ -409,3 +410,63 @@ class TestBuyAgain(RecommenderContract):
             assert set(g["item_id"]) <= history[c]
         assert (rec["source"] != "buyagain").any()  # the fallback tops up
         assert (rec.groupby("customer_id").size() == 10).all()
+
+
+class TestRepurchase(RecommenderContract):
+    quality_track = "all"
+
+    @classmethod
+    def make(cls):
+        return Repurchase()
+
+    def test_most_often_bought_first_then_most_recent(self, model, data, customers):
+        _ds, train, _h, _l = data
+        tx = train.transactions.assign(day=train.transactions["timestamp"].dt.normalize())
+        days = tx.groupby(["customer_id", "item_id"])["day"].agg(["nunique", "max"])
+        rec = model.recommend(customers[:60], k=10)
+        own = rec[rec["source"] == "repurchase"]
+        assert len(own)
+        for c, g in own.groupby("customer_id"):
+            got = days.loc[c].loc[g["item_id"]]
+            expected = days.loc[c].sort_values(["nunique", "max"], ascending=False, kind="stable")
+            # the model's order is the (purchase days, last day) order, and its top items are the customer's top
+            assert list(zip(got["nunique"], got["max"])) == list(zip(expected["nunique"], expected["max"]))[:len(g)]
+
+
+class TestEASE(RecommenderContract):
+    @classmethod
+    def make(cls):
+        return EASE()
+
+    def test_weights_solve_the_constrained_ridge_problem(self, model, data):
+        """B = argmin ||X - XB||^2 + lambda ||B||^2 with diag(B) = 0: the KKT conditions hold column by column."""
+        _ds, train, _h, _l = data
+        X = train.interaction_matrix().toarray()
+        X = (X > 0).astype(np.float64)
+        B = model.weights_.astype(np.float64)
+        lam = model.regularization_
+        assert np.allclose(np.diag(B), 0.0)
+        # gradient of the objective: (X'X + lambda I) B - X'X must vanish off the diagonal (the diagonal
+        # carries the constraint's multiplier)
+        G = X.T @ X
+        grad = (G + lam * np.eye(len(G))) @ B - G
+        off = ~np.eye(len(G), dtype=bool)
+        assert np.abs(grad[off]).max() < 1e-3 * max(1.0, np.abs(G).max())
+        assert lam == pytest.approx(3.0 * np.diag(G)[np.diag(G) > 0].mean())
+
+    def test_refuses_catalogs_above_max_items(self, data):
+        from personalize.errors import DataError
+        _ds, train, _h, _l = data
+        with pytest.raises(DataError, match="max_items=100"):
+            EASE(max_items=100).fit(train)
+
+    def test_explanations_add_up_to_the_score(self, model, customers):
+        c = customers[0]
+        rec = model.recommend(c, k=3, exclude="purchased")
+        item = rec["item_id"].iloc[0]
+        ex = model.explain(c, item, n=1000)
+        assert ex["contribution"].sum() <= rec["score"].iloc[0] + 1e-5  # positive contributions only
+        row = int(model.customer_map_.lookup(np.asarray([c], dtype=object))[0])
+        hi, _ = model.histories_.row(row)
+        full = model.weights_[hi, int(model.item_map_.lookup(np.asarray([item], dtype=object))[0])].sum()
+        assert full == pytest.approx(rec["score"].iloc[0], rel=1e-5)

@@ -9,7 +9,7 @@ from personalize.data import Dataset
 from personalize.errors import NotFittedError, PersonalizeError
 from personalize.evaluation import evaluate, time_split
 from personalize.datasets import make_retail
-from personalize.recommenders import ALS, BuyAgain, ItemKNN, LiveEvents, Popular, load_recommender
+from personalize.recommenders import EASE, ALS, BuyAgain, ItemKNN, LiveEvents, Popular, Repurchase, load_recommender
 from personalize.recommenders.twostage import TwoStage
 
 TEST_START = "2023-11-01"
@@ -21,9 +21,9 @@ class SpyPopular(Popular):
 
     kind = ""  # not registered
 
-    def fit(self, dataset):
+    def _fit(self, dataset, X):
         FIT_LOG.append(("spy", dataset.last_timestamp))
-        return super().fit(dataset)
+        return super()._fit(dataset, X)
 
 
 def _generators(spy=False):
@@ -205,6 +205,93 @@ def test_errors():
             _model(**bad).fit(small)
     m = TwoStage(n_estimators=7)
     assert m.get_params()["n_estimators"] == 7 and m.generators is None
+
+
+# ---------------------------------------------------------------------- short histories
+def test_window_plan_adapts_to_the_history_and_says_what_is_needed():
+    from personalize.errors import DataError
+    from personalize.recommenders.twostage import window_plan
+    t0 = pd.Timestamp("2024-01-01")
+    days = lambda d: t0 + pd.Timedelta(days=d)  # noqa: E731
+    assert window_plan(t0, days(335), None, None)[:2] == pytest.approx((335 / 9, 4))
+    assert window_plan(t0, days(120), None, None)[:2] == pytest.approx((120 / 9, 4))
+    assert window_plan(t0, days(40), None, None)[:2] == (7.0, 3)
+    assert window_plan(t0, days(28), None, None)[:2] == (7.0, 2)  # the documented minimum
+    with pytest.raises(DataError, match="at least 28 days of history.*covers 27.0 days"):
+        window_plan(t0, days(27), None, None)
+    # given values are used as given, or refused with the history they need
+    assert window_plan(t0, days(400), 40.0, 4) == (40.0, 4, "given")
+    assert window_plan(t0, days(200), 30.0, None)[:2] == (30.0, 4)
+    with pytest.raises(DataError, match="needs 174 days of history for train_windows=4 x train_window_days=40"):
+        window_plan(t0, days(120), 40.0, 4)
+
+
+def test_fits_a_six_week_history_and_refuses_three_weeks():
+    from personalize.errors import DataError
+    ds = make_retail(n_customers=400, n_items=60, days=42, seed=5, offers=False, exposures=False,
+                     orders_per_year=20)[0]
+    with threadpool_limits(1, "blas"):
+        m = TwoStage(generators=_generators(), n_candidates=10, n_estimators=20).fit(ds)
+    info = m.train_info_
+    assert info["plan"] == "adapted" and info["window_days"] == 7.0 and info["n_windows"] == 3  # (41.x - 14) // 7
+    assert info["windows"][0]["role"] == "validation" and info["validation"]["all"]["status"] == "ok"
+    assert len(m.recommend(list(ds.customer_vocab.ids[:5]), k=5)) == 25
+    with pytest.raises(DataError, match="at least 28 days of history"):
+        TwoStage(generators=_generators()).fit(ds.until(ds.first_timestamp + pd.Timedelta(days=20)))
+
+
+def test_popular_is_always_a_generator(split):
+    with threadpool_limits(1, "blas"):
+        m = TwoStage(generators={"knn": ItemKNN(num_threads=1), "popular": Popular(window_days=14)},
+                     n_candidates=10, n_estimators=10, train_windows=2).fit(split.train)
+    assert m.generator_names_ == ["knn", "popular", "popular_baseline"]
+    assert set(m.train_info_["validation"]["discovery"]["ndcg"]) == {"ranker", "knn", "popular", "popular_baseline"}
+    assert m.get_params()["generators"].keys() == {"knn", "popular"}  # the parameter is left as given
+
+
+@pytest.fixture(scope="module")
+def popular_world():
+    from personalize.evaluation.scenarios import last_days_split, short_popular_world
+    split = last_days_split(short_popular_world(seed=0))
+    singles = {"popular": Popular(), "itemknn": ItemKNN(num_threads=1), "als": ALS(num_threads=1),
+               "buyagain": BuyAgain(), "repurchase": Repurchase(), "ease": EASE()}
+    with threadpool_limits(1, "blas"):
+        res = evaluate(singles, split, k=10, include_new_customers=False)
+        two = TwoStage(num_threads=1).fit(split.train)
+        mine = evaluate({"twostage": two}, split, k=10, include_new_customers=False, fit=False)
+    return split, res, two, mine
+
+
+def test_popularity_dominated_short_history_twostage_matches_the_best_single_model(popular_world):
+    split, res, two, mine = popular_world
+    assert two.train_info_["plan"] == "adapted" and two.train_info_["window_days"] < 14
+    for track in ("all", "discovery"):
+        best = res.loc[res["track"] == track, "ndcg"].max()
+        got = mine.loc[mine["track"] == track, "ndcg"].item()
+        assert got >= best - 0.001, (track, got, res[res["track"] == track])
+    assert mine.loc[mine["track"] == "all", "ndcg"].item() > 1.05 * res.loc[res["track"] == "all", "ndcg"].max()
+
+
+def test_the_validation_window_decides_ranker_or_generator_and_it_is_served(popular_world, tmp_path):
+    split, res, two, mine = popular_world
+    val = two.train_info_["validation"]
+    for mode in ("all", "discovery"):
+        v = val[mode]
+        assert v["status"] == "ok" and set(v["ndcg"]) == {"ranker", *two.generator_names_}
+        best = max(v["ndcg"], key=v["ndcg"].get)
+        assert v["chosen"] == ("ranker" if v["ndcg"]["ranker"] >= v["ndcg"][best] else best)
+        assert two.choice_[mode] == v["chosen"]
+    # popularity rules discovery here: the ranker does not beat Popular on the validation window, so Popular
+    # serves that mode, list for list
+    assert two.choice_["discovery"] == "popular" and two.choice_["all"] == "ranker"
+    cust = list(split.customers("discovery")[:50])
+    a = two.recommend(cust, k=10, exclude="purchased")
+    b = two.generators_["popular"].recommend(cust, k=10, exclude="purchased")
+    assert a["item_id"].tolist() == b["item_id"].tolist()
+    two.save(tmp_path / "ts")
+    back = load_recommender(tmp_path / "ts")
+    assert back.choice_ == two.choice_
+    pd.testing.assert_frame_equal(back.recommend(cust, k=10, exclude="purchased"), a)
 
 
 # ---------------------------------------------------------------------- the shared recommender contract

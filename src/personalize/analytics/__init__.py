@@ -1,6 +1,6 @@
 """Customer analytics: point-in-time profiles, RFM segments, lifecycle stages,
-membership tiers, personas and customer lifetime value (simple and BG/NBD +
-Gamma-Gamma).
+membership tiers, personas and customer lifetime value (simple, and BG/NBD or
+MBG/NBD + Gamma-Gamma, with degenerate fits flagged).
 
 Typical use::
 
@@ -11,9 +11,10 @@ Typical use::
 Customer lists (segment / tier / CLV / consent filters) are in :mod:`personalize.customers`.
 """
 
-from personalize.analytics.clv import (TIME_UNITS, BGNBDModel, GammaGammaModel, calibration_summary,
-                                       cumulative_repeat_purchases, discounted_clv,
-                                       holdout_comparison, simple_clv, summary_from_arrays)
+from personalize.analytics.clv import (PURCHASE_MODELS, TIME_UNITS, BGNBDModel, GammaGammaModel, MBGNBDModel,
+                                       calibration_summary, compare_purchase_models, cumulative_repeat_purchases,
+                                       discounted_clv, fit_diagnostics, holdout_comparison, holdout_table,
+                                       simple_clv, summary_from_arrays)
 from personalize.analytics.customers import customer_record, customer_view, fit_clv
 from personalize.analytics.profiles import prepare_arrays, profiles
 from personalize.analytics.segments import (DEFAULT_SEGMENT_RULES, DEFAULT_TIERS,
@@ -23,8 +24,9 @@ from personalize.analytics.segments import (DEFAULT_SEGMENT_RULES, DEFAULT_TIERS
                                             rfm_scores)
 
 __all__ = [
-    "TIME_UNITS", "BGNBDModel", "GammaGammaModel", "calibration_summary",
-    "cumulative_repeat_purchases", "discounted_clv", "holdout_comparison", "simple_clv",
+    "PURCHASE_MODELS", "TIME_UNITS", "BGNBDModel", "MBGNBDModel", "GammaGammaModel", "calibration_summary",
+    "compare_purchase_models", "cumulative_repeat_purchases", "discounted_clv", "fit_diagnostics",
+    "holdout_comparison", "holdout_table", "simple_clv",
     "summary_from_arrays", "customer_record", "customer_view",
     "fit_clv", "prepare_arrays", "profiles", "DEFAULT_SEGMENT_RULES", "DEFAULT_TIERS",
     "LIFECYCLE_STAGES", "SEGMENT_NAMES", "LifecycleConfig", "Personas", "SegmentRule", "Tier",

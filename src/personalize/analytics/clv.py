@@ -55,10 +55,15 @@ __all__ = [
     "calibration_summary",
     "summary_from_arrays",
     "BGNBDModel",
+    "MBGNBDModel",
+    "PURCHASE_MODELS",
+    "fit_diagnostics",
     "GammaGammaModel",
     "discounted_clv",
     "simple_clv",
     "holdout_comparison",
+    "holdout_table",
+    "compare_purchase_models",
     "cumulative_repeat_purchases",
 ]
 
@@ -316,6 +321,8 @@ class _MaximumLikelihoodModel(Params):
                "n_customers": self.n_customers_, "hyperparameters": self.get_params()}
         if hasattr(self, "time_unit_"):
             out["time_unit"] = self.time_unit_
+        if hasattr(self, "diagnostics_"):
+            out["diagnostics"] = self.diagnostics_
         return out
 
     @classmethod
@@ -329,6 +336,8 @@ class _MaximumLikelihoodModel(Params):
         m.n_iter_ = 0
         if "time_unit" in state:
             m.time_unit_ = state["time_unit"]
+        if "diagnostics" in state:
+            m.diagnostics_ = state["diagnostics"]
         return m
 
 
@@ -337,27 +346,35 @@ class BGNBDModel(_MaximumLikelihoodModel):
 
     Purchase rate lambda ~ Gamma(r, alpha); after each purchase the customer
     drops out with probability p ~ Beta(a, b). Times are in the unit of the
-    calibration summary (``alpha`` scales with it).
+    calibration summary (``alpha`` scales with it). A customer who never
+    bought again (frequency 0) cannot have dropped out under this model, so
+    their P(alive) is 1 whatever their silence: :class:`MBGNBDModel` lifts that.
 
     Hyperparameters: ``penalizer``, ``max_iter``, ``tol`` (see :class:`_MaximumLikelihoodModel`).
 
     Fitted attributes: ``params_`` (dict r, alpha, a, b), ``log_likelihood_``
-    (total at the optimum), ``n_customers_``, ``n_iter_``, ``time_unit_``.
+    (total at the optimum), ``n_customers_``, ``n_iter_``, ``time_unit_`` and
+    ``diagnostics_`` (:func:`fit_diagnostics`: ``status`` "ok" or "degenerate"
+    and the issues found, e.g. a fit with no drop-out whose P(alive) is 1 for
+    everyone).
     """
 
     model_name = "bgnbd"
     param_names = ("r", "alpha", "a", "b")
+    #: 0 for BG/NBD (drop-out after each repeat purchase), 1 for MBG/NBD (also right after the first)
+    _shift = 0
 
     # -- likelihood --------------------------------------------------------
-    @staticmethod
-    def _loglik_terms(params, x, tx, T):
+    @classmethod
+    def _loglik_terms(cls, params, x, tx, T):
         r, alpha, a, b = params
+        s = cls._shift
         A1 = gammaln(r + x) - gammaln(r) + r * math.log(alpha)
-        A2 = gammaln(a + b) + gammaln(b + x) - gammaln(b) - gammaln(a + b + x)
+        A2 = gammaln(a + b) + gammaln(b + x + s) - gammaln(b) - gammaln(a + b + x + s)
         A3 = -(r + x) * np.log(alpha + T)
-        pos = x > 0
+        can_die = (x > 0) if s == 0 else np.ones(np.shape(x), dtype=bool)
         with np.errstate(divide="ignore", invalid="ignore"):
-            A4 = np.where(pos, math.log(a) - np.log(np.where(pos, b + x - 1, 1.0))
+            A4 = np.where(can_die, math.log(a) - np.log(np.where(can_die, b + x + s - 1, 1.0))
                           - (r + x) * np.log(alpha + tx), -np.inf)
         return A1, A2, A3, A4
 
@@ -368,20 +385,21 @@ class BGNBDModel(_MaximumLikelihoodModel):
 
     def _objective(self, theta, x, tx, T, w, wsum):
         r, alpha, a, b = np.exp(theta)
+        s = self._shift
         A1, A2, A3, A4 = self._loglik_terms((r, alpha, a, b), x, tx, T)
         m = np.logaddexp(A3, A4)
         ll = A1 + A2 + m
         w4 = np.exp(A4 - m)  # share of the "dropped out right after the last purchase" term
         w3 = 1.0 - w4
-        pos = x > 0
-        bx1 = np.where(pos, b + x - 1, 1.0)
+        can_die = (x > 0) if s == 0 else np.ones(np.shape(x), dtype=bool)
+        bx1 = np.where(can_die, b + x + s - 1, 1.0)
         d_r = digamma(r + x) - digamma(r) + math.log(alpha) - w3 * np.log(alpha + T) \
             - w4 * np.log(alpha + tx)
         d_alpha = r / alpha - w3 * (r + x) / (alpha + T) - w4 * (r + x) / (alpha + tx)
         dg_ab = digamma(a + b)
-        dg_abx = digamma(a + b + x)
+        dg_abx = digamma(a + b + x + s)
         d_a = dg_ab - dg_abx + w4 / a
-        d_b = dg_ab + digamma(b + x) - digamma(b) - dg_abx - np.where(pos, w4 / bx1, 0.0)
+        d_b = dg_ab + digamma(b + x + s) - digamma(b) - dg_abx - np.where(can_die, w4 / bx1, 0.0)
         grad = np.array([
             r * (w * d_r).sum(), alpha * (w * d_alpha).sum(), a * (w * d_a).sum(), b * (w * d_b).sum(),
         ]) / wsum
@@ -398,7 +416,8 @@ class BGNBDModel(_MaximumLikelihoodModel):
 
         ``weights`` (optional) counts how many customers each row stands for.
         Identical rows are merged internally, so the cost grows with the
-        number of distinct (x, t_x, T) triples.
+        number of distinct (x, t_x, T) triples. A fit that converges to a
+        degenerate optimum is kept, and ``diagnostics_`` says so.
         """
         if self.penalizer < 0:
             raise PersonalizeError("penalizer must be >= 0")
@@ -417,7 +436,7 @@ class BGNBDModel(_MaximumLikelihoodModel):
             raise DataError("weights sum to zero", column="weights")
 
         if (ux == 0).all():
-            raise ConvergenceError("BG/NBD fit needs repeat purchases: every customer has "
+            raise ConvergenceError(f"{self._label} fit needs repeat purchases: every customer has "
                                    "frequency 0")
         mean_x = float((uw * ux).sum() / wsum)
         mean_T = float(np.dot(uw, uT) / wsum)
@@ -425,7 +444,7 @@ class BGNBDModel(_MaximumLikelihoodModel):
             np.log([1.0, max(mean_T / max(mean_x, 1e-3), 1e-3), 1.0, 1.0]),
             np.log([0.5, max(mean_T, 1e-3), 0.5, 2.0]),
         ]
-        best = self._best_start(lambda th: self._objective(th, ux, utx, uT, uw, wsum), starts, "BG/NBD")
+        best = self._best_start(lambda th: self._objective(th, ux, utx, uT, uw, wsum), starts, self._label)
         r, alpha, a, b = np.exp(best.x)
         self.params_ = {"r": float(r), "alpha": float(alpha), "a": float(a), "b": float(b)}
         self.log_likelihood_ = float((uw * self._loglik((r, alpha, a, b), ux, utx, uT)).sum())
@@ -433,7 +452,12 @@ class BGNBDModel(_MaximumLikelihoodModel):
         self.n_iter_ = int(best.nit)
         self.time_unit_ = (summary.attrs.get("time_unit") if isinstance(summary, pd.DataFrame)
                            else None)
+        self.diagnostics_ = fit_diagnostics(self, ux, utx, uT, uw)
         return self
+
+    @property
+    def _label(self) -> str:
+        return "MBG/NBD" if self._shift else "BG/NBD"
 
     # -- predictions -------------------------------------------------------
     def log_likelihood(self, summary=None, *, frequency=None, recency=None, T=None) -> np.ndarray:
@@ -442,11 +466,12 @@ class BGNBDModel(_MaximumLikelihoodModel):
         return self._loglik(self._p(), x, tx, T)
 
     def _log_odds_dead(self, x, tx, T):
-        """log of a/(b+x-1) * ((alpha+T)/(alpha+t_x))^(r+x) for x>0, -inf for x=0."""
+        """log of a/(b+x+s-1) * ((alpha+T)/(alpha+t_x))^(r+x) where the customer can have dropped out, else -inf."""
         r, alpha, a, b = self._p()
-        pos = x > 0
+        s = self._shift
+        can_die = (x > 0) if s == 0 else np.ones(np.shape(x), dtype=bool)
         with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(pos, math.log(a) - np.log(np.where(pos, b + x - 1, 1.0))
+            return np.where(can_die, math.log(a) - np.log(np.where(can_die, b + x + s - 1, 1.0))
                             + (r + x) * (np.log(alpha + T) - np.log(alpha + tx)), -np.inf)
 
     def p_alive(self, summary=None, *, frequency=None, recency=None, T=None) -> np.ndarray:
@@ -456,26 +481,142 @@ class BGNBDModel(_MaximumLikelihoodModel):
 
     def expected_purchases(self, t, summary=None, *, frequency=None, recency=None,
                            T=None) -> np.ndarray:
-        """E[number of purchases in (T, T + t] | x, t_x, T] (equation 10 of the paper)."""
+        """E[number of purchases in (T, T + t] | x, t_x, T] (equation 10 of the BG/NBD paper)."""
         r, alpha, a, b = self._p()
+        s = self._shift
         x, tx, T = _summary_arrays(summary, frequency, recency, T)
         t = np.asarray(t, np.float64)
         if (t < 0).any():
             raise PersonalizeError("horizon t must be >= 0")
+        # alive: p | data ~ Beta(a, b + x + s), lambda | data ~ Gamma(r + x, alpha + T)
         z = t / (alpha + T + t)
         log_ratio = (r + x) * (np.log(alpha + T) - np.log(alpha + T + t))
-        term = 1.0 - np.exp(log_ratio) * hyp2f1(r + x, b + x, a + b + x - 1.0, z)
-        num = (a + b + x - 1.0) / (a - 1.0) * term
+        term = 1.0 - np.exp(log_ratio) * hyp2f1(r + x, b + x + s, a + b + x + s - 1.0, z)
+        num = (a + b + x + s - 1.0) / (a - 1.0) * term
         den_log = np.logaddexp(0.0, self._log_odds_dead(x, tx, T))
         return num * np.exp(-den_log)
 
     def expected_purchases_new(self, t) -> np.ndarray:
         """E[X(t)]: purchases in (0, t] of a new customer (repeat purchases after the first)."""
         r, alpha, a, b = self._p()
+        s = self._shift
         t = np.asarray(t, np.float64)
         z = t / (alpha + t)
-        return (a + b - 1.0) / (a - 1.0) * (
-            1.0 - np.exp(r * (np.log(alpha) - np.log(alpha + t))) * hyp2f1(r, b, a + b - 1.0, z))
+        # B(a - 1, b + s) / B(a, b): (a + b - 1) / (a - 1) for BG/NBD, b / (a - 1) for MBG/NBD
+        const = (a + b - 1.0) / (a - 1.0) if s == 0 else b / (a - 1.0)
+        return const * (1.0 - np.exp(r * (np.log(alpha) - np.log(alpha + t))) * hyp2f1(r, b + s, a + b + s - 1.0, z))
+
+
+class MBGNBDModel(BGNBDModel):
+    """MBG/NBD (Batislam, Denizel & Filiztekin 2007): BG/NBD where a customer may also drop out right after
+    the first purchase.
+
+    The likelihood is BG/NBD's with ``b + x`` replaced by ``b + x + 1`` and the
+    drop-out term present for every customer, so a one-time buyer's P(alive)
+    falls with their silence (``1 / (1 + a / b ((alpha + T) / alpha)^r)``)
+    instead of staying at 1. Same parameters, fitting and predictions as
+    :class:`BGNBDModel`; ``model_name`` "mbgnbd".
+    """
+
+    model_name = "mbgnbd"
+    _shift = 1
+
+
+#: the probabilistic purchase models by name (``customer_view(clv_model=...)``, ``personalize clv --model``)
+PURCHASE_MODELS: dict[str, type[BGNBDModel]] = {"bgnbd": BGNBDModel, "mbgnbd": MBGNBDModel}
+
+#: thresholds of :func:`fit_diagnostics`
+MIN_MEAN_DROPOUT = 1e-3
+MAX_MEAN_DROPOUT = 0.999
+UNINFORMATIVE_P_ALIVE = 0.99
+UNINFORMATIVE_SHARE = 0.99
+OVERDUE_GAPS = 3.0
+OVERDUE_MIN_CUSTOMERS = 20
+OVERDUE_ALIVE = 0.95
+OVERDUE_ALIVE_SHARE = 0.9
+NEAR_BOUND = 20.0  # |log parameter| beyond which a parameter is running to 0 or infinity
+
+
+def fit_diagnostics(model: BGNBDModel, x, tx, T, w=None) -> dict:
+    """Is a fitted BG/NBD-type model degenerate? ``{"status": "ok" | "degenerate", "issues", "warnings", ...}``.
+
+    Issues (any makes the fit degenerate), on the customers it was fitted on (``w`` counts each row):
+
+    * ``no_dropout``: the mean drop-out probability per purchase ``a / (a + b)``
+      is below 0.001: the fit found no drop-out, P(alive) is about 1 for
+      every customer and cannot tell active from lapsed ones (what Online
+      Retail's BG/NBD fit does: a = 6.5e-07, b = 14612);
+    * ``immediate_dropout``: ``a / (a + b)`` above 0.999 (everyone is gone
+      after their next purchase);
+    * ``p_alive_uninformative``: P(alive) > 0.99 for more than 99 % of the
+      customers;
+    * ``boundary``: ``r`` or ``alpha`` within e^-20 / e^20 of 0 / infinity (``a``
+      and ``b`` may both run to 0 together: that is a two-point drop-out
+      distribution, each customer gone at once or never, and their ratio is
+      checked above).
+
+    Warnings (reported, not degenerate): ``p_alive_ignores_silence``: of the
+    repeat buyers (frequency >= 2) silent for more than 3 times their own mean
+    gap, over 90 % still get P(alive) > 0.95 (checked when there are at least
+    20; genuine when those customers are only slow, suspicious otherwise).
+
+    Each issue or warning is ``{"code", "message"}``; the record also holds the mean drop-out, a
+    summary of P(alive) and the overdue-customer counts.
+    """
+    x, tx, T = (np.asarray(v, np.float64).ravel() for v in (x, tx, T))
+    w = np.ones_like(x) if w is None else np.asarray(w, np.float64).ravel()
+    r, alpha, a, b = model._p()
+    pa = model.p_alive(frequency=x, recency=tx, T=T)
+    wsum = float(w.sum())
+    issues, warnings_ = [], []
+    mean_dropout = a / (a + b)
+    name = model._label
+    if mean_dropout < MIN_MEAN_DROPOUT:
+        issues.append({"code": "no_dropout",
+                       "message": f"{name} found (almost) no drop-out: a/(a+b) = {mean_dropout:.2g} (a = {a:.3g}, "
+                                  f"b = {b:.3g}), so P(alive) is about 1 for every customer and does not tell "
+                                  "active from lapsed ones"})
+    elif mean_dropout > MAX_MEAN_DROPOUT:
+        issues.append({"code": "immediate_dropout",
+                       "message": f"{name} has every customer drop out at the next purchase: a/(a+b) = "
+                                  f"{mean_dropout:.4f} (a = {a:.3g}, b = {b:.3g})"})
+    alive_share = float(w[pa > UNINFORMATIVE_P_ALIVE].sum() / wsum) if wsum else 0.0
+    if alive_share > UNINFORMATIVE_SHARE and not any(i["code"] == "no_dropout" for i in issues):
+        issues.append({"code": "p_alive_uninformative",
+                       "message": f"{name} gives {alive_share:.1%} of the customers P(alive) > "
+                                  f"{UNINFORMATIVE_P_ALIVE:g}: it does not tell active from lapsed ones"})
+    gap = np.where(x >= 2, tx / np.maximum(x, 1.0), np.inf)
+    overdue = (x >= 2) & ((T - tx) > OVERDUE_GAPS * gap)
+    n_over = float(w[overdue].sum())
+    share = float(w[overdue & (pa > OVERDUE_ALIVE)].sum() / n_over) if n_over else None
+    if n_over >= OVERDUE_MIN_CUSTOMERS and share is not None and share > OVERDUE_ALIVE_SHARE:
+        warnings_.append({"code": "p_alive_ignores_silence",
+                          "message": f"{share:.0%} of the {int(n_over):,} repeat buyers silent for more than "
+                                     f"{OVERDUE_GAPS:g} times their usual gap still get P(alive) > "
+                                     f"{OVERDUE_ALIVE:g}"})
+    logs = {k: math.log(model.params_[k]) for k in ("r", "alpha")}
+    near = [k for k, v in logs.items() if abs(v) >= NEAR_BOUND]
+    if near:
+        issues.append({"code": "boundary",
+                       "message": f"{name} parameter(s) {', '.join(near)} ran towards "
+                                  f"{'0' if all(logs[k] < 0 for k in near) else 'infinity'}: the data barely "
+                                  "identify the model"})
+    return {
+        "status": "degenerate" if issues else "ok",
+        "issues": issues,
+        "warnings": warnings_,
+        "mean_dropout": float(mean_dropout),
+        "p_alive": {"min": float(pa.min()), "median": float(_weighted_median(pa, w)),
+                    "share_above_0.99": alive_share},
+        "overdue_repeat_buyers": int(round(n_over)),
+        "overdue_share_alive": share,
+    }
+
+
+def _weighted_median(v: np.ndarray, w: np.ndarray) -> float:
+    order = np.argsort(v, kind="stable")
+    cw = np.cumsum(w[order])
+    return float(v[order][np.searchsorted(cw, cw[-1] / 2.0)]) if len(v) else float("nan")
 
 
 # ---------------------------------------------------------------------------
@@ -566,7 +707,39 @@ class GammaGammaModel(_MaximumLikelihoodModel):
         self.log_likelihood_ = float((w * self._loglik((p, q, v), x, m)).sum())
         self.n_customers_ = int(round(wsum))
         self.n_iter_ = int(best.nit)
+        self.diagnostics_ = self._diagnostics(x, m, w)
         return self
+
+    def _diagnostics(self, x, m, w) -> dict:
+        """``{"status": "ok" | "degenerate", "issues": [...], "spend_frequency_correlation"}``.
+
+        Degenerate: ``q <= 1`` (the population mean spend, what a one-time buyer
+        is expected to spend, is infinite) or a parameter within e^-20 / e^20 of
+        0 / infinity. A correlation between repeat buyers' frequency and mean
+        spend above 0.3 in size is reported as ``spend_depends_on_frequency``
+        (Gamma-Gamma assumes none) without making the fit degenerate.
+        """
+        p, q, v = self._p()
+        issues, warnings_ = [], []
+        if q <= 1.0:
+            issues.append({"code": "infinite_mean_spend",
+                           "message": f"Gamma-Gamma q = {q:.3g} <= 1: the population mean spend is infinite, so the "
+                                      "expected spend of a one-time buyer is not finite"})
+        near = [k for k, val in self.params_.items() if abs(math.log(val)) >= NEAR_BOUND]
+        if near:
+            issues.append({"code": "boundary", "message": f"Gamma-Gamma parameter(s) {', '.join(near)} ran towards "
+                                                          "0 or infinity: the data barely identify the model"})
+        corr = None
+        if len(x) > 2 and np.std(x) > 0 and np.std(m) > 0:
+            xm, mm = np.average(x, weights=w), np.average(m, weights=w)
+            cov = np.average((x - xm) * (m - mm), weights=w)
+            corr = float(cov / math.sqrt(np.average((x - xm) ** 2, weights=w) * np.average((m - mm) ** 2, weights=w)))
+            if abs(corr) > 0.3:
+                warnings_.append({"code": "spend_depends_on_frequency",
+                                  "message": f"frequency and mean spend of repeat buyers correlate ({corr:+.2f}); "
+                                             "Gamma-Gamma assumes they do not"})
+        return {"status": "degenerate" if issues else "ok", "issues": issues, "warnings": warnings_,
+                "spend_frequency_correlation": corr}
 
     @property
     def population_mean_spend_(self) -> float:
@@ -616,6 +789,10 @@ def discounted_clv(bgnbd: BGNBDModel, gamma_gamma: GammaGammaModel, summary: pd.
     return pd.Series(value * spend, index=summary.index, name="clv")
 
 
+#: the shortest period :func:`simple_clv` shortens its period to
+MIN_SIMPLE_PERIOD_DAYS = 7.0
+
+
 def simple_clv(data: History, *, as_of: DateLike, period_days: float = 365.0, horizon_periods: int = 1,
                discount_rate: float = 0.0, margin: float = 1.0, arrays: Any = None) -> pd.DataFrame:
     """The retail formula: CLV = purchase frequency x AOV x retention (x margin), over a horizon.
@@ -623,18 +800,27 @@ def simple_clv(data: History, *, as_of: DateLike, period_days: float = 365.0, ho
     Definitions (only transactions strictly before ``as_of`` are used; orders
     as in :func:`personalize.analytics.profiles`):
 
-    * ``frequency`` = orders in the last period (``period_days`` before ``as_of``);
+    * the period ``p`` is ``period_days``, shortened to half the history
+      (first order to ``as_of``) when the history holds fewer than two such
+      periods: retention needs two (down to 7 days, so at least 14 days of
+      history are needed);
+    * ``frequency`` = orders in the last period (``p`` days before ``as_of``);
     * ``aov`` = mean order value in that period (all-time mean when the
       customer did not buy in the last period);
     * ``retention`` = population repeat rate: share of the customers who
       bought in the period before last who bought again in the last period;
     * ``clv`` = frequency x aov x margin x sum_{k=1..H} (retention / (1 + d))^k
-      with H = ``horizon_periods`` and d = ``discount_rate`` per period.
+      over the horizon ``horizon_periods x period_days`` days, i.e. H =
+      ``horizon_periods x period_days / p`` periods of ``p`` days (the last one
+      counted in part when H is not whole) with ``discount_rate`` per
+      ``period_days`` turned into the rate per ``p`` days.
 
     Customers who did not buy in the last period get frequency 0 and clv 0.
-    Raises DataError when nobody bought in the period before last (the data
-    are shorter than two periods: use a smaller ``period_days``).
-    Returns a frame indexed by customer_id with frequency, aov, retention, clv.
+    Raises DataError, saying why, when the history is shorter than two 7-day
+    periods or nobody bought in the period before last. Returns a frame
+    indexed by customer_id with frequency, aov, retention, clv; ``attrs`` hold
+    ``retention``, ``retained_of``, ``period_days`` (used),
+    ``requested_period_days`` and a ``note`` when the period was shortened.
     """
     if period_days <= 0 or horizon_periods < 1:
         raise PersonalizeError("period_days must be > 0 and horizon_periods >= 1")
@@ -642,8 +828,22 @@ def simple_clv(data: History, *, as_of: DateLike, period_days: float = 365.0, ho
         raise PersonalizeError("discount_rate must be > -1")
     a = arrays if arrays is not None else prepare_arrays(data, as_of)
     n = len(a.ids)
-    p_ns = int(period_days * 86_400_000_000_000)
     c_ns = a.as_of.value
+    day_ns = 86_400_000_000_000
+    if not len(a.order_ts):
+        raise DataError(f"clv_simple: no orders before {a.as_of.date()}", table="transactions", column="timestamp")
+    history_days = (c_ns - int(a.order_ts.min())) / day_ns
+    period = min(float(period_days), history_days / 2.0)
+    note = None
+    if period < float(period_days):
+        if period < MIN_SIMPLE_PERIOD_DAYS:
+            raise DataError(f"clv_simple needs two periods of history to estimate retention (who bought in the "
+                            f"period before last and again in the last one): the history before {a.as_of.date()} "
+                            f"covers {history_days:.1f} days, less than two periods of the "
+                            f"{MIN_SIMPLE_PERIOD_DAYS:g}-day minimum", table="transactions", column="timestamp")
+        note = (f"period shortened from {period_days:g} to {period:.1f} days: the history covers "
+                f"{history_days:.1f} days and retention needs two periods")
+    p_ns = int(period * day_ns)
     last = a.order_ts >= c_ns - p_ns
     prev = (a.order_ts >= c_ns - 2 * p_ns) & ~last
     freq = np.bincount(a.order_cust[last], minlength=n)
@@ -653,17 +853,26 @@ def simple_clv(data: History, *, as_of: DateLike, period_days: float = 365.0, ho
     in_prev = np.bincount(a.order_cust[prev], minlength=n) > 0
     n_prev = int(in_prev.sum())
     if n_prev == 0:
-        raise DataError(f"nobody bought in the period before last ({period_days:g} days before "
-                        f"{a.as_of.date()} and earlier): cannot estimate retention; use a shorter "
-                        "period_days", table="transactions", column="timestamp")
+        raise DataError(f"clv_simple: nobody bought in the period before last ({period:g} days, "
+                        f"{(a.as_of - pd.Timedelta(days=2 * period)).date()} .. "
+                        f"{(a.as_of - pd.Timedelta(days=period)).date()}), so retention cannot be estimated",
+                        table="transactions", column="timestamp")
     retention = float((in_prev & (freq > 0)).sum() / n_prev)
-    g = retention / (1.0 + discount_rate)
-    factor = sum(g ** k for k in range(1, horizon_periods + 1))
+    steps = horizon_periods * float(period_days) / period
+    d = (1.0 + discount_rate) ** (period / float(period_days)) - 1.0
+    g = retention / (1.0 + d)
+    whole = int(math.floor(steps + 1e-9))
+    factor = sum(g ** k for k in range(1, whole + 1)) + max(steps - whole, 0.0) * g ** (whole + 1)
     out = pd.DataFrame({"frequency": freq.astype(np.int64), "aov": aov,
                         "retention": retention, "clv": freq * aov * margin * factor},
                        index=pd.Index(a.ids, name="customer_id", dtype="str"))
     out.attrs["retention"] = retention
     out.attrs["retained_of"] = n_prev
+    out.attrs["period_days"] = period
+    out.attrs["requested_period_days"] = float(period_days)
+    out.attrs["history_days"] = history_days
+    if note:
+        out.attrs["note"] = note
     return out
 
 
@@ -712,9 +921,16 @@ def cumulative_repeat_purchases(data: History, summary: pd.DataFrame, bgnbd: BGN
 def holdout_comparison(bgnbd: BGNBDModel, summary: pd.DataFrame) -> dict:
     """Predicted vs actual repeat purchases in the holdout period of ``summary``.
 
+    ``bgnbd`` is any fitted purchase model (:class:`BGNBDModel`, :class:`MBGNBDModel`);
     ``summary`` must come from ``calibration_summary(..., holdout_end=...)``.
-    Returns totals, the mean absolute error per customer and a table by
-    calibration frequency (0..7+), as in table 2 of the BG/NBD paper.
+    Returns totals, the mean absolute error per customer, a table by
+    calibration frequency (0..7+, as in table 2 of the BG/NBD paper) and
+    ``group_error``: the sum over those frequency groups of |predicted -
+    actual| holdout purchases, which is what :func:`compare_purchase_models`
+    ranks models by (it counts both the total and how well each group is
+    predicted). ``p_alive_auc`` is the chance that a customer who bought in the
+    holdout had a higher P(alive) at the calibration end than one who did not
+    (0.5 = no better than chance; None when everyone or no one bought).
     """
     if "frequency_holdout" not in summary.columns:
         raise DataError("summary has no holdout columns: pass holdout_end to "
@@ -725,13 +941,17 @@ def holdout_comparison(bgnbd: BGNBDModel, summary: pd.DataFrame) -> dict:
     bucket = np.minimum(summary["frequency"].to_numpy(), 7)
     by = (pd.DataFrame({"frequency": bucket, "actual": act, "predicted": pred})
           .groupby("frequency").agg(customers=("actual", "size"), actual=("actual", "mean"),
-                                    predicted=("predicted", "mean")))
+                                    predicted=("predicted", "mean"),
+                                    actual_sum=("actual", "sum"), predicted_sum=("predicted", "sum")))
     return {
+        "model": bgnbd.model_name,
         "duration": t,
         "customers": int(len(summary)),
         "predicted_total": float(pred.sum()),
         "actual_total": float(act.sum()),
         "mae_per_customer": float(np.mean(np.abs(pred - act))),
+        "group_error": float(np.abs(by["predicted_sum"] - by["actual_sum"]).sum()),
+        "p_alive_auc": _auc(bgnbd.p_alive(summary), act > 0),
         "by_frequency": [
             {"frequency": (f"{int(k)}+" if k == 7 else str(int(k))),
              "customers": int(r.customers), "actual_mean": float(r.actual),
@@ -739,3 +959,74 @@ def holdout_comparison(bgnbd: BGNBDModel, summary: pd.DataFrame) -> dict:
             for k, r in by.iterrows()
         ],
     }
+
+
+def _auc(score: np.ndarray, label: np.ndarray) -> float | None:
+    """Rank AUC of ``score`` for the boolean ``label`` (ties count one half)."""
+    pos, neg = int(label.sum()), int((~label).sum())
+    if not pos or not neg:
+        return None
+    ranks = pd.Series(score).rank(method="average").to_numpy()
+    return float((ranks[label].sum() - pos * (pos + 1) / 2.0) / (pos * neg))
+
+
+def holdout_table(comparison: dict) -> pd.DataFrame:
+    """The ``by_frequency`` rows of :func:`holdout_comparison` (plus a total row) as a DataFrame."""
+    rows = [dict(r) for r in comparison["by_frequency"]]
+    n = comparison["customers"]
+    rows.append({"frequency": "total", "customers": n,
+                 "actual_mean": comparison["actual_total"] / max(n, 1),
+                 "predicted_mean": comparison["predicted_total"] / max(n, 1)})
+    out = pd.DataFrame(rows)
+    out["actual_total"] = out["actual_mean"] * out["customers"]
+    out["predicted_total"] = out["predicted_mean"] * out["customers"]
+    return out
+
+
+def compare_purchase_models(summary: pd.DataFrame, models=("bgnbd", "mbgnbd"), *, penalizer: float = 0.0
+                            ) -> tuple[dict, dict[str, BGNBDModel]]:
+    """Fit each purchase model on the calibration columns of ``summary`` and check it on the holdout columns.
+
+    ``summary`` comes from ``calibration_summary(..., holdout_end=...)``; ``models`` are names of
+    :data:`PURCHASE_MODELS`. The chosen model is the one with the smallest holdout ``group_error``
+    (see :func:`holdout_comparison`) among the fits that are not degenerate (:func:`fit_diagnostics`);
+    when every fit is degenerate, the smallest error among them (and ``"degenerate": True``). Fits that
+    do not converge are recorded and left out. Returns (record, {name: fitted model}) where the record
+    holds every candidate's parameters, diagnostics and holdout comparison, ``chosen`` and ``reason``.
+    Raises ConvergenceError when no model can be fitted.
+    """
+    unknown = [m for m in models if m not in PURCHASE_MODELS]
+    if unknown or not models:
+        raise PersonalizeError(f"unknown purchase model(s) {unknown or models!r}; choose from "
+                               f"{', '.join(PURCHASE_MODELS)}")
+    record: dict = {"criterion": "holdout group_error (sum over calibration-frequency groups of |predicted - "
+                                 "actual| repeat purchases), non-degenerate fits first", "candidates": {}}
+    fitted: dict[str, BGNBDModel] = {}
+    errors = []
+    for name in models:
+        try:
+            m = PURCHASE_MODELS[name](penalizer=penalizer).fit(summary)
+        except ConvergenceError as exc:
+            record["candidates"][name] = {"status": "failed", "reason": str(exc)}
+            errors.append(exc)
+            continue
+        fitted[name] = m
+        record["candidates"][name] = {"status": m.diagnostics_["status"], "params": dict(m.params_),
+                                      "log_likelihood": m.log_likelihood_, "diagnostics": m.diagnostics_,
+                                      "holdout": holdout_comparison(m, summary)}
+    if not fitted:
+        raise errors[0]
+    order = sorted(fitted, key=lambda n: (fitted[n].diagnostics_["status"] != "ok",
+                                          record["candidates"][n]["holdout"]["group_error"]))
+    chosen = order[0]
+    record["ranking"] = order
+    record["chosen"] = chosen
+    record["degenerate"] = fitted[chosen].diagnostics_["status"] != "ok"
+    c = record["candidates"][chosen]["holdout"]
+    record["reason"] = (f"{chosen}: holdout group error {c['group_error']:.1f} repeat purchases "
+                        f"(predicted {c['predicted_total']:.1f} vs actual {c['actual_total']:.0f})"
+                        + ("; every candidate is degenerate" if record["degenerate"] else "")
+                        + "".join(f"; {n}: {record['candidates'][n]['holdout']['group_error']:.1f}"
+                                  + (" (degenerate)" if fitted[n].diagnostics_["status"] != "ok" else "")
+                                  for n in order[1:]))
+    return record, fitted

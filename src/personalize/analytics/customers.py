@@ -19,14 +19,14 @@ import numpy as np
 import pandas as pd
 
 from personalize.analytics._frames import optional_table
-from personalize.analytics.clv import (BGNBDModel, GammaGammaModel,
+from personalize.analytics.clv import (PURCHASE_MODELS, BGNBDModel, GammaGammaModel, compare_purchase_models,
                                        discounted_clv, simple_clv, summary_from_arrays)
 from personalize.analytics.profiles import prepare_arrays, profiles as build_profiles
 from personalize.analytics.segments import (DEFAULT_SEGMENT_RULES, LifecycleConfig, Personas,
                                             SegmentRule, TierConfig, assign_segments,
                                             lifecycle_stages, membership_tiers, rfm_scores)
 from personalize._json import json_scalar
-from personalize.errors import ConvergenceError, DataError, UnknownIdError
+from personalize.errors import ConvergenceError, DataError, PersonalizeError, UnknownIdError
 
 if TYPE_CHECKING:
     from personalize.data import DateLike, History
@@ -36,18 +36,64 @@ __all__ = ["customer_view", "customer_record", "fit_clv"]
 _NS_DAY = 86_400_000_000_000
 
 
-def fit_clv(summary: pd.DataFrame, *, penalizer: float = 0.0
+def fit_clv(summary: pd.DataFrame, *, penalizer: float = 0.0, model: str = "bgnbd"
             ) -> tuple[BGNBDModel, GammaGammaModel, int]:
-    """Fit BG/NBD on every row and Gamma-Gamma on repeat buyers with a positive mean spend.
+    """Fit a purchase model (``model``: "bgnbd" or "mbgnbd") on every row and Gamma-Gamma on repeat buyers
+    with a positive mean spend.
 
-    Returns (bgnbd, gamma_gamma, number of repeat buyers left out of the
-    Gamma-Gamma fit because their mean repeat spend is not positive).
+    Returns (purchase model, gamma_gamma, number of repeat buyers left out of the
+    Gamma-Gamma fit because their mean repeat spend is not positive). Both
+    fitted models carry ``diagnostics_`` (degenerate fits are kept and flagged).
     """
-    bg = BGNBDModel(penalizer=penalizer).fit(summary)
+    if model not in PURCHASE_MODELS:
+        raise PersonalizeError(f"unknown purchase model {model!r}; choose from {', '.join(PURCHASE_MODELS)}")
+    bg = PURCHASE_MODELS[model](penalizer=penalizer).fit(summary)
+    gg, left_out = _fit_spend(summary, penalizer)
+    return bg, gg, left_out
+
+
+def _fit_spend(summary: pd.DataFrame, penalizer: float = 0.0) -> tuple[GammaGammaModel, int]:
     rep = summary["frequency"].to_numpy() > 0
     ok = ~rep | (summary["monetary_value"].to_numpy() > 0)
-    gg = GammaGammaModel(penalizer=penalizer).fit(summary.loc[ok])
-    return bg, gg, int((~ok).sum())
+    return GammaGammaModel(penalizer=penalizer).fit(summary.loc[ok]), int((~ok).sum())
+
+
+#: the holdout :func:`customer_view` chooses the purchase model on: a third of the history, 4 to 26 weeks
+_HOLDOUT_MIN_DAYS, _HOLDOUT_MAX_DAYS = 28, 182
+#: customers sampled for that comparison (seeded), so that large tables stay fast
+SELECTION_CUSTOMERS = 50_000
+
+
+def _rank_purchase_models(a, cal_day: int, clv_model: str) -> tuple[list[str], dict]:
+    """The purchase models to try, best first, and the record of how that order was found."""
+    if clv_model != "auto":
+        if clv_model not in PURCHASE_MODELS:
+            raise PersonalizeError(f"clv_model must be 'auto' or one of {', '.join(PURCHASE_MODELS)}, "
+                                   f"got {clv_model!r}")
+        return [clv_model], {"status": "given", "chosen": clv_model}
+    names = list(PURCHASE_MODELS)
+    first_day = int(a.order_ts.min() // _NS_DAY)
+    history = cal_day - first_day + 1
+    hold = int(min(_HOLDOUT_MAX_DAYS, max(_HOLDOUT_MIN_DAYS, history // 3)))
+    if history < 3 * hold:
+        return names, {"status": "skipped", "reason": f"history of {history} days is too short for a holdout of "
+                                                      f"{hold} days (needs {3 * hold})", "ranking": names}
+    codes, day, amount = a.order_cust, a.order_ts // _NS_DAY, a.order_amount
+    n = len(a.ids)
+    if n > SELECTION_CUSTOMERS:
+        keep = np.zeros(n, dtype=bool)
+        keep[np.random.default_rng(0).choice(n, SELECTION_CUSTOMERS, replace=False)] = True
+        sel = keep[codes]
+        codes, day, amount = codes[sel], day[sel], amount[sel]
+    try:
+        summary = summary_from_arrays(codes, a.ids, day, amount, cal_day=cal_day - hold, hold_day=cal_day,
+                                      time_unit="W")
+        record, _ = compare_purchase_models(summary, names)
+    except (ConvergenceError, DataError) as exc:
+        return names, {"status": "skipped", "reason": f"holdout comparison failed: {exc}", "ranking": names}
+    record.update(status="ok", holdout_days=hold, customers=int(len(summary)),
+                  calibration_end=summary.attrs["calibration_end"], holdout_end=summary.attrs["holdout_end"])
+    return list(record["ranking"]), record
 
 
 def customer_view(data: History, as_of: DateLike, *, items: pd.DataFrame | None = None,
@@ -57,7 +103,7 @@ def customer_view(data: History, as_of: DateLike, *, items: pd.DataFrame | None 
                   lifecycle: LifecycleConfig | None = None, tiers: TierConfig | None = None,
                   clv: bool = True, clv_horizon_days: float = 365.0,
                   annual_discount_rate: float = 0.10, simple_period_days: float = 365.0,
-                  personas: Personas | None = None) -> pd.DataFrame:
+                  clv_model: str = "auto", personas: Personas | None = None) -> pd.DataFrame:
     """Everything known about each customer as of ``as_of`` (strictly before it).
 
     Columns: the :func:`profiles` columns; ``R``, ``F``, ``M``, ``FM``,
@@ -72,10 +118,26 @@ def customer_view(data: History, as_of: DateLike, *, items: pd.DataFrame | None 
     ``persona_description`` with a fitted ``personas``; ``region`` and
     ``consent_*`` from the customers table.
 
-    When a CLV model cannot be fitted (for instance no repeat purchases), a
-    warning is issued, its columns are NaN and ``attrs["clv_error"]`` says
-    why; everything else is still returned. ``attrs["clv_models"]`` holds
-    the fitted parameters.
+    The purchase model (``clv_model``) is "bgnbd", "mbgnbd" or "auto": both
+    are fitted on the history up to a holdout (a third of the history, 4 to
+    26 weeks; at most 50,000 sampled customers) and ranked by how well they
+    predict its repeat purchases, degenerate fits last
+    (:func:`~personalize.analytics.clv.compare_purchase_models`); the best
+    one that is not degenerate on all the data is used.
+
+    CLV knows when it fails. ``clv_status`` (one value for every row) is "ok",
+    "degenerate" (a fit converged to a degenerate optimum, see
+    :func:`~personalize.analytics.clv.fit_diagnostics`: with no drop-out
+    found, ``p_alive`` is withheld (NaN) because it would be about 1 for
+    everyone; ``clv`` and ``expected_purchases`` still come from the purchase
+    rates) or "unavailable" (no model could be fitted, e.g. no repeat
+    purchases: a warning is issued and the columns are NaN); ``clv_note`` says
+    what went wrong in words (also when ``clv_simple`` had to shorten its
+    period or could not be computed), None when nothing did. ``attrs`` hold
+    ``clv_status``, ``clv_notes`` (a list), ``clv_models`` (the fitted
+    parameters and the model used), ``clv_selection`` (the holdout
+    comparison), ``clv_diagnostics``, ``clv_simple`` (period, retention) and,
+    on failure, ``clv_error`` / ``clv_simple_error``.
     """
     a = prepare_arrays(data, as_of)
     prof = build_profiles(data, as_of, items=items, customers=customers, arrays=a)
@@ -87,36 +149,8 @@ def customer_view(data: History, as_of: DateLike, *, items: pd.DataFrame | None 
     attrs = {"as_of": prof.attrs["as_of"], "default_gap_days": life.attrs.get("default_gap_days")}
 
     if clv:
-        n = len(view)
-        for col in ("p_alive", "expected_purchases", "expected_spend", "clv", "clv_simple"):
-            view[col] = np.full(n, np.nan)
-        try:
-            cal_day = int((a.as_of.value - 1) // _NS_DAY)
-            summary = summary_from_arrays(a.order_cust, a.ids, a.order_ts // _NS_DAY,
-                                          a.order_amount, cal_day=cal_day, time_unit="W")
-            bg, gg, left_out = fit_clv(summary)
-            h = clv_horizon_days / 7.0
-            step = 365.25 / 12.0 / 7.0
-            monthly = (1.0 + annual_discount_rate) ** (1.0 / 12.0) - 1.0
-            view["p_alive"] = bg.p_alive(summary)
-            view["expected_purchases"] = bg.expected_purchases(h, summary)
-            spend_summary = summary.assign(
-                monetary_value=np.clip(summary["monetary_value"].to_numpy(), 0.0, None))
-            view["expected_spend"] = gg.expected_spend(spend_summary)
-            view["clv"] = discounted_clv(bg, gg, spend_summary, horizon=h, step=step,
-                                         discount_rate=monthly).to_numpy()
-            attrs["clv_models"] = {"bgnbd": bg.params_, "gamma_gamma": gg.params_,
-                                        "time_unit": "W", "horizon_days": clv_horizon_days,
-                                        "annual_discount_rate": annual_discount_rate,
-                                        "gamma_gamma_left_out": left_out}
-        except (ConvergenceError, DataError) as exc:
-            attrs["clv_error"] = str(exc)
-            warnings.warn(f"CLV model not fitted: {exc}", RuntimeWarning, stacklevel=2)
-        try:
-            view["clv_simple"] = simple_clv(data, as_of=as_of, period_days=simple_period_days,
-                                            arrays=a)["clv"].to_numpy()
-        except DataError as exc:
-            attrs["clv_simple_error"] = str(exc)
+        _add_clv(view, attrs, data, as_of, a, clv_model=clv_model, clv_horizon_days=clv_horizon_days,
+                 annual_discount_rate=annual_discount_rate, simple_period_days=simple_period_days)
 
     if personas is not None:
         if not hasattr(personas, "centers_"):
@@ -137,6 +171,91 @@ def customer_view(data: History, as_of: DateLike, *, items: pd.DataFrame | None 
             view = view.join(ct, how="left")
     view.attrs = attrs
     return view
+
+
+def _add_clv(view: pd.DataFrame, attrs: dict, data, as_of, a, *, clv_model: str, clv_horizon_days: float,
+             annual_discount_rate: float, simple_period_days: float) -> None:
+    """The CLV columns, their status and notes (see :func:`customer_view`), in place."""
+    n = len(view)
+    for col in ("p_alive", "expected_purchases", "expected_spend", "clv", "clv_simple"):
+        view[col] = np.full(n, np.nan)
+    notes: list[str] = []
+    status = "unavailable"
+    try:
+        cal_day = int((a.as_of.value - 1) // _NS_DAY)
+        summary = summary_from_arrays(a.order_cust, a.ids, a.order_ts // _NS_DAY,
+                                      a.order_amount, cal_day=cal_day, time_unit="W")
+        ranking, selection = _rank_purchase_models(a, cal_day, clv_model)
+        attrs["clv_selection"] = selection
+        bg, first, failures, failed = None, None, [], set()
+        for name in ranking:  # the best-ranked model that is not degenerate on all the data
+            try:
+                m = PURCHASE_MODELS[name]().fit(summary)
+            except ConvergenceError as exc:
+                failures.append(exc)
+                failed.add(name)
+                continue
+            first = first or m
+            if m.diagnostics_["status"] == "ok":
+                bg = m
+                break
+        if first is None:
+            raise failures[0]
+        bg = bg or first
+        selection["used"] = bg.model_name
+        if selection.get("chosen") not in (None, bg.model_name):
+            selection["reason"] = (selection.get("reason", "") + f"; on all the data {selection['chosen']} is "
+                                   f"{'not fitted' if selection['chosen'] in failed else 'degenerate'}: "
+                                   f"{bg.model_name} is used")
+        gg, left_out = _fit_spend(summary)
+        h = clv_horizon_days / 7.0
+        step = 365.25 / 12.0 / 7.0
+        monthly = (1.0 + annual_discount_rate) ** (1.0 / 12.0) - 1.0
+        p_alive = bg.p_alive(summary)
+        view["p_alive"] = p_alive
+        view["expected_purchases"] = bg.expected_purchases(h, summary)
+        spend_summary = summary.assign(monetary_value=np.clip(summary["monetary_value"].to_numpy(), 0.0, None))
+        spend = gg.expected_spend(spend_summary)
+        value = discounted_clv(bg, gg, spend_summary, horizon=h, step=step, discount_rate=monthly).to_numpy()
+        view["expected_spend"] = np.where(np.isfinite(spend), spend, np.nan)
+        view["clv"] = np.where(np.isfinite(value), value, np.nan)
+        status = "ok"
+        if bg.diagnostics_["status"] != "ok":
+            status = "degenerate"
+            msg = "; ".join(i["message"] for i in bg.diagnostics_["issues"])
+            lost = int(((view["segment"] == "Lost") & (p_alive > 0.95)).sum()) if "segment" in view else 0
+            extra = f" (it called {lost:,} customers of the Lost segment alive)" if lost else ""
+            others = [k for k in ranking if k != bg.model_name]
+            tried = f"; {', '.join(others)} too" if others else ""
+            notes.append(f"p_alive withheld: {msg}{extra}{tried}. clv and expected_purchases still use the "
+                         "fitted purchase rates")
+            view["p_alive"] = np.nan
+        if gg.diagnostics_["status"] != "ok":
+            status = "degenerate"
+            notes.append("; ".join(i["message"] for i in gg.diagnostics_["issues"]))
+        attrs["clv_models"] = {"model": bg.model_name, "purchase": bg.params_, bg.model_name: bg.params_,
+                               "gamma_gamma": gg.params_, "time_unit": "W", "horizon_days": clv_horizon_days,
+                               "annual_discount_rate": annual_discount_rate, "gamma_gamma_left_out": left_out}
+        attrs["clv_diagnostics"] = {"purchase": bg.diagnostics_, "spend": gg.diagnostics_}
+    except (ConvergenceError, DataError) as exc:
+        attrs["clv_error"] = str(exc)
+        notes.append(f"CLV model not fitted: {exc}")
+        warnings.warn(f"CLV model not fitted: {exc}", RuntimeWarning, stacklevel=3)
+    try:
+        simple = simple_clv(data, as_of=as_of, period_days=simple_period_days, arrays=a)
+        view["clv_simple"] = simple["clv"].to_numpy()
+        attrs["clv_simple"] = {k: simple.attrs.get(k) for k in ("period_days", "requested_period_days",
+                                                                "history_days", "retention", "retained_of", "note")}
+        if simple.attrs.get("note"):
+            notes.append(f"clv_simple: {simple.attrs['note']}")
+    except DataError as exc:
+        attrs["clv_simple_error"] = str(exc)
+        notes.append(str(exc))
+    attrs["clv_status"] = status
+    attrs["clv_notes"] = notes
+    view["clv_status"] = pd.Categorical([status] * n, categories=["ok", "degenerate", "unavailable"])
+    note = " | ".join(notes) if notes else None
+    view["clv_note"] = pd.Series([note] * n, index=view.index, dtype="category")
 
 
 def customer_record(view: pd.DataFrame, customer_id: str) -> dict:

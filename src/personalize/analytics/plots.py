@@ -21,7 +21,7 @@ from personalize.errors import DataError
 if TYPE_CHECKING:
     from personalize.data import DateLike
 
-__all__ = ["plot_group_sizes", "plot_segments", "plot_tiers", "plot_clv_holdout"]
+__all__ = ["plot_group_sizes", "plot_segments", "plot_tiers", "plot_clv_holdout", "plot_clv_validation"]
 
 
 def plot_group_sizes(view: pd.DataFrame, column: str, path: str | os.PathLike, *,
@@ -92,4 +92,44 @@ def plot_clv_holdout(cumulative: pd.DataFrame, path: str | os.PathLike, *,
     ax.set_ylabel("cumulative repeat purchases")
     ax.legend(loc="upper left")
     ax.set_title("Tracking cumulative repeat purchases")
+    return save_figure(fig, path)
+
+
+def plot_clv_validation(cumulative: pd.DataFrame, holdout: dict | None, path: str | os.PathLike, *,
+                        calibration_end: DateLike | None = None, time_unit: str = "W",
+                        model: str = "BG/NBD") -> Path:
+    """The two holdout checks of a purchase model side by side: cumulative repeat purchases over time
+    (actual vs predicted, figure 2 of the BG/NBD paper) and the mean holdout purchases by calibration
+    frequency (table 2 of the paper, from :func:`personalize.analytics.clv.holdout_comparison`).
+
+    Without a ``holdout`` (no holdout period) only the first panel is drawn.
+    """
+    for col in ("time", "actual", "predicted"):
+        if col not in cumulative.columns:
+            raise DataError("column is missing", table="cumulative", column=col)
+    fig = new_figure(13 if holdout else 8, 4.5)
+    axes = fig.subplots(1, 2 if holdout else 1)
+    ax = axes[0] if holdout else axes
+    ax.plot(cumulative["time"], cumulative["actual"], color="black", label="actual")
+    ax.plot(cumulative["time"], cumulative["predicted"], color="#c44e52", linestyle="--", label=model)
+    if calibration_end is not None and "date" in cumulative.columns:
+        before = cumulative.loc[cumulative["date"] <= pd.Timestamp(calibration_end), "time"]
+        if len(before):
+            ax.axvline(float(before.iloc[-1]), color="grey", linestyle=":", label="end of calibration")
+    ax.set_xlabel(f"time ({time_unit})")
+    ax.set_ylabel("cumulative repeat purchases")
+    ax.legend(loc="upper left")
+    ax.set_title("Tracking cumulative repeat purchases")
+    if holdout:
+        rows = holdout["by_frequency"]
+        x = np.arange(len(rows))
+        ax2 = axes[1]
+        ax2.bar(x - 0.2, [r["actual_mean"] for r in rows], width=0.4, color="#4c72b0", label="actual")
+        ax2.bar(x + 0.2, [r["predicted_mean"] for r in rows], width=0.4, color="#c44e52", label=model)
+        ax2.set_xticks(x, [r["frequency"] for r in rows])
+        ax2.set_xlabel("repeat purchases in the calibration period")
+        ax2.set_ylabel("mean purchases in the holdout")
+        ax2.set_title(f"Holdout: predicted {holdout['predicted_total']:.0f} vs actual "
+                      f"{holdout['actual_total']:.0f} in all")
+        ax2.legend(loc="upper left")
     return save_figure(fig, path)

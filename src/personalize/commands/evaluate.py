@@ -13,7 +13,8 @@ from personalize.commands.common import (CustomerCol, Decimal, FormatOpt, ItemCo
                                          dataset_from)
 from personalize.errors import PersonalizeError
 
-MODEL_NAMES = ("popular", "itemknn", "als", "bpr", "buyagain", "twostage")  # the registry's kinds, for --help
+MODEL_NAMES = ("popular", "itemknn", "als", "bpr", "ease", "buyagain", "repurchase", "twostage")  # registry kinds, for --help
+DEFAULT_MODELS = "popular,itemknn,als,bpr,buyagain,repurchase,twostage"
 ROW_FIELDS = ("model", "track", "recall", "ndcg", "map", "precision", "hit_rate", "coverage", "novelty", "customers",
               "fit_seconds")
 
@@ -53,8 +54,9 @@ def evaluate_command(
     format: FormatOpt = "generic",
     test_end: Annotated[str | None, typer.Option("--test-end", help="End of the test period (exclusive).")] = None,
     k: Annotated[int, typer.Option("--k", help="Length of each recommendation list.")] = 10,
-    models: Annotated[str, typer.Option("--models", help=f"Comma-separated: {','.join(MODEL_NAMES)}")] =
-        "popular,itemknn,als,bpr,buyagain,twostage",
+    models: Annotated[str, typer.Option("--models", help=f"Comma-separated: {','.join(MODEL_NAMES)} "
+                                                         "(repurchase: the plain most-often-bought baseline; "
+                                                         "ease: catalogs up to 30,000 items).")] = DEFAULT_MODELS,
     tracks: Annotated[str, typer.Option("--tracks", help="all,discovery (both by default)")] = "all,discovery",
     customer_col: CustomerCol = None, item_col: ItemCol = None, time_col: TimeCol = None,
     time_format: TimeFormat = None, quantity_col: QuantityCol = None, price_col: PriceCol = None,

@@ -1,4 +1,8 @@
-"""Honest offline evaluation of recommenders: splits, metrics and the ``evaluate`` loop."""
+"""Honest offline evaluation of recommenders: splits, metrics and the ``evaluate`` loop.
+
+:mod:`personalize.evaluation.scenarios` holds seeded synthetic worlds (short popularity-dominated history,
+grocery, staples, lapse-free customers) on which models are known to be tested hard.
+"""
 
 from personalize.evaluation.evaluate import evaluate, recommendations_matrix, score_track
 from personalize.evaluation.metrics import (average_precision_at_k, catalog_coverage, hit_matrix, hit_rate_at_k,

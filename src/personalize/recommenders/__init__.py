@@ -5,8 +5,9 @@
 
 from personalize.recommenders.als import ALS, BPR
 from personalize.recommenders.base import Recommender
-from personalize.recommenders.buyagain import BuyAgain
+from personalize.recommenders.buyagain import BuyAgain, Repurchase
 from personalize.recommenders.candidates import CandidateTable
+from personalize.recommenders.ease import EASE
 from personalize.recommenders.catalog import ItemCatalog
 from personalize.recommenders.fallback import DEFAULT_FALLBACK, FALLBACK_SOURCES
 from personalize.recommenders.filters import Filters
@@ -19,7 +20,7 @@ from personalize.recommenders.kinds import make, registry
 from personalize.recommenders.twostage import TwoStage
 
 __all__ = [
-    "Recommender", "Popular", "ItemKNN", "ALS", "BPR", "BuyAgain", "TwoStage", "Filters", "ItemCatalog",
+    "Recommender", "Popular", "ItemKNN", "ALS", "BPR", "EASE", "BuyAgain", "Repurchase", "TwoStage", "Filters", "ItemCatalog",
     "LiveEvents", "CandidateTable", "Query", "load_recommender", "save_recommender", "registry", "make",
     "EXCLUDE_MODES", "FALLBACK_SOURCES", "DEFAULT_FALLBACK",
 ]

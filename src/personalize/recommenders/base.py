@@ -55,6 +55,54 @@ if TYPE_CHECKING:
 Scorer = Callable[[Batch, np.ndarray, "np.ndarray | None"], None]
 
 
+class SharedFit:
+    """What several models fitted on the same dataset can share: the interaction matrix, the id arrays,
+    the histories, the item catalog and the fallback chain's item statistics (computed once, on first use).
+
+    Everything it hands out is read-only fitted state, so models may hold the same objects.
+    """
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+        self._cache: dict = {}
+
+    def _get(self, key, make):
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
+    def matrix(self) -> sp.csr_matrix:
+        return self._get("X", lambda: self.dataset.interaction_matrix("count"))
+
+    def customer_ids(self) -> np.ndarray:
+        return self._get("cids", lambda: np.asarray(self.dataset.customer_vocab.ids, dtype=object))
+
+    def item_ids(self) -> np.ndarray:
+        return self._get("iids", lambda: np.asarray(self.dataset.item_vocab.ids, dtype=object))
+
+    def histories(self) -> Histories:
+        return self._get("hist", lambda: Histories(self.matrix()))
+
+    def catalog(self) -> ItemCatalog:
+        return self._get("catalog", lambda: ItemCatalog.from_items(self.item_ids(), self.dataset.items))
+
+    def item_stats(self, *, now: pd.Timestamp, trending_days: float, session_neighbors: int) -> ItemStats:
+        return self._get(("stats", float(trending_days), int(session_neighbors)),
+                         lambda: ItemStats.fit(self.dataset, self.histories().matrix, self.catalog(), now=now,
+                                               trending_days=trending_days, session_neighbors=session_neighbors))
+
+
+def fit_together(models: dict[str, "Recommender"], dataset: Dataset) -> dict[str, "Recommender"]:
+    """Fit every model of ``{name: model}`` on ``dataset``, computing what they share only once.
+
+    Same result as calling ``fit`` on each (the models are changed in place and returned).
+    """
+    shared = SharedFit(dataset)
+    for model in models.values():
+        model._fit_from(dataset, shared)
+    return models
+
+
 class Customers:
     """The customers of one call resolved against the model: fitted rows and live events."""
 
@@ -123,9 +171,14 @@ class Recommender(Params):
     # ------------------------------------------------------------------ fit
     def fit(self, dataset: Dataset) -> "Recommender":
         """Learn from ``dataset`` (a :class:`personalize.data.Dataset`); returns self."""
+        return self._fit_from(dataset, None)
+
+    def _fit_from(self, dataset: Dataset, shared: "SharedFit | None") -> "Recommender":
+        """:meth:`fit`, reusing what ``shared`` already computed on the same dataset (see :func:`fit_together`)."""
         self._validate_params()
-        X = dataset.interaction_matrix("count")
-        self._fit_base(dataset, X)
+        shared = shared if shared is not None else SharedFit(dataset)
+        X = shared.matrix()
+        self._fit_base(dataset, X, shared)
         with threadpool_limits(1, "blas"):
             self._fit(dataset, X)
         self._post_state()
@@ -134,16 +187,16 @@ class Recommender(Params):
     def _fit(self, dataset: Dataset, X: sp.csr_matrix) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _fit_base(self, ds: Dataset, X: sp.csr_matrix) -> None:
-        self.customer_ids_ = np.asarray(ds.customer_vocab.ids, dtype=object)
-        self.item_ids_ = np.asarray(ds.item_vocab.ids, dtype=object)
-        self.histories_ = Histories(X)
-        self.catalog_ = ItemCatalog.from_items(self.item_ids_, ds.items)
+    def _fit_base(self, ds: Dataset, X: sp.csr_matrix, shared: "SharedFit | None" = None) -> None:
+        shared = shared if shared is not None else SharedFit(ds)
+        self.customer_ids_ = shared.customer_ids()
+        self.item_ids_ = shared.item_ids()
+        self.histories_ = shared.histories()
+        self.catalog_ = shared.catalog()
         last = ds.last_timestamp
         self.now_ = pd.Timestamp(last) if last is not None else pd.Timestamp(0)
-        self.item_stats_ = ItemStats.fit(ds, self.histories_.matrix, self.catalog_, now=self.now_,
-                                         trending_days=self.trending_days,
-                                         session_neighbors=self.session_neighbors)
+        self.item_stats_ = shared.item_stats(now=self.now_, trending_days=self.trending_days,
+                                             session_neighbors=self.session_neighbors)
 
     def _post_state(self) -> None:
         """Derived lookups from the fitted arrays (after fit and load); never changes fitted state."""

@@ -1,7 +1,9 @@
 """Two-stage recommender: pooled candidates from several generators, re-ranked by LightGBM (lambdarank).
 
-Stage 1 asks each generator (by default ALS, ItemKNN, BuyAgain, Popular and
-Popular over the last 14 days) for its top ``n_candidates`` items per customer and pools them. Stage 2 builds
+Stage 1 asks each generator (by default ALS, ItemKNN, BuyAgain, Popular,
+Popular over the last 14 days and, on catalogs of at most 2,000 items, EASE)
+for its top ``n_candidates`` items per customer and pools them: the popular and
+trending items are always in the pool. Stage 2 builds
 a feature row per (customer, candidate) and scores it with a LightGBM
 lambdarank model:
 
@@ -10,7 +12,10 @@ lambdarank model:
   generators proposed the item;
 * item features: distinct buyers (log), sales in the last 7 and 30 days and
   the 30 before (trend), unit price, share of buyers who bought it again, its
-  typical repurchase cycle in days, days since its first sale;
+  typical repurchase cycle in days, days since its first sale, and popularity
+  on scales that mean the same in every window: the share of the customers so
+  far who bought it and its rank in the catalog, all time and over the last 30
+  days;
 * customer features: recency, number of purchase days, total spend, distinct
   items, tenure, mean unit price paid, mean days between purchase days, purchase
   days in the last 90 days;
@@ -27,9 +32,21 @@ Training is point-in-time correct *inside* the training data. With ``end`` the
 last training timestamp and ``W = train_window_days``, window ``w`` (``0 ..
 train_windows - 1``) has the label period ``[end - (w+1)W, end - wW)``: the
 generators are fit on the data before it, features are computed as of its
-start, labels are the purchases in it. The rankers learn from all windows
-stacked; then the generators are refit on all training data for serving, with
-features as of ``end``. Nothing after the data passed to :meth:`fit` is seen.
+start, labels are the purchases in it. The windows adapt to the history
+(:func:`window_plan`): up to 4 windows of ``span / 9`` days (7 to 40), down to
+2 windows of 7 days after 14 days of history; below 28 days of history the fit
+raises a DataError saying so.
+
+The most recent window validates: the rankers learn from the older windows
+stacked (a ``negative_share`` sample of the candidates nobody bought, every
+purchased one), with early stopping on the validation window, and are then
+scored there against every generator's own top 10 (NDCG@10 over every
+customer with a purchase that counts). A mode whose ranker loses to a
+generator there is served by that generator (``choice_``; e.g. Popular for
+discovery where popularity dominates); ``train_info_["validation"]`` records
+every score and the choice. Then the generators are refit on all training
+data for serving, with features as of ``end``. Nothing after the data passed
+to :meth:`fit` is seen.
 
 Two rankers are trained: ``all`` (candidates may include past purchases,
 labels are every purchase in the window: repeat buying dominates retail) for
@@ -61,8 +78,9 @@ import pandas as pd
 from personalize._json import to_jsonable
 from personalize.errors import BundleError, DataError, ParameterError
 from personalize.recommenders import kinds
-from personalize.recommenders.base import Customers, Recommender
+from personalize.recommenders.base import Customers, Recommender, fit_together
 from personalize.recommenders.fallback import DEFAULT_FALLBACK
+from personalize.recommenders.popular import Popular
 from personalize.recommenders.query import Query
 from personalize.recommenders.topk import NEG, ranks
 
@@ -70,7 +88,8 @@ _MODES = ("all", "discovery")
 _DAY = np.timedelta64(86400, "s")
 _EPOCH = np.datetime64("1970-01-01", "s")
 _ITEM_FEATURES = ["item_buyers_log", "item_sales_7d", "item_sales_30d", "item_sales_prev_30d", "item_trend",
-                  "item_price", "item_repeat_share", "item_cycle_days", "item_age_days"]
+                  "item_price", "item_repeat_share", "item_cycle_days", "item_age_days", "item_buyer_share",
+                  "item_popularity_rank", "item_recent_share", "item_recent_rank"]
 _CUSTOMER_FEATURES = ["cust_recency_days", "cust_days", "cust_spend_log", "cust_items", "cust_tenure_days",
                       "cust_mean_price", "cust_gap_days", "cust_days_90d"]
 _PAIR_FEATURES = ["pair_days", "pair_since_last", "pair_own_cycle", "pair_since_over_own_cycle",
@@ -83,6 +102,17 @@ _C = {n: p for p, n in enumerate(_CUSTOMER_FEATURES)}
 def _days(ts) -> np.ndarray:
     return ((np.asarray(ts, dtype="datetime64[ns]").astype("datetime64[s]") - _EPOCH) / _DAY).astype(np.float64)
 
+
+
+def _rank_share(counts: np.ndarray) -> np.ndarray:
+    """Each item's rank by ``counts`` as a share of the catalog: 0 for the largest, ties share the best rank."""
+    n = len(counts)
+    if n == 0:
+        return np.zeros(0)
+    # number of items with a strictly larger count
+    srt = np.sort(counts)
+    above = n - np.searchsorted(srt, counts, side="right")
+    return above / max(n - 1, 1)
 
 
 def _build_generator(name: str, spec):
@@ -104,7 +134,9 @@ def _build_generator(name: str, spec):
     raise ParameterError(f"generator {name!r} must be a recommender or a dict with a 'kind', got {spec!r}")
 
 
-DEFAULT_GENERATORS = {"als": {"kind": "als"}, "itemknn": {"kind": "itemknn"}, "buyagain": {"kind": "buyagain"},
+#: catalogs up to this size also get an EASE generator by default
+EASE_GENERATOR_MAX_ITEMS = 2000
+DEFAULT_GENERATORS = {"als": {"kind": "als", "iterations": 8}, "itemknn": {"kind": "itemknn"}, "buyagain": {"kind": "buyagain"},
                       "popular": {"kind": "popular"}, "trending": {"kind": "popular", "window_days": 14}}
 
 
@@ -173,9 +205,18 @@ class _State:
         first_sale = np.full(n_i, np.nan)
         if len(i):
             np.fmin.at(first_sale, i, day)
+        # popularity on scales that mean the same in every window (the raw counts grow with the history): share
+        # of the customers so far who bought the item, and the item's rank (0 = most bought, 1 = least), all
+        # time and over the last 30 days (distinct buyers among the customers active then)
+        n_buyers_all = max(int(np.count_nonzero(np.bincount(pc, minlength=n_c))), 1)
+        rec = age <= 30
+        recent_pairs = np.unique(c[rec] * n_i + i[rec]) if rec.any() else np.zeros(0, np.int64)
+        recent_buyers = np.bincount(recent_pairs % max(n_i, 1), minlength=n_i).astype(np.float64)
+        n_recent = max(int(np.unique(c[rec]).size), 1)
         item = np.stack([np.log1p(buyers), sales7, sales30, sales_prev, (sales30 + 1) / (sales_prev + 1), item_price,
                          np.divide(repeaters, buyers, out=np.zeros(n_i), where=buyers > 0), item_cycle,
-                         now_day - first_sale], 1)
+                         now_day - first_sale, buyers / n_buyers_all, _rank_share(buyers),
+                         recent_buyers / n_recent, _rank_share(recent_buyers)], 1)
         # --- customers
         cday = np.unique(c * 65536 + (dint - d0))
         n_days = np.bincount(cday // 65536, minlength=n_c).astype(np.float64)
@@ -330,38 +371,58 @@ class TwoStage(Recommender):
     Parameters (keyword-only, stored untouched)
     ----------
     generators:
-        ``{name: recommender or {"kind": kind, **params}}``; None = ALS, ItemKNN,
-        BuyAgain, Popular and 14-day trending Popular with their defaults. Fresh copies are fitted; the given
+        ``{name: recommender or {"kind": kind, **params}}``; None = ALS (8 iterations), ItemKNN,
+        BuyAgain, Popular and 14-day trending Popular with their defaults, plus EASE on catalogs of at most
+        2,000 items (``EASE_GENERATOR_MAX_ITEMS``). A plain Popular is added when the given generators
+        have none (named "popular", or "popular_baseline" when that name is taken): popular items are
+        always candidates and Popular is always among the validation's choices. Fresh copies are fitted; the given
         objects are never changed. (``get_params`` and saved models report instances
         in the ``{"kind": ..., **params}`` form.)
     n_candidates:
         Items asked from each generator per customer.
     train_window_days, train_windows:
-        Length and number of the label windows at the end of the training data.
+        Length and number of the label windows at the end of the training data; None (the default) adapts
+        them to the history (see :func:`window_plan`: up to 4 windows of up to 40 days, down to 2 windows of
+        7 days after 14 days of history, i.e. 28 days in all; shorter histories raise a DataError saying so).
     max_train_customers:
         Cap on the customers per window used to train the rankers (random sample).
+    negative_share:
+        Share of the candidates that were not bought kept in the training windows' rows (a seeded random
+        sample; every purchased candidate is kept; 1 keeps them all). Lambdarank's cost grows with the rows
+        per customer; a sample of the negatives ranks as well at a fraction of the cost.
     n_estimators, learning_rate, num_leaves, min_child_samples, feature_fraction:
-        LightGBM settings.
+        LightGBM settings (``n_estimators`` is the most rounds; early stopping on the validation window
+        picks how many are kept).
     random_state, num_threads:
-        LightGBM seed and threads (0 = LightGBM's default).
+        LightGBM seed, and the training threads of LightGBM and of the default generators (0 = every
+        core: faster on an idle machine; on a busy one the OpenMP threads wait on each other, measured
+        up to 4x slower, hence 1 by default). Scoring at serving time uses one thread per call.
     fallback, trending_days, session_neighbors:
         The shared cold-start / top-up chain (see :class:`Recommender`).
+
+    Fitted: ``rankers_`` (mode -> LightGBM booster or None), ``choice_`` (mode -> ``"ranker"`` or the
+    name of the generator that serves that mode because it beat the ranker on the validation window),
+    ``generators_``, ``state_``, ``train_info_`` (the window plan, rows per window, the validation
+    scores of the ranker and of every generator per mode and what was chosen, seconds).
     """
 
     kind = "twostage"
     default_exclude = "non_repeatable"
 
-    def __init__(self, *, generators: dict | None = None, n_candidates: int = 50, train_window_days: float = 40.0,
-                 train_windows: int = 4, max_train_customers: int | None = 20000, n_estimators: int = 200,
-                 learning_rate: float = 0.05, num_leaves: int = 15, min_child_samples: int = 50,
-                 feature_fraction: float = 0.8, random_state: int = 0, num_threads: int = 1,
-                 fallback=DEFAULT_FALLBACK, trending_days: float = 30.0, session_neighbors: int = 20) -> None:
+    def __init__(self, *, generators: dict | None = None, n_candidates: int = 50,
+                 train_window_days: float | None = None, train_windows: int | None = None,
+                 max_train_customers: int | None = 20000, negative_share: float = 0.3, n_estimators: int = 200,
+                 learning_rate: float = 0.1, num_leaves: int = 15, min_child_samples: int = 50,
+                 feature_fraction: float = 0.8,
+                 random_state: int = 0, num_threads: int = 1, fallback=DEFAULT_FALLBACK,
+                 trending_days: float = 30.0, session_neighbors: int = 20) -> None:
         super().__init__(fallback=fallback, trending_days=trending_days, session_neighbors=session_neighbors)
         self.generators = generators
         self.n_candidates = n_candidates
         self.train_window_days = train_window_days
         self.train_windows = train_windows
         self.max_train_customers = max_train_customers
+        self.negative_share = negative_share
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
         self.num_leaves = num_leaves
@@ -387,24 +448,51 @@ class TwoStage(Recommender):
             if allow_none and v is None:
                 return
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ParameterError(f"{name} must be a positive integer, got {v!r}")
+                raise ParameterError(f"{name} must be a positive integer{' or None' if allow_none else ''}, "
+                                     f"got {v!r}")
 
-        for name in ("n_candidates", "train_windows", "n_estimators", "num_leaves", "min_child_samples"):
+        for name in ("n_candidates", "n_estimators", "num_leaves", "min_child_samples"):
             pos_int(name)
         pos_int("max_train_customers", allow_none=True)
-        for name in ("train_window_days", "learning_rate"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
-                raise ParameterError(f"{name} must be a positive number, got {v!r}")
+        pos_int("train_windows", allow_none=True)
+        v = self.train_window_days
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0):
+            raise ParameterError(f"train_window_days must be a positive number or None, got {v!r}")
+        v = self.learning_rate
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
+            raise ParameterError(f"learning_rate must be a positive number, got {v!r}")
+        v = self.negative_share
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1:
+            raise ParameterError(f"negative_share must be in (0, 1], got {v!r}")
         if not (isinstance(self.feature_fraction, (int, float)) and 0 < self.feature_fraction <= 1):
             raise ParameterError(f"feature_fraction must be in (0, 1], got {self.feature_fraction!r}")
+        if isinstance(self.num_threads, bool) or not isinstance(self.num_threads, (int, np.integer)) \
+                or self.num_threads < 0:
+            raise ParameterError(f"num_threads must be an integer >= 0, got {self.num_threads!r}")
         gens = self.generators
         if gens is not None and (not isinstance(gens, dict) or not gens):
             raise ParameterError(f"generators must be None or a non-empty dict of name -> recommender, got {gens!r}")
+        if gens is not None and "ranker" in gens:
+            raise ParameterError("'ranker' is reserved (it names the LightGBM ranker in choice_); rename that "
+                                 "generator")
 
-    def _templates(self) -> dict[str, Recommender]:
-        specs = self.generators if self.generators is not None else DEFAULT_GENERATORS
-        return {str(name): _build_generator(str(name), spec) for name, spec in specs.items()}
+    def _templates(self, n_items: int) -> dict[str, Recommender]:
+        if self.generators is not None:
+            specs = self.generators
+        else:
+            specs = dict(DEFAULT_GENERATORS)
+            if n_items <= EASE_GENERATOR_MAX_ITEMS:  # cheap on a small catalog (its cost grows as n^3)
+                specs["ease"] = {"kind": "ease"}
+            threaded = ("als", "itemknn", "ease")
+            specs = {n: ({**sp, "num_threads": int(self.num_threads)} if sp["kind"] in threaded else sp)
+                     for n, sp in specs.items()}
+        templates = {str(name): _build_generator(str(name), spec) for name, spec in specs.items()}
+        plain = [g for g in templates.values() if isinstance(g, Popular) and type(g) is Popular
+                 and g.window_days is None and not g.by_category]
+        if not plain:  # popular items are always candidates, and Popular is always a fallback choice
+            name = "popular" if "popular" not in templates else "popular_baseline"
+            templates[name] = Popular()
+        return templates
 
     @staticmethod
     def _feature_names(gen_names: list[str]) -> list[str]:
@@ -448,95 +536,193 @@ class TwoStage(Recommender):
     def _fit(self, dataset, X) -> None:
         import lightgbm as lgb
 
-        templates = self._templates()
+        templates = self._templates(len(dataset.item_vocab))
         if len(dataset) == 0:
             raise DataError("cannot fit TwoStage on an empty dataset", table="transactions")
         t0 = time.perf_counter()
         end = dataset.last_timestamp + pd.Timedelta(1, "us")
-        window = pd.Timedelta(days=float(self.train_window_days))
-        first_cutoff = end - window * int(self.train_windows)
-        if dataset.first_timestamp >= first_cutoff:
-            raise DataError(f"TwoStage needs history before its internal cutoff {first_cutoff} (train_windows="
-                            f"{self.train_windows} x train_window_days={self.train_window_days} reach back past the "
-                            f"first transaction {dataset.first_timestamp}); lower them", table="transactions")
+        window_days, n_windows, how = window_plan(dataset.first_timestamp, end, self.train_window_days,
+                                                  self.train_windows)
+        window = pd.Timedelta(days=window_days)
         self.generator_names_ = list(templates)
         self.feature_names_ = self._feature_names(self.generator_names_)
         rng = np.random.default_rng(self.random_state)
-        parts: dict[str, list] = {m: [] for m in _MODES}
-        info = {"end": end.isoformat(), "windows": []}
-        for w in range(int(self.train_windows)):
+        info: dict = {"end": end.isoformat(), "window_days": round(window_days, 3), "n_windows": n_windows,
+                      "plan": how, "windows": []}
+        frames: list[dict] = []
+        for w in range(n_windows):  # w = 0 is the most recent window: the validation window when there are two+
             w_end = end - window * w
             cutoff = w_end - window
-            winfo = self._window_rows(dataset, templates, cutoff, w_end, rng, parts)
-            info["windows"].append({"cutoff": cutoff.isoformat(), "end": w_end.isoformat(), **winfo})
-        self.rankers_ = {}
+            tw = time.perf_counter()
+            winfo, frame = self._window_rows(dataset, templates, cutoff, w_end, rng,
+                                             validation=(w == 0 and n_windows > 1))
+            winfo["seconds"] = round(time.perf_counter() - tw, 3)
+            info["windows"].append({"cutoff": cutoff.isoformat(), "end": w_end.isoformat(),
+                                    "role": "validation" if (w == 0 and n_windows > 1) else "training", **winfo})
+            frames.append(frame)
+        validate = n_windows > 1
+        train_frames = frames[1:] if validate else frames
+        self.rankers_, self.choice_ = {}, {}
+        info["validation"] = {}
+        t_rank = time.perf_counter()
         for mode in _MODES:
-            if not parts[mode]:
-                self.rankers_[mode] = None
-                continue
-            Xm = np.concatenate([p[0] for p in parts[mode]])
-            y = np.concatenate([p[1] for p in parts[mode]])
-            groups = np.concatenate([p[2] for p in parts[mode]])
-            params = {"objective": "lambdarank", "metric": "ndcg", "eval_at": [10],
-                      "learning_rate": float(self.learning_rate), "num_leaves": int(self.num_leaves),
-                      "min_child_samples": int(self.min_child_samples),
-                      "feature_fraction": float(self.feature_fraction), "lambdarank_truncation_level": 20,
-                      "seed": int(self.random_state), "deterministic": True, "num_threads": int(self.num_threads),
-                      "verbose": -1}
-            train = lgb.Dataset(Xm, y, group=groups, feature_name=self.feature_names_, free_raw_data=True)
-            self.rankers_[mode] = lgb.train(params, train, num_boost_round=int(self.n_estimators))
+            parts = [f[mode] for f in train_frames if f and f[mode]["groups"].size]
+            val = frames[0][mode] if validate and frames[0] else None
+            booster, best = None, None
+            if parts:
+                Xm = np.concatenate([p["X"] for p in parts])
+                y = np.concatenate([p["y"] for p in parts])
+                groups = np.concatenate([p["groups"] for p in parts])
+                train = lgb.Dataset(Xm, y, group=groups, feature_name=self.feature_names_, free_raw_data=True)
+                callbacks, valid_sets = [], []
+                if val is not None and val["groups"].size:
+                    # early stopping watches the validation customers with a purchase among their candidates,
+                    # with negatives sampled like the training rows (the choice below scores the full lists)
+                    keep = val["has_pos"][val["pos"]]
+                    if self.negative_share < 1:
+                        keep &= (val["y"] > 0) | (rng.random(len(keep)) < float(self.negative_share))
+                    sizes = np.bincount(val["pos"][keep], minlength=len(val["n_rel"]))
+                    valid_sets = [lgb.Dataset(val["X"][keep], val["y"][keep], group=sizes[sizes > 0],
+                                              reference=train)]
+                    callbacks = [lgb.early_stopping(_EARLY_STOPPING_ROUNDS, first_metric_only=True, verbose=False)]
+                booster = lgb.train(self._lgb_params(), train, num_boost_round=int(self.n_estimators),
+                                    valid_sets=valid_sets, callbacks=callbacks)
+                if valid_sets:
+                    best = int(booster.best_iteration) or int(self.n_estimators)
+                    # keep only the rounds early stopping chose: the saved and the in-memory model agree
+                    booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
+            self.rankers_[mode] = booster
+            choice, scores = "ranker", None
+            if val is not None and val["n_rel"].size:
+                scores = self._validation_scores(booster, val)
+                best_gen = max((g for g in self.generator_names_), key=lambda g: scores[g])
+                if booster is None or scores[best_gen] > scores["ranker"]:
+                    choice = best_gen
+            self.choice_[mode] = choice
+            info["validation"][mode] = ({"status": "skipped", "reason": "one label window: nothing to validate on"}
+                                        if not validate else
+                                        {"status": "skipped", "reason": "no purchases by known customers in the "
+                                                                        "validation window"} if scores is None else
+                                        {"status": "ok", "k": _VALIDATION_K, "customers": int(val["n_rel"].size),
+                                         "ndcg": {n: round(v, 6) for n, v in scores.items()}, "chosen": choice,
+                                         "rounds": best})
+        info["ranker_seconds"] = round(time.perf_counter() - t_rank, 3)
         # serving: generators refit on all the training data, features as of its end
-        self.generators_ = {name: copy.deepcopy(g).fit(dataset) for name, g in templates.items()}
+        t_final = time.perf_counter()
+        self.generators_ = fit_together({name: copy.deepcopy(g) for name, g in templates.items()}, dataset)
         self.state_ = _State.build(dataset, end)
+        info["refit_seconds"] = round(time.perf_counter() - t_final, 3)
+        info["choice"] = dict(self.choice_)
         info["seconds"] = round(time.perf_counter() - t0, 3)
         self.train_info_ = info
 
-    def _window_rows(self, dataset, templates: dict, cutoff, w_end, rng, parts: dict) -> dict:
-        """Training rows of one window: generators and features before ``cutoff``, labels in ``[cutoff, w_end)``."""
+    def _lgb_params(self) -> dict:
+        return {"objective": "lambdarank", "metric": "ndcg", "eval_at": [_VALIDATION_K],
+                "learning_rate": float(self.learning_rate), "num_leaves": int(self.num_leaves),
+                "min_child_samples": int(self.min_child_samples), "feature_fraction": float(self.feature_fraction),
+                "lambdarank_truncation_level": 20, "seed": int(self.random_state), "deterministic": True,
+                "num_threads": int(self.num_threads), "force_col_wise": True, "verbose": -1}
+
+    def _validation_scores(self, booster, val: dict) -> dict[str, float]:
+        """NDCG@10 on the validation window of the ranker and of each generator's own top 10 (mean over every
+        customer with a purchase there that counts for the mode, also those none of them found)."""
+        pos, y, X, n_rel = val["pos"], val["y"], val["X"], val["n_rel"]
+        disc = 1.0 / np.log2(np.arange(2, _VALIDATION_K + 2))
+        idcg = np.concatenate([[0.0], np.cumsum(disc)])[np.minimum(n_rel, _VALIDATION_K)]
+
+        def ndcg(rank: np.ndarray) -> float:  # rank of every candidate row in its customer's list (1-based)
+            top = rank <= _VALIDATION_K
+            dcg = np.bincount(pos[top], weights=y[top] * disc[rank[top].astype(np.int64) - 1], minlength=len(n_rel))
+            return float(np.mean(np.divide(dcg, idcg, out=np.zeros(len(n_rel)), where=idcg > 0)))
+
+        out = {}
+        if booster is not None:
+            s = booster.predict(X, num_threads=int(self.num_threads))
+            order = np.lexsort((-s, pos))
+            r = np.empty(len(pos), np.float64)
+            r[order] = ranks(pos[order])
+            out["ranker"] = ndcg(r)
+        else:
+            out["ranker"] = float("-inf")
+        for j, g in enumerate(self.generator_names_):
+            out[g] = ndcg(X[:, 2 * j + 1].astype(np.float64))
+        return out
+
+    def _window_rows(self, dataset, templates: dict, cutoff, w_end, rng, *, validation: bool
+                     ) -> tuple[dict, dict | None]:
+        """Rows of one window: generators and features before ``cutoff``, labels in ``[cutoff, w_end)``.
+
+        Returns (info, {mode: {"X", "y", "groups"}}): the rows of customers with a positive and their row
+        counts, what LightGBM trains on. A ``validation`` window keeps the rows of every customer with a
+        purchase that counts for the mode (every purchase for ``all``, new items for ``discovery``) and adds
+        ``pos`` (each row's customer), ``has_pos`` and ``n_rel`` (how many purchases count per customer).
+        """
         inner = dataset.until(cutoff)
         labels = dataset.between(cutoff, w_end)
         n_i = len(dataset.item_vocab)
         if len(inner) == 0 or len(labels) == 0:
-            return {"customers": 0}
+            return {"customers": 0}, None
         label_keys = np.unique(labels.customer_idx.astype(np.int64) * n_i + labels.item_idx)
         rows = np.intersect1d(np.unique(label_keys // n_i), np.unique(inner.customer_idx)).astype(np.int64)
         if self.max_train_customers is not None and len(rows) > self.max_train_customers:
             rows = np.sort(rng.choice(rows, int(self.max_train_customers), replace=False))
         info: dict = {"customers": int(len(rows))}
         if len(rows) == 0:
-            return info
-        gens = {name: copy.deepcopy(g).fit(inner) for name, g in templates.items()}
+            return info, None
+        gens = fit_together({name: copy.deepcopy(g) for name, g in templates.items()}, inner)
         state = _State.build(inner, cutoff)
+        past = np.unique(inner.customer_idx.astype(np.int64) * n_i + inner.item_idx)
+        label_keys = label_keys[np.isin(label_keys // n_i, rows)]
+        new_keys = label_keys[~np.isin(label_keys, past)]
+        frame = {}
         for mode in _MODES:
             exclude = "none" if mode == "all" else "purchased"
+            relevant = label_keys if mode == "all" else new_keys
             pos, item, X = self._candidate_frame(gens, state, Customers(rows, {}, None), k=int(self.n_candidates),
                                                  exclude=exclude, cand=None)
-            y = np.isin(rows[pos] * n_i + item, label_keys).astype(np.float32)
-            # lambdarank learns nothing from groups without a positive: drop them
-            has_pos = np.bincount(pos, weights=y, minlength=len(rows)) > 0
-            keep = has_pos[pos]
-            pos, X, y = pos[keep], X[keep], y[keep]
-            info[mode] = {"rows": int(len(y)), "positives": int(y.sum()), "groups": int(has_pos.sum())}
-            if len(y):
-                parts[mode].append((X, y, np.bincount(pos)[np.unique(pos)]))
-        return info
+            y = np.isin(rows[pos] * n_i + item, relevant).astype(np.float32)
+            n_rel = np.bincount(np.searchsorted(rows, relevant // n_i), minlength=len(rows))
+            # customers with nothing that counts in this mode are not scored; lambdarank learns nothing from
+            # groups without a positive, so LightGBM only sees those with one
+            counted = n_rel > 0
+            keep = counted[pos]
+            renum = np.cumsum(counted) - 1
+            pos, X, y = renum[pos[keep]], X[keep], y[keep]
+            n_rel = n_rel[counted]
+            has_pos = np.bincount(pos, weights=y, minlength=len(n_rel)) > 0
+            sizes = np.bincount(pos, minlength=len(n_rel))
+            info[mode] = {"rows": int(has_pos[pos].sum()), "positives": int(y.sum()), "groups": int(has_pos.sum()),
+                          "customers": int(len(n_rel))}
+            if validation:  # every counted customer, for the validation scores
+                frame[mode] = {"X": X, "y": y, "pos": pos, "groups": sizes[has_pos], "has_pos": has_pos,
+                               "n_rel": n_rel}
+            else:  # only the groups LightGBM trains on, with a sample of their negatives
+                keep = has_pos[pos]
+                if self.negative_share < 1:
+                    keep &= (y > 0) | (rng.random(len(y)) < float(self.negative_share))
+                sizes = np.bincount(pos[keep], minlength=len(n_rel))
+                frame[mode] = {"X": X[keep], "y": y[keep], "groups": sizes[has_pos]}
+        return info, frame
 
     # ------------------------------------------------------------------ serving (hooks of Recommender)
     @property
     def any_repeatable_(self) -> bool:
         return bool(self.catalog_.repeatable.any())
 
-    def _ranker_for(self, exclude: str):
+    def _mode_for(self, exclude: str) -> str:
         if exclude == "none" or (exclude == "non_repeatable" and self.any_repeatable_):
-            mode = "all"
-        else:
-            mode = "discovery"
-        return self.rankers_.get(mode) or self.rankers_.get("all") or self.rankers_.get("discovery")
+            return "all"
+        return "discovery"
 
     def _make_scorer(self, query, cols, width):
-        # the call's exclusion mode picks the ranker; the generators are asked under the same rules
+        # the call's exclusion mode picks the ranker (or the generator that beat it on the validation window);
+        # the generators are asked under the same rules
         exclude, cand = query.exclude, query.candidates
-        ranker = self._ranker_for(exclude)
+        mode = self._mode_for(exclude)
+        chosen = self.choice_.get(mode, "ranker")
+        if chosen != "ranker":
+            return self.generators_[chosen]._make_scorer(query, cols, width)
+        ranker = self.rankers_.get(mode) or self.rankers_.get("all") or self.rankers_.get("discovery")
         n_gen = len(self.generators_)
         kk = max(int(self.n_candidates), int(query.k))
 
@@ -555,7 +741,7 @@ class TwoStage(Recommender):
                 return
             pos = warm[pos]
             if ranker is not None:
-                s = ranker.predict(X, num_threads=int(self.num_threads) or None)
+                s = ranker.predict(X, num_threads=1)
             else:  # no window had a positive label: mean generator rank
                 s = -np.nanmean(X[:, 1:2 * n_gen:2], axis=1)
             if colpos is not None:
@@ -589,7 +775,8 @@ class TwoStage(Recommender):
     # ------------------------------------------------------------------ arrays
     def to_meta(self) -> dict:
         return {**super().to_meta(), "generators": self.generator_names_, "feature_names": self.feature_names_,
-                "rankers": {m: b is not None for m, b in self.rankers_.items()}, "train_info": self.train_info_}
+                "rankers": {m: b is not None for m, b in self.rankers_.items()}, "choice": self.choice_,
+                "train_info": self.train_info_}
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         return {**super().to_arrays(), **self.state_.to_arrays("model_state_")}
@@ -609,10 +796,61 @@ class TwoStage(Recommender):
         try:
             self.generator_names_ = list(meta["generators"])
             self.feature_names_ = list(meta["feature_names"])
+            if self.feature_names_ != self._feature_names(self.generator_names_):
+                raise BundleError("this TwoStage model was saved by another version of the library (its features "
+                                  "differ from this version's): retrain it")
             self.train_info_ = meta.get("train_info") or {}
+            self.choice_ = dict(meta["choice"])
             self.rankers_ = {m: (lgb.Booster(model_str=saved.files[f"ranker_{m}.txt"]) if present else None)
                              for m, present in meta["rankers"].items()}
             self.state_ = _State.from_arrays(saved.arrays, "model_state_")
             self.generators_ = {name: saved.parts[name] for name in self.generator_names_}
         except KeyError as exc:
             raise BundleError(f"TwoStage bundle is missing {exc}") from None
+        bad = [c for c in self.choice_.values() if c != "ranker" and c not in self.generators_]
+        if bad:
+            raise BundleError(f"TwoStage bundle chooses unknown generator(s) {bad}")
+
+
+#: the adaptive window plan (see :func:`window_plan`)
+MAX_WINDOW_DAYS = 40.0
+MIN_WINDOW_DAYS = 7.0
+MIN_HISTORY_DAYS = 14.0
+MAX_WINDOWS = 4
+MIN_WINDOWS = 2
+_VALIDATION_K = 10
+_EARLY_STOPPING_ROUNDS = 20
+
+
+def window_plan(first: pd.Timestamp, end: pd.Timestamp, window_days: float | None, windows: int | None
+                ) -> tuple[float, int, str]:
+    """(window length in days, number of windows, how they were chosen) for a history ``[first, end)``.
+
+    Adaptive (None): windows of ``span / 9`` days clipped to [7, 40], as many as fit after
+    ``max(14, window)`` days of history, at most 4; at least 2 are needed (one to train the ranker on,
+    the most recent one to validate it), so the shortest history TwoStage takes is
+    ``14 + 2 x 7 = 28`` days. Given values are used as they are, and must fit after 14 days of history.
+    Raises DataError saying how much history is needed otherwise.
+    """
+    span = (end - first) / pd.Timedelta(days=1)
+    w = float(window_days) if window_days is not None else min(MAX_WINDOW_DAYS, max(MIN_WINDOW_DAYS, span / 9.0))
+    lead = max(MIN_HISTORY_DAYS, w) if window_days is None else MIN_HISTORY_DAYS
+    if windows is not None:
+        n = int(windows)
+        need = MIN_HISTORY_DAYS + n * w
+        if span < need:
+            raise DataError(f"TwoStage needs {need:g} days of history for train_windows={n} x train_window_days="
+                            f"{w:g} ({MIN_HISTORY_DAYS:g} days before its internal cutoff "
+                            f"{end - pd.Timedelta(days=n * w)}), but the training data covers {span:.1f} days "
+                            f"({first} .. {end}); lower them or leave them None to adapt", table="transactions")
+        return w, n, "given"
+    n = int(min(MAX_WINDOWS, np.floor((span - lead) / w + 1e-9)))
+    if n < MIN_WINDOWS:
+        need = lead + MIN_WINDOWS * w
+        if window_days is None:
+            need = MIN_HISTORY_DAYS + MIN_WINDOWS * MIN_WINDOW_DAYS
+        raise DataError(f"TwoStage needs at least {need:g} days of history ({lead:g} days before its first internal "
+                        f"cutoff and {MIN_WINDOWS} label windows of {w:g} days: one to train the ranker on, one to "
+                        f"validate it), but the training data covers {span:.1f} days ({first} .. {end})",
+                        table="transactions")
+    return w, n, "adapted" if window_days is None else "windows adapted"
