@@ -89,6 +89,10 @@ class CLVOut(BaseModel):
     p_alive: float | None = None
     expected_purchases: float | None = None
     expected_spend: float | None = Field(None, description="expected spend per purchase")
+    status: str | None = Field(None, description="ok; degenerate (the purchase model's fit says nothing about "
+                                                 "who is still active: p_alive is withheld, see note); "
+                                                 "unavailable")
+    note: str | None = Field(None, description="why the figures are limited, when they are")
 
 
 class ChurnOut(BaseModel):

@@ -242,7 +242,7 @@ def test_cli_train_models_commands(tmp_path, ds):
     store = tmp_path / "models"
     runner = CliRunner()
     out = runner.invoke(app, ["train", "--format", "generic", str(csv), "--out", str(store), "--factors", "8",
-                              "--candidates", "20", "--json"])
+                              "--recommender", "als", "--candidates", "20", "--json"])
     assert out.exit_code == 0, out.output
     manifest = json.loads(out.stdout)
     assert manifest["version"] == current_version(store)

@@ -46,7 +46,7 @@ def _params(kind: str, factors: int, seed: int) -> dict:
         return {"factors": factors, "random_state": seed}
     if kind == "twostage":
         return {"random_state": seed}
-    return {}
+    return {}  # itemknn, buyagain, ease: deterministic; their defaults adapt to the data
 
 
 def select_recommender(dataset: Dataset, *, candidates: Sequence[str] = AUTO_CANDIDATES, factors: int = 64,

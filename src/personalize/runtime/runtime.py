@@ -58,7 +58,8 @@ __all__ = ["Runtime", "Recommendations"]
 _RFM_FIELDS = {"R": "R", "F": "F", "M": "M", "score": "rfm", "recency_days": "recency_days", "orders": "orders",
                "monetary": "monetary"}
 _CLV_FIELDS = {"clv": "clv", "clv_simple": "clv_simple", "p_alive": "p_alive",
-               "expected_purchases": "expected_purchases", "expected_spend": "expected_spend"}
+               "expected_purchases": "expected_purchases", "expected_spend": "expected_spend",
+               "status": "clv_status", "note": "clv_note"}
 #: customers whose live candidate list is kept (the rest are recomputed on their next request)
 LIVE_CACHE_SIZE = 10_000
 #: suffix of ``source`` for the non-personal answers given to customers who opted out of personalization
