@@ -91,8 +91,7 @@ def evaluate_command(
     time_format: TimeFormat = None, sep: Sep = None, decimal: Decimal = ".",
     json: JsonOpt = False,
 ) -> None:
-    """Evaluate uplift learners on held-out rows: uplift@k, Qini, AUUC per learner and for the chosen one, IPW
-    value of the learned policy vs treating everyone and nobody, mean over seeds."""
+    """Held-out uplift@k, Qini, AUUC of every learner and the CV-chosen one, IPW policy values; mean over seeds."""
     from personalize.commands.experiments import _load_exposures
     from personalize.uplift import campaign_training_set, candidate_grid, default_candidates, evaluate_uplift
     from personalize.uplift.plots import plot_evaluation
