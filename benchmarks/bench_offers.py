@@ -4,31 +4,39 @@ Sections (``--sections``, default all; each returns its figures and its targets,
 next-best-offer and route-throughput sections can be added to ``SECTIONS``):
 
 ``hillstrom`` -- the MineThatData e-mail experiment (``../shared/data/hillstrom``,
-randomized). Features: recency, history, history_segment, mens, womens, zip_code,
-newbie, channel (the string columns as categoricals). For each of 5 seeds: a 30 %
-test split stratified by arm x outcome (``uplift_split``), the S-, T- and
-X-learner (default hyperparameters, ``random_state`` = seed) fitted on the other
-70 %, their mean (``UpliftEnsemble``), and the model *chosen* among these four by
-:func:`personalize.uplift.select_uplift_model` (normalised Qini on a 30 % validation
-fold of the training rows only, then refitted on all training rows). Reported on the
-test rows only:
+randomized), exactly what ``personalize uplift evaluate --format hillstrom`` runs:
+:func:`personalize.uplift.campaign_training_set` on ``load_hillstrom`` (features recency,
+history, mens, womens, zip_code, newbie, channel, history_segment; the strings as
+categoricals), then :func:`personalize.uplift.evaluate_uplift` -- for each of 5 seeds a 30 %
+test split stratified by arm x outcome; on the other 70 % only, 5-fold cross-validation of
+every candidate of :func:`personalize.uplift.candidate_grid` (S-, T-, X-learner at their
+defaults, the transformed-outcome learner at (leaves, min leaf) = (2, 400), (4, 100),
+(4, 400), (8, 100), (8, 400), and the mean of all of them) and the *chosen* one = the best
+mean validation Qini; every candidate refitted on the 70 % and scored on the 30 %. Problems:
 
-* Womens E-Mail vs No E-Mail, target ``visit``: uplift@30 % (``by_group``, the
-  scikit-uplift tutorial's figure, 0.0661; measured here earlier: T-learner 0.0708,
-  S-learner 0.0720; also ``overall``), normalised and raw Qini coefficient, AUUC;
-  the same for ``spend`` (continuous); IPW value (visits per customer) of the
-  learned policy "e-mail if predicted uplift > 0" and of "e-mail the top 30 %" vs
-  "e-mail everyone" / "e-mail nobody";
-* both e-mails as a two-treatment problem (control No E-Mail): per-arm uplift@30 %
-  and Qini, IPW value of "send the arm with the larger predicted uplift, none if
-  both <= 0" vs everyone-Mens, everyone-Womens, nobody.
+* Womens E-Mail vs No E-Mail, target ``visit`` (the target: chosen model's mean uplift@30 %,
+  ``by_group`` as in the scikit-uplift tutorial (0.0661), >= 0.072, and its Qini > 0);
+* the same for ``spend`` (continuous) and both e-mails as a two-treatment problem (visit);
+* IPW value (outcome per customer) of "e-mail if predicted uplift > 0" (two arms: the arm
+  with the larger uplift, none if both <= 0), "e-mail the top 30 %", "e-mail everyone" (each
+  arm) and "e-mail nobody", with the learned policy's gain over each and its paired error.
 
-Targets: chosen model's mean uplift@30 % (by_group, visit) >= 0.072, its mean
-Qini coefficient > 0 (above random). Read the figure as slightly optimistic: the
-hyperparameter defaults (31 leaves, min_child_samples 50) were picked from 6
-settings after seeing these seeds' test figures (validation folds inside the
-training rows did not separate the settings: uplift@30 % 0.073-0.077), and the
-ensemble candidate was added after the S/T/X-only selection measured 0.0708 here.
+How the protocol was chosen, on validation folds inside the training rows only (5-fold
+out-of-fold uplift@30 % on the 70 % of each of the 5 seeds, mean): S-learner 0.072 at the
+defaults (31 leaves, min leaf 50), 0.071-0.073 at 15/7/4 leaves; T-learner 0.068-0.070;
+X-learner 0.077 (31 leaves), 0.074-0.076 shallower; mean of S/T/X 0.071; bagging 5 seeds:
+X 0.075, S 0.073 (no gain); history_segment as an ordinal or extra mens x womens / ordinal
+columns: X 0.074-0.075, S 0.072-0.073 (no gain); transformed-outcome regression 0.072;
+class transformation (weighted) by tree size: 31 leaves 0.062, 15 leaves 0.069, 7-8 leaves
+0.073-0.076, 2-4 leaves 0.076-0.079. Hence the grid above, chosen per seed by CV.
+Before this protocol the hyperparameter defaults had been picked from 6 settings after
+seeing these seeds' test figures (see git history); the candidate grid and the selection
+rule here were fixed before the test figures of this protocol were computed (one change after
+seeing seed 0: a sixth grid point, (2, 100), was dropped -- with two leaves the leaf size does
+not bind and its predictions equalled (2, 400)'s). The test
+figures are noisy: one seed's uplift@30 % has a standard error of about 0.01, and a
+learner's mean moves by up to 0.004 with the order of the feature columns alone (LightGBM's
+column sampling), so read 0.072 against 0.0708 as "at least as good", not as a proven gain.
 
 ``scale`` -- 1,000,000 synthetic customers (numpy, generated here: 12 numeric
 features, 2 categoricals; a randomized campaign with a control and four coupon
@@ -44,9 +52,11 @@ compared with the oracle plan (the same allocation on the true uplift) and with
 the same budget. Targets: training <= 300 s, plan (economics + allocation) <= 60 s,
 peak RSS <= 8 GB.
 
-    .venv/bin/python benchmarks/bench_offers.py [--sections hillstrom,scale] [--seeds 5] [--customers 1000000]
+    .venv/bin/python benchmarks/bench_offers.py [--sections hillstrom,scale] [--seeds 5] [--cv 5]
+        [--hillstrom-problems womens_vs_none_visit,womens_vs_none_spend,two_treatments_visit] [--customers 1000000]
 
-Writes benchmarks/results/bench_offers.json; exits 1 past a target, 2 when the Hillstrom data is missing.
+Writes benchmarks/results/bench_offers.json (and each Hillstrom problem's Qini and uplift curves, first
+seed, in bench_offers_<problem>/); exits 1 past a target, 2 when the Hillstrom data is missing.
 """
 
 from __future__ import annotations
@@ -60,142 +70,67 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import SHARED_DATA, finish, peak_rss_mb  # noqa: E402
+from _common import RESULTS, SHARED_DATA, finish, peak_rss_mb  # noqa: E402
 
 NAME = "bench_offers"
 HILLSTROM = SHARED_DATA / "hillstrom" / "hillstrom.csv.gz"
-FEATURES = ["recency", "history", "history_segment", "mens", "womens", "zip_code", "newbie", "channel"]
 CONTROL, WOMENS, MENS = "No E-Mail", "Womens E-Mail", "Mens E-Mail"
 UPLIFT30_TARGET = 0.072
-REFERENCE = {"scikit-uplift tutorial (ClassTransformation + XGBoost)": 0.0661, "T-learner (measured here)": 0.0708,
-             "S-learner (measured here)": 0.0720}
-LEARNERS = ("s_learner", "t_learner", "x_learner")
+REFERENCE = {"scikit-uplift tutorial (ClassTransformation + XGBoost)": 0.0661,
+             "T-learner (measured before, other column order)": 0.0708,
+             "S-learner (measured before, other column order)": 0.0720,
+             "chosen among S/T/X/ensemble by one 30 % validation fold (before)": 0.0708}
+PROBLEMS = {  # name -> (treatments, target of load_hillstrom, training-set target)
+    "womens_vs_none_visit": ([WOMENS], "visit", "converted"),
+    "womens_vs_none_spend": ([WOMENS], "visit", "revenue"),
+    "two_treatments_visit": ([MENS, WOMENS], "visit", "converted"),
+}
 
 
 def _r(v: float, d: int = 5) -> float:
     return round(float(v), d)
 
 
-def _mean_sd(values) -> dict:
-    a = np.asarray(values, dtype=np.float64)
-    return {"mean": _r(a.mean()), "sd": _r(a.std(ddof=1)) if len(a) > 1 else 0.0, "per_seed": [_r(v) for v in a]}
-
-
 # --------------------------------------------------------------------------- hillstrom
-def _test_metrics(y, u, t01) -> dict:
-    from personalize.uplift import auuc, qini_coefficient, uplift_at_k
+def _hillstrom_problem(name: str, args) -> dict:
+    from personalize.data.adapters import load_hillstrom
+    from personalize.uplift import campaign_training_set, candidate_grid, evaluate_uplift
+    from personalize.uplift.plots import plot_evaluation
 
-    return {"uplift_at_30_by_group": uplift_at_k(y, u, t01, k=0.3, strategy="by_group"),
-            "uplift_at_30_overall": uplift_at_k(y, u, t01, k=0.3, strategy="overall"),
-            "qini": qini_coefficient(y, u, t01), "qini_raw": qini_coefficient(y, u, t01, normalize=False),
-            "auuc": auuc(y, u, t01)}
-
-
-def _one_treatment(df: pd.DataFrame, target: str, seeds: int, n_jobs: int) -> dict:
-    """Womens E-Mail vs No E-Mail on ``target``: per learner and chosen, per seed; IPW policy values (visit)."""
-    from personalize.uplift import default_candidates, policy_value_ipw, select_uplift_model, uplift_split
-
-    d = df[df["segment"].isin([WOMENS, CONTROL])].reset_index(drop=True)
-    X, t, y = d[FEATURES], d["segment"].to_numpy(dtype=object), d[target].to_numpy(dtype=np.float64)
-    per: dict[str, dict[str, list]] = {}
-    chosen_names, fit_s, policies = [], [], {}
-    for seed in range(seeds):
-        tr, te = uplift_split(t, y, test_fraction=0.3, random_state=seed)
-        t01 = (t[te] == WOMENS).astype(np.float64)
-        cands = default_candidates(control_name=CONTROL, n_jobs=n_jobs, random_state=seed)
-        preds = {}
-        for name, cand in cands.items():
-            t0 = time.perf_counter()
-            m = cand.clone().fit(X.iloc[tr], t[tr], y[tr])
-            fit_s.append(time.perf_counter() - t0)
-            preds[name] = m.predict(X.iloc[te])[:, 0]
-        preds["ensemble"] = np.mean([preds[k] for k in LEARNERS], axis=0)  # = UpliftEnsemble of the three
-        for name, u in preds.items():
-            for k, v in _test_metrics(y[te], u, t01).items():
-                per.setdefault(name, {}).setdefault(k, []).append(v)
-        sel = select_uplift_model(X.iloc[tr], t[tr], y[tr], candidates=cands, random_state=seed)
-        chosen_names.append(sel.best_name)
-        u = sel.model.predict(X.iloc[te])[:, 0]
-        for k, v in _test_metrics(y[te], u, t01).items():
-            per.setdefault("chosen", {}).setdefault(k, []).append(v)
-        if target == "visit":
-            top30 = u >= np.quantile(u, 0.7)
-            pol = {"learned (e-mail if uplift > 0)": np.where(u > 0, WOMENS, CONTROL),
-                   "learned top 30 %": np.where(top30, WOMENS, CONTROL),
-                   "e-mail everyone": np.full(len(te), WOMENS, dtype=object),
-                   "e-mail nobody": np.full(len(te), CONTROL, dtype=object)}
-            for name, p in pol.items():
-                r = policy_value_ipw(y[te], t[te], p)
-                policies.setdefault(name, {"value": [], "std_error": [], "share_e-mailed": []})
-                policies[name]["value"].append(r["value"])
-                policies[name]["std_error"].append(r["std_error"])
-                policies[name]["share_e-mailed"].append(float(np.mean(p == WOMENS)))
-    out = {"rows": int(len(d)), "ate_observed": _r(y[t == WOMENS].mean() - y[t == CONTROL].mean()),
-           "learners": {name: {k: _mean_sd(v) for k, v in m.items()} for name, m in per.items()},
-           "chosen_per_seed": chosen_names, "mean_fit_s_per_learner": _r(np.mean(fit_s), 2)}
-    if policies:
-        out["ipw_policy_value_visits_per_customer"] = {
-            name: {"mean": _r(np.mean(v["value"])), "mean_std_error": _r(np.mean(v["std_error"])),
-                   "share_e-mailed": _r(np.mean(v["share_e-mailed"]), 3)} for name, v in policies.items()}
-    return out
-
-
-def _two_treatments(df: pd.DataFrame, seeds: int, n_jobs: int) -> dict:
-    from personalize.uplift import (default_candidates, policy_value_ipw, qini_coefficient, select_uplift_model,
-                                    uplift_at_k, uplift_split)
-
-    X, t, y = df[FEATURES], df["segment"].to_numpy(dtype=object), df["visit"].to_numpy(dtype=np.float64)
-    arms = [MENS, WOMENS]
-    per: dict[str, dict[str, list]] = {}
-    policies: dict[str, list] = {}
-    chosen = []
-    for seed in range(seeds):
-        tr, te = uplift_split(t, y, test_fraction=0.3, random_state=seed)
-        cands = default_candidates(control_name=CONTROL, n_jobs=n_jobs, random_state=seed)
-        sel = select_uplift_model(X.iloc[tr], t[tr], y[tr], candidates=cands, random_state=seed)
-        chosen.append(sel.best_name)
-        m = sel.model
-        assert m.treatment_names_ == arms
-        u = m.predict(X.iloc[te])
-        for j, arm in enumerate(arms):
-            rows = (t[te] == CONTROL) | (t[te] == arm)
-            t01 = (t[te][rows] == arm).astype(np.float64)
-            yy, uu = y[te][rows], u[rows, j]
-            per.setdefault(arm, {}).setdefault("uplift_at_30_by_group", []).append(
-                uplift_at_k(yy, uu, t01, k=0.3, strategy="by_group"))
-            per[arm].setdefault("qini", []).append(qini_coefficient(yy, uu, t01))
-        best = np.argmax(u, axis=1)
-        learned = np.where(u.max(axis=1) > 0, np.asarray(arms, dtype=object)[best], CONTROL)
-        pol = {"learned (best arm if uplift > 0)": learned,
-               "everyone Mens E-Mail": np.full(len(te), MENS, dtype=object),
-               "everyone Womens E-Mail": np.full(len(te), WOMENS, dtype=object),
-               "nobody": np.full(len(te), CONTROL, dtype=object)}
-        for name, p in pol.items():
-            policies.setdefault(name, []).append(policy_value_ipw(y[te], t[te], p)["value"])
-        policies.setdefault("learned: share Mens / Womens / none", []).append(
-            [float(np.mean(learned == a)) for a in (MENS, WOMENS, CONTROL)])
-    shares = np.mean(policies.pop("learned: share Mens / Womens / none"), axis=0)
-    return {"rows": int(len(df)), "chosen_per_seed": chosen,
-            "per_arm": {a: {k: _mean_sd(v) for k, v in m.items()} for a, m in per.items()},
-            "ipw_policy_value_visits_per_customer": {k: _mean_sd(v) for k, v in policies.items()},
-            "learned_policy_shares": {"Mens": _r(shares[0], 3), "Womens": _r(shares[1], 3), "none": _r(shares[2], 3)}}
+    treatments, loader_target, target = PROBLEMS[name]
+    ts = campaign_training_set(load_hillstrom(HILLSTROM, target=loader_target), treatments=treatments,
+                               target=target)
+    t0 = time.perf_counter()
+    ev = evaluate_uplift(ts.X, ts.treatment, ts.y, control_name=ts.control_name, seeds=args.seeds, cv=args.cv,
+                         candidates=candidate_grid(control_name=ts.control_name, n_jobs=args.n_jobs),
+                         progress=lambda line: print(f"{name}: {line}", file=sys.stderr))
+    doc = ev.to_dict()
+    doc["seconds"] = _r(time.perf_counter() - t0, 1)
+    plots = plot_evaluation(ev, RESULTS / f"{NAME}_{name}",
+                            outcome_label="spend" if target == "revenue" else "visits")
+    doc["plots"] = {k: str(v) for k, v in plots.items()}
+    return doc
 
 
 def hillstrom_section(args) -> tuple[dict, dict]:
     if not HILLSTROM.is_file():
         print(f"Hillstrom data not found at {HILLSTROM}", file=sys.stderr)
         sys.exit(2)
-    df = pd.read_csv(HILLSTROM)
+    names = [p.strip() for p in args.hillstrom_problems.split(",") if p.strip()]
+    unknown = [p for p in names if p not in PROBLEMS]
+    if unknown:
+        raise SystemExit(f"unknown --hillstrom-problems {unknown}; known: {list(PROBLEMS)}")
     t0 = time.perf_counter()
-    visit = _one_treatment(df, "visit", args.seeds, args.n_jobs)
-    spend = _one_treatment(df, "spend", args.seeds, args.n_jobs)
-    two = _two_treatments(df, args.seeds, args.n_jobs)
-    chosen = visit["learners"]["chosen"]
-    res = {"seeds": args.seeds, "test_fraction": 0.3, "reference_uplift_at_30": REFERENCE,
-           "womens_vs_none_visit": visit, "womens_vs_none_spend": spend, "two_treatments_visit": two,
-           "seconds": _r(time.perf_counter() - t0, 1)}
-    checks = {"uplift_at_30_chosen_ge_0.072": chosen["uplift_at_30_by_group"]["mean"] >= UPLIFT30_TARGET,
-              "qini_chosen_above_random": chosen["qini"]["mean"] > 0}
+    res: dict = {"seeds": args.seeds, "test_fraction": 0.3, "cv_folds": args.cv,
+                 "reference_uplift_at_30": REFERENCE, "target_uplift_at_30": UPLIFT30_TARGET}
+    checks = {}
+    for name in names:
+        res[name] = _hillstrom_problem(name, args)
+        chosen = res[name]["chosen"]
+        if name == "womens_vs_none_visit":
+            checks["uplift_at_30_chosen_ge_0.072"] = chosen["uplift_at_30"]["mean"] >= UPLIFT30_TARGET
+        checks[f"{name}.qini_chosen_above_random"] = chosen["qini"]["mean"] > 0
+    res["seconds"] = _r(time.perf_counter() - t0, 1)
     return res, checks
 
 
@@ -331,6 +266,9 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--customers", type=int, default=1_000_000)
     ap.add_argument("--n-jobs", type=int, default=2)
+    ap.add_argument("--cv", type=int, default=5, help="hillstrom: folds of the model selection")
+    ap.add_argument("--hillstrom-problems", default=",".join(PROBLEMS),
+                    help=f"hillstrom: comma-separated, from {list(PROBLEMS)}")
     ap.add_argument("--train-target-s", type=float, default=300.0)
     ap.add_argument("--plan-target-s", type=float, default=60.0)
     ap.add_argument("--rss-target-mb", type=float, default=8192.0)

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from personalize.errors import DataError, NotFittedError, PersonalizeError
-from personalize.uplift import (AutoUplift, SLearner, TLearner, UpliftEnsemble, XLearner, load_uplift_model,
-                                score_uplift_model, select_uplift_model, uplift_split)
+from personalize.uplift import (TRANSFORMED_OUTCOME_GRID, AutoUplift, SLearner, TLearner, TransformedOutcomeLearner,
+                                UpliftEnsemble, XLearner, candidate_grid, cross_validate_uplift, load_uplift_model,
+                                score_uplift_model, select_uplift_model, uplift_folds, uplift_split)
 
 from test_uplift_learners import FAST, planted
 
@@ -171,3 +172,71 @@ def test_selection_on_a_subsample_refits_the_choice_on_every_row(data):
         select_uplift_model(X, t, y, control_name="control", selection_rows=5)
     auto = AutoUplift(learner_params={"control_name": "control", **FAST}, selection_rows=3000, ensemble=False)
     assert abs(auto.fit(X, t, y).selection_["fit_rows"] + auto.selection_["validation_rows"] - 3000) <= 6
+
+
+def test_folds_are_stratified_and_reproducible():
+    rng = np.random.default_rng(4)
+    t = rng.choice(np.array(["a", "b", "c"], dtype=object), 4001, p=[0.6, 0.3, 0.1])
+    y = (rng.random(4001) < np.where(t == "a", 0.1, 0.4)).astype(float)
+    fold = uplift_folds(t, y, n_folds=5, random_state=3)
+    assert set(fold) == set(range(5))
+    for arm in ("a", "b", "c"):
+        for v in (0.0, 1.0):
+            counts = np.bincount(fold[(t == arm) & (y == v)], minlength=5)
+            assert counts.max() - counts.min() <= 1, (arm, v, counts)
+    np.testing.assert_array_equal(fold, uplift_folds(t, y, n_folds=5, random_state=3))
+    assert not np.array_equal(fold, uplift_folds(t, y, n_folds=5, random_state=4))
+    sizes = np.bincount(fold)
+    assert sizes.max() - sizes.min() <= 3  # small strata start where the previous one stopped
+    for bad in (1, 2.5, True):
+        with pytest.raises(PersonalizeError, match="n_folds"):
+            uplift_folds(t, y, n_folds=bad)
+
+
+def test_cross_validation_scores_every_row_once_and_is_the_fold_mean(data):
+    (X, t, y, _), _ = data
+    cands = {"s": SLearner(control_name="control", **FAST), "t": TLearner(control_name="control", **FAST)}
+    cvs = cross_validate_uplift(X, t, y, candidates=cands, n_folds=3, random_state=2)
+    assert set(cvs) == {"s", "t", "ensemble"} and cvs["ensemble"]["members"] == ["s", "t"]
+    fold = uplift_folds(t, y, n_folds=3, random_state=2)
+    by_hand = []
+    for f in range(3):
+        m = TLearner(control_name="control", **FAST).fit(X[fold != f], t[fold != f], y[fold != f])
+        by_hand.append(score_uplift_model(m, X[fold == f], t[fold == f], y[fold == f])["mean"]["qini"])
+    assert cvs["t"]["folds"][1]["qini"] == pytest.approx(by_hand[1])
+    assert cvs["t"]["mean"]["qini"] == pytest.approx(np.mean(by_hand))
+    assert sum(cvs["t"]["per_arm"][a]["rows"] for a in ("coupon_a", "coupon_b")) == len(X) + (t == "control").sum()
+
+
+def test_select_with_cv_refits_the_best_on_every_row(data):
+    (X, t, y, _), (Xt, _, _, tau) = data
+    # leaves of a million rows: no split, one score for everybody, a random ranking (Qini 0)
+    cands = {"constant": TLearner(control_name="control", **{**FAST, "min_child_samples": 10**6}),
+             "trees": TLearner(control_name="control", **FAST)}
+    sel = select_uplift_model(X, t, y, candidates=cands, cv=3, ensemble=False)
+    assert sel.scores["constant"]["mean"]["qini"] == pytest.approx(0.0, abs=1e-12)
+    assert sel.best_name == "trees" and sel.cv == 3 and sel.to_dict()["cv"] == 3
+    assert sel.fit_rows == sel.validation_rows == len(X)
+    assert sum(sel.model.n_rows_.values()) == len(X)
+    assert len(sel.scores["trees"]["folds"]) == 3
+    with pytest.raises(PersonalizeError, match="refit=True"):
+        select_uplift_model(X, t, y, candidates=cands, cv=3, refit=False)
+    auto = AutoUplift(candidates=cands, cv=2, ensemble=False).fit(X, t, y)
+    assert auto.selection_["cv"] == 2 and auto.get_params()["cv"] == 2
+
+
+def test_candidate_grid_passes_shared_settings_and_keeps_its_own():
+    grid = candidate_grid(control_name="No E-Mail", n_jobs=1, random_state=7, num_leaves=63, propensity="constant")
+    assert list(grid)[:3] == ["s_learner", "t_learner", "x_learner"]
+    to = {k: v for k, v in grid.items() if k.startswith("transformed_outcome")}
+    assert len(to) == len(TRANSFORMED_OUTCOME_GRID)
+    for (leaves, mcs), (name, m) in zip(TRANSFORMED_OUTCOME_GRID, to.items()):
+        assert isinstance(m, TransformedOutcomeLearner) and name == f"transformed_outcome_l{leaves}_m{mcs}"
+        p = m.get_params()
+        assert (p["num_leaves"], p["min_child_samples"], p["learning_rate"]) == (leaves, mcs, 0.02)
+        assert p["control_name"] == "No E-Mail" and p["n_jobs"] == 1 and p["random_state"] == 7
+        assert p["propensity"] == "constant"
+    assert grid["t_learner"].get_params()["num_leaves"] == 63
+    assert grid["x_learner"].get_params()["propensity"] == "constant"
+    assert candidate_grid(propensity="estimate")["transformed_outcome_l4_m400"].get_params()["propensity"] == \
+        "constant"
