@@ -303,7 +303,8 @@ def points_columns(points: pd.DataFrame | None, as_of: DateLike, customer_ids: S
     exp_soon = np.bincount(lots.lot_cust[soon], weights=lots.lot_left[soon], minlength=len(lots.ids))
     nxt = np.full(len(lots.ids), _NEVER, np.int64)
     np.minimum.at(nxt, lots.lot_cust[held], lots.lot_expires[held])
-    nxt_days = np.where(nxt < _NEVER, (nxt - cut.value) / _NS_DAY, np.nan)
+    # a lot past its expiry that the ledger has not written off yet is due now (0 days)
+    nxt_days = np.where(nxt < _NEVER, np.maximum(nxt - cut.value, 0) / _NS_DAY, np.nan)
     lo = cut - pd.Timedelta(days=float(window_days))
     p = points.loc[((points["timestamp"] >= lo) & (points["timestamp"] < cut)).to_numpy()]
     pos = ids.get_indexer(p["customer_id"].to_numpy(dtype=object))
@@ -313,7 +314,7 @@ def points_columns(points: pd.DataFrame | None, as_of: DateLike, customer_ids: S
 
     def summed(mask: np.ndarray, sign: float) -> np.ndarray:
         k = m & mask
-        return sign * np.bincount(pos[k], weights=d[k], minlength=n)
+        return sign * np.bincount(pos[k], weights=d[k], minlength=n) + 0.0  # no -0.0
 
     earned = summed(r == "earn", 1.0)
     redeemed = summed(r == "redeem", -1.0)

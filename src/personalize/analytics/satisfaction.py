@@ -28,7 +28,8 @@ score minus the mean of the earlier ones; NaN with one answer), ``detractor``
 (the last answer is a detractor answer), ``complaints``, ``open_complaints``,
 ``days_since_complaint``.
 
-Groups with fewer than ``min_responses`` answers are flagged ``small`` and
+Groups with fewer than ``min_responses`` answers are flagged ``small`` (and
+each measure with fewer, ``nps_small``, ``csat_small``, ``rating_small``) and
 listed in the warnings: their intervals are wide and their order unreliable.
 """
 
@@ -49,7 +50,7 @@ from personalize.errors import DataError
 if TYPE_CHECKING:
     from personalize.data import Dataset, DateLike
 
-__all__ = ["nps", "csat", "star_rating", "feedback_columns", "satisfaction_table", "complaint_table",
+__all__ = ["nps", "csat", "star_rating", "feedback_columns", "satisfaction_table", "scores_by", "complaint_table",
            "drivers", "satisfaction_report", "normalized_scores", "detractor_answers", "DIMENSIONS",
            "DEFAULT_MIN_RESPONSES", "FEEDBACK_COLUMNS"]
 
@@ -85,8 +86,10 @@ def nps(scores: Sequence[float] | np.ndarray, *, level: float = 0.95) -> dict:
     p2, d2 = (prom + 0.75) / n2, (det + 0.75) / n2
     v2 = p2 - d2
     se = math.sqrt(max(p2 + d2 - v2 * v2, 0.0) / n2)
-    out.update(nps=100.0 * (prom - det) / n, nps_low=100.0 * max(-1.0, v2 - z * se),
-               nps_high=100.0 * min(1.0, v2 + z * se))
+    raw = (prom - det) / n
+    # the interval is centred on the adjusted estimate; with a single answer it can miss the raw one: widen it
+    out.update(nps=100.0 * raw, nps_low=100.0 * min(raw, max(-1.0, v2 - z * se)),
+               nps_high=100.0 * max(raw, min(1.0, v2 + z * se)))
     return out
 
 
@@ -232,7 +235,7 @@ def _scored_rows(fb: pd.DataFrame) -> pd.DataFrame:
     return fb.loc[keep].reset_index(drop=True)
 
 
-def _group_keys(data, fb: pd.DataFrame, by: str, cut: pd.Timestamp) -> pd.Series:
+def _group_keys(data, fb: pd.DataFrame, by: str, cut: pd.Timestamp | None) -> pd.Series:
     if by == "overall":
         return pd.Series("all", index=fb.index, dtype="str")
     if by == "month":
@@ -274,11 +277,25 @@ def satisfaction_table(data: Dataset, by: str = "overall", *, as_of: DateLike | 
     if start is not None:
         fb = fb.loc[(fb["timestamp"] >= as_timestamp(start, "start")).to_numpy()]
     fb = _scored_rows(fb)
-    if labels is not None and by in ("segment", "tier", "lifecycle"):
+    if labels is None and by in ("segment", "tier", "lifecycle"):
+        labels = _customer_labels(data, cut)
+    out = scores_by(fb, by, labels=labels, min_responses=min_responses, level=level)
+    out.attrs.update(by=by, as_of=cut.isoformat(), min_responses=int(min_responses))
+    return out
+
+
+def scores_by(feedback: pd.DataFrame, by: str = "overall", *, labels: pd.DataFrame | None = None,
+              min_responses: int = DEFAULT_MIN_RESPONSES, level: float = 0.95) -> pd.DataFrame:
+    """The :func:`satisfaction_table` of feedback rows (any frame with the feedback columns); ``labels``
+    (indexed by customer_id, with ``segment`` / ``tier`` / ``lifecycle``) for those groupings."""
+    fb = _scored_rows(feedback)
+    if by in ("segment", "tier", "lifecycle"):
+        if labels is None or by not in labels.columns:
+            raise DataError(f"grouping by {by} needs the customers' {by} labels", column="by")
         lab = labels[by].reindex(fb["customer_id"].to_numpy(dtype=object)).astype("object")
         keys = pd.Series(lab.fillna("no purchase").to_numpy(), index=fb.index, dtype="str")
     else:
-        keys = _group_keys(data, fb, by, cut)
+        keys = _group_keys(None, fb, by, None)
     scale = fb["scale"].astype("object").to_numpy()
     score = fb["score"].to_numpy(dtype=np.float64)
     rows = []
@@ -293,14 +310,21 @@ def satisfaction_table(data: Dataset, by: str = "overall", *, as_of: DateLike | 
                **{("csat_n" if k == "n" else k): v for k, v in b.items()},
                **{("rating_n" if k == "n" else k): v for k, v in c.items()}}
         row["small"] = bool(len(ix) < min_responses)
+        for m, k in (("nps", "nps_n"), ("csat", "csat_n"), ("rating", "rating_n")):
+            row[f"{m}_small"] = bool(0 < row[k] < min_responses)
         rows.append(row)
-    out = pd.DataFrame(rows)
+    out = pd.DataFrame(rows, columns=_TABLE_COLUMNS)
     if by == "month" and len(out):
         out = out.sort_values("group", kind="stable").reset_index(drop=True)
     elif len(out):
         out = out.sort_values(["responses", "group"], ascending=[False, True], kind="stable").reset_index(drop=True)
-    out.attrs.update(by=by, as_of=cut.isoformat(), min_responses=int(min_responses))
     return out
+
+
+_TABLE_COLUMNS = ["group", "responses", "nps_n", "promoters", "passives", "detractors", "nps", "nps_low", "nps_high",
+                  "csat_n", "satisfied", "csat", "csat_low", "csat_high", "csat_mean", "rating_n", "rating",
+                  "rating_low_ci", "rating_high_ci", "rating_low", "small", "nps_small", "csat_small",
+                  "rating_small"]
 
 
 def _default_as_of(data, as_of) -> pd.Timestamp:
@@ -381,9 +405,11 @@ def complaint_table(data: Dataset, by: str = "month", *, as_of: DateLike | None 
 def drivers(data: Dataset, *, as_of: DateLike | None = None, start: DateLike | None = None,
             min_count: int = 10) -> pd.DataFrame:
     """What goes with low scores: per channel, item, item category and complaint category, the answers
-    (``responses``), mean normalized score (0-100), share of detractor answers, its lift over the overall
-    share, and the complaints; groups with fewer than ``min_count`` answers (complaints for complaint
-    categories) are left out. Sorted by lift, worst first within each dimension."""
+    (``responses``), mean normalized score (0-100), share of detractor answers, its lift (the share over
+    the share the group's own mix of scales would have at the overall rate of each scale: NPS detractors
+    0-6 are more common than CSAT 1-2), and the complaints (open ones too); groups with fewer than
+    ``min_count`` answers (complaints, for complaint categories) are left out. Sorted by lift, worst first
+    within each dimension."""
     cut = _default_as_of(data, as_of)
     fb, cut = _feedback_as_of(data, cut)
     if fb is None:
@@ -396,6 +422,14 @@ def drivers(data: Dataset, *, as_of: DateLike | None = None, start: DateLike | N
     scored = np.isfinite(norm)
     comp = (fb["kind"].astype("object") == "complaint").to_numpy()
     base = float(det[scored].mean()) if scored.any() else float("nan")
+    # detractor answers are more common on some scales (NPS 0-6 vs CSAT 1-2): a group's lift compares it with
+    # what its own mix of scales would give at the overall rates
+    scale = fb["scale"].astype("object").to_numpy()
+    expect = np.full(len(fb), np.nan)
+    for name in _DETRACTOR_MAX:
+        on = scored & (scale == name)
+        if on.any():
+            expect[on] = det[on].mean()
     openm = open_complaints_mask(fb, cut)
     dims: list[tuple[str, pd.Series]] = []
     if "channel" in fb.columns:
@@ -421,9 +455,10 @@ def drivers(data: Dataset, *, as_of: DateLike | None = None, start: DateLike | N
             if count < min_count:
                 continue
             low = float(det[sc].mean()) if len(sc) else None
+            exp = float(expect[sc].mean()) if len(sc) else None
             rows.append({"dimension": dim, "value": str(g), "responses": int(len(sc)),
                          "mean_score": float(100.0 * norm[sc].mean()) if len(sc) else None,
-                         "low_share": low, "lift": (low / base) if low is not None and base > 0 else None,
+                         "low_share": low, "lift": (low / exp) if low is not None and exp and exp > 0 else None,
                          "complaints": nc, "open_complaints": int(openm[ix].sum())})
     out = pd.DataFrame(rows, columns=["dimension", "value", "responses", "mean_score", "low_share", "lift",
                                       "complaints", "open_complaints"])
@@ -457,8 +492,16 @@ def satisfaction_report(data: Dataset, *, as_of: DateLike | None = None, start: 
     drv = drivers(data, as_of=cut, start=start, min_count=drivers_min_count)
     if top_drivers and len(drv):
         drv = drv.groupby("dimension", sort=False, group_keys=False).head(top_drivers).reset_index(drop=True)
-    warnings = [f"{b}: group {r['group']!r} has only {r['responses']} answers (< {min_responses}): its scores "
-                f"are uncertain" for b, t in tables.items() if len(t) for r in t.to_dict("records") if r["small"]]
+    warnings = []
+    for b, t in tables.items():
+        for r in (t.to_dict("records") if len(t) else []):
+            thin = [f"{m.upper() if m != 'rating' else 'rating'} from {r[m + '_n']}" for m in ("nps", "csat", "rating")
+                    if r[f"{m}_small"]]
+            if r["small"]:
+                warnings.append(f"{b}: group {r['group']!r} has only {r['responses']} answers (< {min_responses}): "
+                                "its scores are uncertain")
+            elif thin:
+                warnings.append(f"{b}: group {r['group']!r}: {', '.join(thin)} answers only (< {min_responses})")
     sub = fb.loc[(fb["timestamp"] >= as_timestamp(start, "start")).to_numpy()] if start is not None else fb
     return {"as_of": cut.isoformat(), "start": None if start is None else as_timestamp(start, "start").isoformat(),
             "responses": int(sub["score"].notna().sum()), "feedback_rows": int(len(sub)),

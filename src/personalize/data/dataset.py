@@ -397,12 +397,14 @@ class Dataset:
     def with_feedback(self, feedback: pd.DataFrame) -> "Dataset":
         """This dataset plus already validated feedback rows (canonical columns), e.g. the service's events.
 
-        The rows are appended to the feedback table (created when there is none) and the table re-sorted by time.
+        The rows are appended to the feedback table (created when there is none) and the table re-sorted by time;
+        a row the table already has (same customer, time, kind, score and item) is skipped.
         """
         return self._with_ledger("feedback", feedback)
 
     def with_points(self, points: pd.DataFrame) -> "Dataset":
-        """This dataset plus already validated points ledger rows (canonical columns), e.g. the service's events."""
+        """This dataset plus already validated points ledger rows (canonical columns), e.g. the service's events
+        (a row the ledger already has, same customer, time, delta, reason and order, is skipped)."""
         return self._with_ledger("points", points)
 
     def _with_ledger(self, name: str, rows: pd.DataFrame | None) -> "Dataset":
@@ -410,6 +412,14 @@ class Dataset:
         if rows is None or not len(rows):
             return self
         base = getattr(self, name)
+        key = (["customer_id", "timestamp", "kind", "score", "item_id"] if name == "feedback"
+               else ["customer_id", "timestamp", "delta", "reason", "order_id"])
+        if base is not None and len(base) and all(c in base.columns and c in rows.columns for c in key):
+            # a row the table already has (an export that also holds what the service received) counts once
+            have = pd.MultiIndex.from_frame(base[key].astype("str"))
+            rows = rows.loc[~pd.MultiIndex.from_frame(rows[key].astype("str")).isin(have)]
+            if not len(rows):
+                return self
         if base is None:
             table = rows.reset_index(drop=True)
         else:

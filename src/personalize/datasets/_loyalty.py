@@ -23,8 +23,9 @@ Feedback
 * **Bad experiences before dropout**: of the customers who drop out inside
   the window, ``sigmoid(-0.2 - s)`` had a bad experience about 3 weeks before
   (exponential, mean 20 days) that made them leave: a complaint (65 %, of which
-  70 % were never resolved) or a detractor answer (CSAT 1-2 or NPS 0-4). An
-  open complaint is therefore the strongest warning of all.
+  70 % were never resolved) or a CSAT answer of 1-2 about her last order (a
+  complaint when she has no order in the 60 days before). An open complaint
+  is therefore the strongest warning of all.
 
 Points
 ------
@@ -197,16 +198,13 @@ def make_feedback(m, orders: Orders, lines: Lines, start_ts: pd.Timestamp, cust_
     trigger[had] = t
     last_order, last_chan = _last_order_before(orders, o_raw, had, t)
     chan = np.where(last_order >= 0, last_chan, m.dom_channel[had]).astype(np.int64)
-    complain = rng.random(len(had)) < P_TRIGGER_COMPLAINT
+    # a complaint, or a CSAT answer of 1-2 about the last order (a complaint when there is no recent order)
+    complain = (rng.random(len(had)) < P_TRIGGER_COMPLAINT) | (last_order < 0)
     _complaints(add, rng, had[complain], t[complain], chan[complain],
                 np.where(last_order[complain] >= 0, last_order[complain], -1), 1.0 - P_TRIGGER_UNRESOLVED, days)
     rest = ~complain
-    csat = rest & (last_order >= 0) & (rng.random(len(had)) < 0.5)
-    add(had[csat], t[csat], "survey", rng.integers(1, 3, int(csat.sum())).astype(np.float64), "csat",
-        order=last_order[csat], channel=chan_names[chan[csat]])
-    nps = rest & ~csat
-    add(had[nps], t[nps], "survey", rng.integers(0, 5, int(nps.sum())).astype(np.float64), "nps",
-        channel=np.full(int(nps.sum()), "email", object))
+    add(had[rest], t[rest], "survey", rng.integers(1, 3, int(rest.sum())).astype(np.float64), "csat",
+        order=last_order[rest], channel=chan_names[chan[rest]])
 
     frame, row_cust = _frame(parts, start_ts, cust_ids, item_ids, orders.ids)
     truth = {"satisfaction": s, "item_quality": quality, "channel_effect": dict(CHANNEL_EFFECT),
