@@ -43,16 +43,18 @@ async def post_events(body: EventsIn, ctx: EventsCtx) -> EventsOut:
         if e.type in OFFER_EVENTS:
             limit(e.offer_id is not None, f"events.{i}.offer_id", f"a {e.type} event needs offer_id", "body")
         elif e.type == "feedback":
-            limit(e.kind is not None, f"events.{i}.kind", "a feedback event needs kind", "body")
+            if e.kind is None:
+                raise _invalid(i, "kind", "a feedback event needs kind")
         elif e.type == "points":
-            limit(e.delta is not None, f"events.{i}.delta", "a points event needs delta", "body")
-            limit(e.reason is not None, f"events.{i}.reason", "a points event needs reason", "body")
+            for f in ("delta", "reason"):
+                if getattr(e, f) is None:
+                    raise _invalid(i, f, f"a points event needs {f}")
         else:
             limit(e.item_id is not None, f"events.{i}.item_id", f"a {e.type} event needs item_id", "body")
         if e.type not in LEDGER_EVENTS:
             for f in _LEDGER_FIELDS:
-                limit(getattr(e, f) is None, f"events.{i}.{f}", f"{f} applies to feedback and points events only",
-                      "body")
+                if getattr(e, f) is not None:
+                    raise _invalid(i, f, f"{f} applies to feedback and points events only")
     keep, events = [], []
     for i, e in enumerate(body.events):
         if e.customer_id in state.erasures:
