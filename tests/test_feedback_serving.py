@@ -201,6 +201,12 @@ def test_service_recovery_and_points_audiences(trained):
                      & ~table["suppressed"].fillna(False)]["customer_id"].iloc[0]
         _post(c, {"type": "feedback", "customer_id": calm, "kind": "complaint"})
         assert calm in set(_ids(c.get("/v1/audiences?consent=email&open_complaints=true&limit=5000", headers=H)))
+        # points posted now count at once too (several customers, one pass)
+        poor = table[(table["points_balance"].fillna(0) < 50) & table["consent_email"].fillna(False).astype(bool)
+                     & ~table["suppressed"].fillna(False)]["customer_id"].iloc[:3].tolist()
+        _post(c, *[{"type": "points", "customer_id": cid, "delta": 5000, "reason": "adjust"} for cid in poor])
+        rich = set(_ids(c.get("/v1/audiences?consent=email&min_points=5000&limit=5000", headers=H)))
+        assert set(poor) <= rich
         assert c.get("/v1/audiences?consent=email&min_points=abc", headers=H).status_code == 422
 
 

@@ -38,6 +38,8 @@ __all__ = ["LoyaltyDesk"]
 
 _FEEDBACK_COLS = list(FEEDBACK.columns)
 _POINTS_COLS = list(POINTS.columns)
+#: the customer-table values live points events add to
+_POINT_BASE = ("points_balance", "points_earned_12m", "points_redeemed_12m")
 
 
 def _utc_now() -> pd.Timestamp:
@@ -105,16 +107,22 @@ class LoyaltyDesk:
         return set(self.live_feedback) | set(self.live_points)
 
     # ------------------------------------------------------------------ per customer
-    def _rows(self, table: pd.DataFrame | None, ids: np.ndarray | None, customer_id: str) -> pd.DataFrame | None:
-        if table is None:
+    @staticmethod
+    def _rows(table: pd.DataFrame | None, ids: np.ndarray | None, customers: list[str]) -> pd.DataFrame | None:
+        """The rows of ``customers`` in a table sorted by customer id."""
+        if table is None or not customers:
             return None
-        lo = int(np.searchsorted(ids, customer_id, side="left"))
-        hi = int(np.searchsorted(ids, customer_id, side="right"))
-        return table.iloc[lo:hi]
+        q = np.asarray(customers, dtype=object).astype(str)
+        lo = np.searchsorted(ids, q, side="left")
+        hi = np.searchsorted(ids, q, side="right")
+        if not (hi > lo).any():
+            return table.iloc[:0]
+        pos = np.concatenate([np.arange(a, b) for a, b in zip(lo.tolist(), hi.tolist()) if b > a])
+        return table.iloc[pos]
 
-    def _feedback_of(self, customer_id: str) -> pd.DataFrame:
-        base = self._rows(self.feedback, self._fb_ids, customer_id)
-        live = pd.DataFrame(self.live_feedback.get(customer_id, []), columns=_FEEDBACK_COLS)
+    def _feedback_of(self, customers: list[str]) -> pd.DataFrame:
+        base = self._rows(self.feedback, self._fb_ids, customers)
+        live = pd.DataFrame([r for c in customers for r in self.live_feedback.get(c, [])], columns=_FEEDBACK_COLS)
         frames = [f for f in (base, live) if f is not None and len(f)]
         if not frames:
             return pd.DataFrame(columns=_FEEDBACK_COLS)
@@ -133,7 +141,7 @@ class LoyaltyDesk:
         """The profile's satisfaction section: live when the customer has feedback events since the bundle."""
         if customer_id in self.live_feedback:
             now = _utc_now()
-            cols = feedback_columns(self._feedback_of(customer_id), now, [customer_id]).iloc[0].to_dict()
+            cols = feedback_columns(self._feedback_of([customer_id]), now, [customer_id]).iloc[0].to_dict()
             return _satisfaction_out(cols, now.isoformat())
         if "feedback_responses" in attrs or "open_complaints" in attrs:
             return _satisfaction_out(attrs, self.as_of)
@@ -143,32 +151,40 @@ class LoyaltyDesk:
         """The profile's points section: live when the customer has points events since the bundle."""
         if customer_id in self.live_points:
             now = _utc_now()
-            cols = self._points_now(customer_id, attrs, now)
+            base = pd.DataFrame([{k: attrs.get(k) for k in _POINT_BASE}], index=[customer_id])
+            cols = self._points_now([customer_id], base, now).iloc[0].to_dict()
             return _points_out(cols, now.isoformat())
         if "points_balance" in attrs:
             return _points_out(attrs, self.as_of)
         return None
 
-    def _points_now(self, customer_id: str, attrs: Mapping, now: pd.Timestamp) -> dict:
-        live = pd.DataFrame(self.live_points.get(customer_id, []), columns=_POINTS_COLS)
+    def _points_now(self, customers: list[str], base: pd.DataFrame, now: pd.Timestamp) -> pd.DataFrame:
+        """The points columns of ``customers`` now: expiries from their bundle lots plus their events (the lots
+        model), balances and 12-month sums from the bundle's values (``base``, by customer) plus the events."""
+        live = pd.DataFrame([r for c in customers for r in self.live_points.get(c, [])], columns=_POINTS_COLS)
+        live["customer_id"] = live["customer_id"].astype("object")
         live["timestamp"] = pd.to_datetime(live["timestamp"]).astype("datetime64[ns]")
         live["expires_at"] = pd.to_datetime(live["expires_at"]).astype("datetime64[ns]")
         live["delta"] = live["delta"].astype(np.float64)
-        lots = self._rows(self.lots, self._lot_ids, customer_id)
+        lots = self._rows(self.lots, self._lot_ids, customers)
         frames = [live]
         if lots is not None and len(lots):
-            frames.insert(0, pd.DataFrame({"customer_id": customer_id, "timestamp": lots["earned_at"].to_numpy(),
+            frames.insert(0, pd.DataFrame({"customer_id": lots["customer_id"].to_numpy(dtype=object),
+                                           "timestamp": lots["earned_at"].to_numpy(),
                                            "delta": lots["left"].to_numpy(dtype=np.float64), "reason": "earn",
                                            "order_id": None, "expires_at": lots["expires_at"].to_numpy()}))
         frame = pd.concat(frames, ignore_index=True).sort_values("timestamp", kind="stable")
-        cols = points_columns(frame, now, [customer_id], policy=self.policy).iloc[0].to_dict()
-        d = live["delta"].to_numpy()
-        r = live["reason"].astype("object").to_numpy()
-        base = lambda k: float(attrs.get(k) or 0.0)  # noqa: E731
-        cols["points_balance"] = base("points_balance") + float(d.sum())
-        cols["points_earned_12m"] = base("points_earned_12m") + float(d[r == "earn"].sum())
-        cols["points_redeemed_12m"] = base("points_redeemed_12m") - float(d[r == "redeem"].sum())
-        cols["points_liability"] = max(cols["points_balance"], 0.0) * self.policy.point_value
+        cols = points_columns(frame, now, customers, policy=self.policy)
+        r = live["reason"].astype("object")
+        by = live["customer_id"].to_numpy(dtype=object)
+        summed = lambda m: (live["delta"].where(m.to_numpy(), 0.0).groupby(by).sum()  # noqa: E731
+                            .reindex(cols.index, fill_value=0.0).to_numpy())
+        b = base.reindex(cols.index)
+        get = lambda k: pd.to_numeric(b[k], errors="coerce").fillna(0.0).to_numpy() if k in b else 0.0  # noqa: E731
+        cols["points_balance"] = get("points_balance") + summed(r.notna())
+        cols["points_earned_12m"] = get("points_earned_12m") + summed(r == "earn")
+        cols["points_redeemed_12m"] = get("points_redeemed_12m") - summed(r == "redeem")
+        cols["points_liability"] = cols["points_balance"].clip(lower=0.0) * self.policy.point_value
         return cols
 
     def balance(self, customer_id: str, attrs: Mapping) -> float:
@@ -179,29 +195,36 @@ class LoyaltyDesk:
     # ------------------------------------------------------------------ many customers
     def overlay(self, table: pd.DataFrame) -> pd.DataFrame:
         """``table`` (the customer table) with the live feedback and points columns of the customers who have
-        events since the bundle (a copy only when someone does)."""
-        who = [c for c in self.live_customers()]
-        if not who:
-            return table
-        pos = pd.Index(table["customer_id"].to_numpy(dtype=object)).get_indexer(who)
-        rows = {c: p for c, p in zip(who, pos.tolist()) if p >= 0}
-        if not rows:
-            return table
+        events since the bundle (a copy of those columns only when someone does; one vectorized pass)."""
         fb_cols = [c for c in FEEDBACK_COLUMNS if c in table.columns]
         pt_cols = [c for c in POINTS_COLUMNS if c in table.columns]
-        out = table.copy()
+        index = pd.Index(table["customer_id"].to_numpy(dtype=object))
         now = _utc_now()
-        for cid, p in rows.items():
-            attrs = table.iloc[p].to_dict()
-            if cid in self.live_feedback and fb_cols:
-                vals = feedback_columns(self._feedback_of(cid), now, [cid]).iloc[0]
-                for c in fb_cols:
-                    out.iat[p, out.columns.get_loc(c)] = vals[c]
-            if cid in self.live_points and pt_cols:
-                vals = self._points_now(cid, attrs, now)
-                for c in pt_cols:
-                    out.iat[p, out.columns.get_loc(c)] = vals[c]
-        return out
+        out = None
+        for live, cols in ((self.live_feedback, fb_cols), (self.live_points, pt_cols)):
+            who = [c for c in list(live) if c in index] if cols else []
+            if not who:
+                continue
+            if live is self.live_feedback:
+                vals = feedback_columns(self._feedback_of(who), now, who)
+            else:
+                base = table.set_index("customer_id").reindex(who)[[c for c in _POINT_BASE if c in table.columns]]
+                vals = self._points_now(who, base, now)
+            if out is None:
+                out = table.copy(deep=False)
+            pos = index.get_indexer(who)
+            for c in cols:
+                col = out[c].to_numpy(copy=True)
+                v = vals[c].to_numpy()
+                if col.dtype == bool or str(out[c].dtype) == "boolean":
+                    col = pd.array(col, dtype="boolean")
+                    col[pos] = pd.array(v.astype(bool), dtype="boolean")
+                    out[c] = col
+                else:
+                    col = col.astype(np.float64) if col.dtype.kind in "iu" else col
+                    col[pos] = v
+                    out[c] = col
+        return table if out is None else out
 
     def satisfaction_table(self, by: str, *, labels: pd.DataFrame | None, exclude: Iterable[str] | None = None,
                            erased=None, min_responses: int = DEFAULT_MIN_RESPONSES) -> pd.DataFrame:

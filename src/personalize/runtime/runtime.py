@@ -91,6 +91,19 @@ def _py(v: Any) -> Any:
     return v if v is None or isinstance(v, (str, int, float, bool)) else str(v)
 
 
+_LOYALTY_FILTERS = ("detractor", "open_complaints", "unhappy", "min_points", "points_expiring_within_days")
+
+
+def _uses_loyalty(filters: dict, fields: Sequence[str] | None) -> bool:
+    """Whether an audience request reads feedback or points columns (then they are made live first)."""
+    from personalize.analytics.points import POINTS_COLUMNS
+    from personalize.analytics.satisfaction import FEEDBACK_COLUMNS
+
+    cols = set(FEEDBACK_COLUMNS) | set(POINTS_COLUMNS)
+    return any(filters.get(k) is not None for k in _LOYALTY_FILTERS) or bool(fields and cols & set(fields)) \
+        or filters.get("score") in cols
+
+
 def _filters(categories: Sequence[str] | None, in_stock: bool | None) -> Filters | None:
     if not categories and not in_stock:
         return None
@@ -591,7 +604,8 @@ class Runtime:
         if offer_id is not None and coupon_level is not None:
             raise PersonalizeError("give offer_id or coupon_level, not both")
         table = self.customers[~self._erased_rows] if self._erased_rows.any() else self.customers
-        table = self.loyalty.overlay(table)  # live feedback and points columns
+        if _uses_loyalty(filters, fields):
+            table = self.loyalty.overlay(table)  # live feedback and points columns
         if offer_id is None and coupon_level is None:
             return audience_page(table, consent=consent, fields=fields, cursor=cursor, limit=limit, **filters)
         available = audience_columns(table)
