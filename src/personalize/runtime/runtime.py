@@ -35,6 +35,7 @@ live, fallback).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -289,7 +290,7 @@ class Runtime:
         rec = self._recommend(customer_id, k + len(blocked), categories=categories, in_stock=in_stock,
                               exclude=exclude)
         items = [dict(it, rank=r + 1) for r, it in enumerate(i for i in rec.items if i["item_id"] not in blocked)]
-        return Recommendations(rec.customer_id, items[:k], rec.fallback, rec.model_version)
+        return dataclasses.replace(rec, items=items[:k])
 
     def _disliked(self, customer_id: str) -> set[str]:
         """Items the customer rated 1-2 stars: since the bundle (live) and, for the answers the model does not
