@@ -25,7 +25,7 @@ from personalize import __version__
 from serving import errors
 from serving.metrics import Metrics, ServiceMiddleware
 from serving.routers import (admin, audiences, campaigns, customers, events, health, items, models, offers,
-                             recommendations)
+                             recommendations, satisfaction)
 from serving.schemas import ErrorOut
 from serving.settings import Settings
 from serving.state import ServiceState
@@ -89,7 +89,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     labels: dict[int, str] = {}  # route object -> full path template, the metrics label
     for router in (recommendations.router, items.router, customers.router, offers.router, events.router,
-                   audiences.make_router(settings), campaigns.router, models.router, admin.router):
+                   audiences.make_router(settings), campaigns.router, models.router, admin.router,
+                   satisfaction.router):
         app.include_router(router, prefix="/v1")
         labels.update({id(r): "/v1" + r.path for r in router.routes})
     app.include_router(health.router)

@@ -108,6 +108,60 @@ class ChurnRiskOut(ChurnOut):
     horizon_days: float | None = Field(None, description="churn = no purchase in this many days after as_of")
 
 
+class SatisfactionOut(BaseModel):
+    responses: int = Field(description="scored answers (surveys, ratings, reviews)")
+    last_score: float | None = None
+    last_score_scale: str | None = Field(None, description="csat (1-5), nps (0-10) or stars (1-5)")
+    last_score_norm: float | None = Field(None, description="the last score on 0..1 of its scale")
+    score_trend: float | None = Field(None, description="last normalized score minus the mean of the earlier ones")
+    detractor: bool = Field(description="the last answer was a detractor answer (NPS 0-6, CSAT or stars 1-2)")
+    complaints: int
+    open_complaints: int = Field(description="complaints not resolved yet")
+    days_since_complaint: float | None = None
+    as_of: str | None = Field(None, description="the time these figures describe")
+
+
+class PointsOut(BaseModel):
+    balance: float
+    expiring_30d: float = Field(description="points due to expire in the next 30 days")
+    next_expiry_days: float | None = Field(None, description="days until points held next expire")
+    earned_12m: float | None = None
+    redeemed_12m: float | None = None
+    liability: float | None = Field(None, description="balance x value per point")
+    as_of: str | None = None
+
+
+class SatisfactionGroupOut(BaseModel):
+    group: str
+    responses: int = Field(description="scored answers in the group")
+    nps_n: int
+    promoters: int
+    passives: int
+    detractors: int
+    nps: float | None = Field(None, description="% promoters - % detractors, -100..100")
+    nps_low: float | None = None
+    nps_high: float | None = None
+    csat_n: int
+    satisfied: int
+    csat: float | None = Field(None, description="% of CSAT answers that are 4 or 5")
+    csat_low: float | None = None
+    csat_high: float | None = None
+    csat_mean: float | None = None
+    rating_n: int
+    rating: float | None = Field(None, description="mean star rating (1-5)")
+    rating_low_ci: float | None = None
+    rating_high_ci: float | None = None
+    rating_low: float | None = Field(None, description="share of 1-2 star ratings")
+    small: bool = Field(description="fewer answers than min_responses: read with care")
+
+
+class SatisfactionTableOut(BaseModel):
+    by: str
+    model_version: str
+    groups: list[SatisfactionGroupOut]
+    warnings: list[str]
+
+
 class ProfileOut(BaseModel):
     customer_id: str
     known_to_recommender: bool
@@ -120,16 +174,23 @@ class ProfileOut(BaseModel):
     rfm: RFMOut | None = None
     clv: CLVOut | None = None
     churn: ChurnOut | None = Field(None, description="present when the bundle has a churn model")
+    satisfaction: SatisfactionOut | None = Field(None, description="present with feedback (in the bundle or posted "
+                                                                   "since): live")
+    points: PointsOut | None = Field(None, description="present with a points ledger (in the bundle or posted "
+                                                       "since): live")
     attributes: dict[str, Scalar]
     model_version: str
 
 
 class EventIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    type: Literal["purchase", "view", "add_to_cart", "exposure", "redemption"] = Field(
-        description="exposure: an offer or coupon was shown or sent; redemption: it was used (both need offer_id)")
+    type: Literal["purchase", "view", "add_to_cart", "exposure", "redemption", "feedback", "points"] = Field(
+        description="exposure: an offer or coupon was shown or sent; redemption: it was used (both need offer_id); "
+                    "feedback: a survey answer, rating, review or complaint (needs kind); points: a change of the "
+                    "loyalty balance (needs delta and reason)")
     customer_id: Id
-    item_id: Id | None = Field(None, description="required for purchase, view and add_to_cart")
+    item_id: Id | None = Field(None, description="required for purchase, view and add_to_cart; the rated item of "
+                                                 "a rating or review")
     offer_id: Id | None = Field(None, description="required for exposure and redemption: the catalog's offer id")
     quantity: float = Field(1.0, gt=0, le=1e6)
     price: float | None = Field(None, ge=0, le=1e9)
@@ -138,6 +199,42 @@ class EventIn(BaseModel):
     order_id: Id | None = Field(None, description="with item_id, makes a retried order line idempotent")
     event_id: Id | None = Field(None, description="idempotency key: an event with a stored event_id is "
                                                   "acknowledged again, not stored twice")
+    kind: Literal["survey", "rating", "review", "complaint"] | None = Field(None, description="feedback: what it is")
+    score: float | None = Field(None, ge=0, le=10, description="feedback: the score, on its scale")
+    scale: Literal["csat", "nps", "stars"] | None = Field(None, description="feedback: csat 1-5, nps 0-10, stars 1-5 "
+                                                                           "(ratings and reviews default to stars)")
+    channel: Id | None = Field(None, description="feedback: where it was given or what it is about")
+    category: Id | None = Field(None, description="feedback: what a complaint is about (delivery, billing, ...)")
+    resolved: bool | None = Field(None, description="feedback: the complaint is resolved")
+    resolved_at: dt.datetime | None = Field(None, description="feedback: when the complaint was resolved")
+    text: str | None = Field(None, max_length=5000, description="feedback: free text")
+    delta: float | None = Field(None, ge=-1e9, le=1e9, description="points: the change of the balance (redeem and "
+                                                                   "expire negative)")
+    reason: Literal["earn", "redeem", "expire", "adjust"] | None = Field(None, description="points: why")
+    expires_at: dt.datetime | None = Field(None, description="points: when earned points expire")
+
+    @field_validator("score", "delta")
+    @classmethod
+    def _finite_number(cls, v: float | None) -> float | None:
+        if v is not None and not math.isfinite(v):
+            raise ValueError("must be a finite number")
+        return v
+
+    @field_validator("text")
+    @classmethod
+    def _text(cls, v: str | None) -> str | None:
+        return None if v is None else _encodable(v)
+
+    @field_validator("resolved_at", "expires_at")
+    @classmethod
+    def _utc(cls, v: dt.datetime | None) -> dt.datetime | None:
+        if v is None:
+            return v
+        if v.year < 1970 or v.year > 2200:
+            raise ValueError("out of range (1970..2200)")
+        if v.tzinfo is not None:
+            v = v.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        return v
 
     @field_validator("quantity", "price")
     @classmethod
@@ -186,6 +283,7 @@ class EventsOut(BaseModel):
     purchases_applied: int = Field(description="purchases reflected in recommendations at once")
     offer_events_applied: int = Field(0, description="exposures and redemptions counted against caps and "
                                                      "cooldowns at once")
+    feedback_applied: int = Field(0, description="feedback and points events reflected in the profile at once")
     results: list[EventResult]
 
 

@@ -31,7 +31,7 @@ from starlette.concurrency import run_in_threadpool
 from personalize.errors import BundleError, PersonalizeError, UnknownIdError
 from personalize.runtime import Runtime
 from personalize.store import current_version, list_versions, load_bundle, rollback
-from personalize.store.events import OFFER_EVENTS, Appended, Erasures, Event, EventStore
+from personalize.store.events import LEDGER_EVENTS, OFFER_EVENTS, Appended, Erasures, Event, EventStore, ledger_row
 from serving.metrics import Metrics
 from serving.settings import Settings
 
@@ -88,6 +88,10 @@ class ServiceState:
                 keep = ~self.erasures.mask(cust) if len(self.erasures) and len(cust) else slice(None)
                 rt.replay_offer_events(cust[keep], offer[keep], typ[keep], ns[keep])
                 upto = max(upto, last)
+            ledger = self.events.ledger_rows(after_id=events_through_id(bundle.manifest))
+            if ledger:
+                rt.replay_ledger([r for r in ledger if r["customer_id"] not in self.erasures])
+                upto = max(upto, ledger[-1]["id"])
         return rt, upto
 
     def _start_runtime(self) -> tuple[Runtime, int]:
@@ -245,6 +249,8 @@ class ServiceState:
                         rt.record_purchase(e.customer_id, [e.item_id], [e.timestamp])
                     elif e.type in OFFER_EVENTS:
                         rt.record_offer_event(e.customer_id, e.offer_id, e.timestamp, exposure=e.type == "exposure")
+                    elif e.type in LEDGER_EVENTS:
+                        rt.record_ledger(e.type, ledger_row(e))
         for e, a in zip(events, stored):
             if not a.duplicate:
                 self.metrics.events.labels(e.type).inc()
@@ -269,6 +275,8 @@ class ServiceState:
                 if r["type"] in OFFER_EVENTS and r.get("offer_id"):
                     rt.record_offer_event(r["customer_id"], r["offer_id"], r["timestamp"],
                                           exposure=r["type"] == "exposure")
+                elif r["type"] in LEDGER_EVENTS:
+                    rt.record_ledger(r["type"], EventStore.unpack(r))
             return rt.replay(*EventStore.purchase_arrays(bought)) if bought else 0
 
     sync_other_workers = catch_up  # the name the tests and wave 1 used

@@ -98,10 +98,22 @@ def make_router(settings: Settings) -> APIRouter:
                                                       "expected_incremental_profit)")] = None,
             budget: Annotated[float | None, Query(ge=0, description="total expected coupon cost of the plan, over "
                                                   "the filtered audience (with coupon_level)")] = None,
+            detractor: Annotated[bool | None, Query(description="true: only customers whose last answer was a "
+                                                    "detractor answer (false: only the others)")] = None,
+            open_complaints: Annotated[bool | None, Query(description="true: only customers with a complaint not "
+                                                          "resolved yet")] = None,
+            unhappy: Annotated[bool | None, Query(description="true: detractors or customers with an open complaint "
+                                                  "(the service-recovery filter; add min_clv or tier for the "
+                                                  "high-value ones)")] = None,
+            min_points: Annotated[float | None, Query(description="points balance at least this")] = None,
+            points_expiring_within_days: Annotated[float | None, Query(ge=0, le=3650, description="some points "
+                                                                       "expire within this many days")] = None,
             cursor: Annotated[str | None, Query(max_length=1000)] = None,
             limit_: Annotated[int, Query(alias="limit", ge=1, le=page_max)] = min(10_000, page_max),
             format: Literal["csv", "jsonl"] = "csv") -> StreamingResponse:
-        """Customers who consented to `consent`, filtered by segment, lifecycle, tier, CLV, churn risk and score;
+        """Customers who consented to `consent`, filtered by segment, lifecycle, tier, CLV, churn risk, score,
+        satisfaction (`detractor`, `open_complaints`, `unhappy`) and points (`min_points`,
+        `points_expiring_within_days`);
         ordered by customer_id and paged by `cursor`. Unknown filter values are a 422 listing the valid ones; a
         bundle without consent data for the channel, or a churn filter on a bundle without churn, is a 409.
 
@@ -112,7 +124,7 @@ def make_router(settings: Settings) -> APIRouter:
         either."""
         rt = ctx.runtime
         for name, v in (("min_score", min_score), ("max_score", max_score), ("min_clv", min_clv),
-                        ("budget", budget)):
+                        ("budget", budget), ("min_points", min_points)):
             limit(v is None or math.isfinite(v), name, f"{name} must be a finite number")
         limit(min_churn_risk is None or max_churn_risk is None or min_churn_risk <= max_churn_risk,
               "min_churn_risk", "min_churn_risk must not be above max_churn_risk")
@@ -121,7 +133,10 @@ def make_router(settings: Settings) -> APIRouter:
             rt.audience, consent=consent, segments=segment, fields=field_list, score=score, min_score=min_score,
             max_score=max_score, lifecycle=lifecycle, tiers=tier, min_clv=min_clv, min_churn_risk=min_churn_risk,
             max_churn_risk=max_churn_risk, offer_id=offer_id, coupon_level=coupon_level, budget=budget,
-            cursor=decode_cursor(cursor), limit=limit_)
+            cursor=decode_cursor(cursor), limit=limit_, **{k: v for k, v in (
+                ("detractor", detractor), ("open_complaints", open_complaints), ("unhappy", unhappy),
+                ("min_points", min_points), ("points_expiring_within_days", points_expiring_within_days))
+                if v is not None})
         headers = {"X-Model-Version": rt.version, "X-Count": str(len(page))}
         if next_id is not None:
             headers["X-Next-Cursor"] = encode_cursor(next_id)

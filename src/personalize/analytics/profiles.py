@@ -47,6 +47,16 @@ days_to_birthday       days from as_of to the next birthday (0 = today;
                        29 February counts as 28 February in other years;
                        needs customers.birth_date)
 age_years              whole years at as_of (needs customers.birth_date)
+feedback columns       with a feedback table: feedback_responses, last_score,
+                       last_score_scale, last_score_norm, mean_score_norm,
+                       score_trend, detractor, complaints, open_complaints,
+                       days_since_complaint
+                       (:mod:`personalize.analytics.satisfaction`)
+points columns         with a points ledger: points_balance,
+                       points_expiring_30d, points_next_expiry_days,
+                       points_earned_12m, points_redeemed_12m,
+                       points_expired_12m, points_liability
+                       (:mod:`personalize.analytics.points`)
 =====================  =====================================================
 """
 
@@ -511,5 +521,21 @@ def profiles(data: History, as_of: DateLike, *, items: pd.DataFrame | None = Non
         days, age = _days_to_birthday(cb, cutoff)
         out["days_to_birthday"] = days
         out["age_years"] = age
+    for extra in loyalty_columns(data, cutoff, out.index):
+        out = out.join(extra)
     out.attrs["as_of"] = cutoff.isoformat()
     return out
+
+
+def loyalty_columns(data: History, cutoff: pd.Timestamp, ids: pd.Index) -> list[pd.DataFrame]:
+    """The feedback and points columns of ``ids`` as of ``cutoff`` (none for a plain frame or a dataset
+    without those tables)."""
+    if isinstance(data, pd.DataFrame) or (getattr(data, "feedback", None) is None
+                                          and getattr(data, "points", None) is None):
+        return []
+    from personalize.analytics.points import points_columns
+    from personalize.analytics.satisfaction import feedback_columns
+
+    sliced = data.until(cutoff)
+    out = [feedback_columns(sliced.feedback, cutoff, ids), points_columns(sliced.points, cutoff, ids)]
+    return [o for o in out if o is not None]

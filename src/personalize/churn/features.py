@@ -39,6 +39,16 @@ repeat_item_due_days      earliest due date relative to the cutoff (negative = o
 repeat_item_next_due_days soonest due date still ahead of the cutoff
 ========================  ==========================================================
 
+With a feedback table (as known at the cutoff: complaints resolved later are
+still open) the satisfaction features are added: ``feedback_responses``,
+``last_score_norm``, ``mean_score_norm``, ``score_trend``, ``detractor``,
+``complaints``, ``open_complaints``, ``days_since_complaint`` (see
+:mod:`personalize.analytics.satisfaction`), ``detractor_answers_91d`` and
+``complaints_91d``; with a points ledger ``points_balance``,
+``points_expiring_30d``, ``points_next_expiry_days``, ``points_earned_12m``
+and ``points_redeemed_12m`` (:mod:`personalize.analytics.points`). Without
+those tables the features are exactly the ones above.
+
 BG/NBD columns are NaN when the model cannot be fitted (e.g. no repeat buyer).
 Target features (``target_mask``, for propensity models of one category or
 item set): ``target_purchases``, ``target_recency_days``, ``target_spend_share``,
@@ -182,6 +192,41 @@ def _item_cycle_columns(tx, codes, day, n, span, dmin, cut_f) -> dict[str, np.nd
     }
 
 
+#: the feedback and points columns churn_features adds when the data has those tables
+FEEDBACK_FEATURES = ("feedback_responses", "last_score_norm", "mean_score_norm", "score_trend", "detractor",
+                     "complaints", "open_complaints", "days_since_complaint", "detractor_answers_91d",
+                     "complaints_91d")
+POINTS_FEATURES = ("points_balance", "points_expiring_30d", "points_next_expiry_days", "points_earned_12m",
+                   "points_redeemed_12m")
+
+
+def loyalty_features(pt, cut: pd.Timestamp, ids: np.ndarray) -> dict[str, np.ndarray]:
+    """Satisfaction and points features of ``ids`` from a Dataset slice cut at ``cut`` (empty without the tables)."""
+    out: dict[str, np.ndarray] = {}
+    fb, pts = getattr(pt, "feedback", None), getattr(pt, "points", None)
+    if fb is not None:
+        from personalize.analytics.satisfaction import detractor_answers, feedback_columns
+
+        f = feedback_columns(fb, cut, ids)
+        for c in FEEDBACK_FEATURES[:8]:
+            out[c] = f[c].to_numpy(dtype=np.float64)
+        recent = fb.loc[(fb["timestamp"] >= cut - pd.Timedelta(days=91)).to_numpy()
+                        & (fb["timestamp"] < cut).to_numpy()]
+        pos = pd.Index(ids).get_indexer(recent["customer_id"].to_numpy(dtype=object))
+        ok = pos >= 0
+        det = detractor_answers(recent) & ok
+        comp = (recent["kind"].astype("object") == "complaint").to_numpy() & ok
+        out["detractor_answers_91d"] = np.bincount(pos[det], minlength=len(ids)).astype(np.float64)
+        out["complaints_91d"] = np.bincount(pos[comp], minlength=len(ids)).astype(np.float64)
+    if pts is not None:
+        from personalize.analytics.points import points_columns
+
+        p = points_columns(pts, cut, ids)
+        for c in POINTS_FEATURES:
+            out[c] = p[c].to_numpy(dtype=np.float64)
+    return out
+
+
 def churn_features(data: History, cutoff: DateLike, *, horizon_days: float = 90.0,
                    windows: tuple[int, ...] = DEFAULT_WINDOWS, bgnbd: bool = True,
                    target_mask: np.ndarray | None = None) -> pd.DataFrame:
@@ -299,6 +344,9 @@ def churn_features(data: History, cutoff: DateLike, *, horizon_days: float = 90.
 
     if "item_id" in tx.columns and tx["item_id"].nunique() > 1:
         cols.update(_item_cycle_columns(tx, codes, day, n, span, dmin, cut_f))
+
+    if pt is not None:
+        cols.update(loyalty_features(pt, cut, ids))
 
     params = None
     if bgnbd:

@@ -27,8 +27,13 @@ GROUP_TITLES = {
     "expected": "expected purchases",
     "target": "past purchases of the target",
     "repeat_items": "regular re-buys",
+    "satisfaction": "satisfaction and complaints",
+    "points": "loyalty points",
     "other": "other",
 }
+
+_SATISFACTION = ("feedback_responses", "last_score_norm", "mean_score_norm", "score_trend", "detractor",
+                 "complaints", "open_complaints", "days_since_complaint", "detractor_answers_91d", "complaints_91d")
 
 
 def reason_group(feature: str) -> str:
@@ -53,6 +58,10 @@ def reason_group(feature: str) -> str:
         return "expected"
     if f.startswith("repeat_item"):
         return "repeat_items"
+    if f.removeprefix("profile_") in _SATISFACTION:
+        return "satisfaction"
+    if f.removeprefix("profile_").startswith("points_"):
+        return "points"
     return "other"
 
 
@@ -163,6 +172,34 @@ def render_reason(group: str, v: Mapping[str, float], *, horizon_days: float = 9
         if np.isfinite(nxt):
             return f"next regular re-buy due in {_num(nxt)} days"
         return f"{_plural(k, 'item')} bought regularly"
+    if group == "satisfaction":
+        parts = []
+        opened = g("open_complaints", 0.0)
+        if np.isfinite(opened) and opened > 0:
+            since = g("days_since_complaint", math.nan)
+            parts.append(f"{_plural(opened, 'open complaint')}" + (f", the last {_num(since)} days ago"
+                                                                  if np.isfinite(since) else ""))
+        elif np.isfinite(g("days_since_complaint", math.nan)):
+            parts.append(f"complained {_num(g('days_since_complaint', math.nan))} days ago")
+        last = g("last_score_norm", math.nan)
+        if np.isfinite(last):
+            word = "a detractor answer" if g("detractor", 0.0) else f"{last:.0%} of the scale"
+            parts.append(f"last satisfaction score {word}")
+            trend = g("score_trend", math.nan)
+            if np.isfinite(trend) and trend <= -0.2:
+                parts.append("scores falling")
+        if not parts:
+            return "no satisfaction answer yet"
+        return "; ".join(parts)
+    if group == "points":
+        bal = g("points_balance", math.nan)
+        soon, days = g("points_expiring_30d", math.nan), g("points_next_expiry_days", math.nan)
+        if np.isfinite(soon) and soon > 0:
+            return f"{_num(soon)} points expire within 30 days (balance {_num(bal)})"
+        if np.isfinite(bal) and bal > 0:
+            return f"{_num(bal)} points, next expiry in {_num(days)} days" if np.isfinite(days) else \
+                f"{_num(bal)} loyalty points"
+        return "no loyalty points to use"
     if group == "target":
         k = g("target_purchases", 0.0)
         if not k:

@@ -25,6 +25,15 @@ def audience_command(
     min_clv: Annotated[float | None, typer.Option("--min-clv", help="Keep customers with CLV >= this.")] = None,
     consent: Annotated[str | None, typer.Option("--consent", help="email | sms | personalization: only "
                                                                   "customers who consented.")] = None,
+    unhappy: Annotated[bool, typer.Option("--unhappy", help="Only detractors and customers with an open complaint "
+                                                            "(the service-recovery list).")] = False,
+    detractor: Annotated[bool, typer.Option("--detractor", help="Only customers whose last answer was a "
+                                                                "detractor answer.")] = False,
+    open_complaints: Annotated[bool, typer.Option("--open-complaints", help="Only customers with a complaint "
+                                                                            "not resolved yet.")] = False,
+    min_points: Annotated[float | None, typer.Option("--min-points", help="Points balance at least this.")] = None,
+    points_expiring_within_days: Annotated[float | None, typer.Option(
+        "--points-expiring-within-days", help="Only customers with points expiring within this many days.")] = None,
     out: Annotated[str | None, typer.Option("--out", help="Write the list (.csv or .parquet).")] = None,
     json: JsonOpt = False,
 ) -> None:
@@ -43,12 +52,16 @@ def audience_command(
         why = ((bundle.manifest.get("extra") or {}).get("churn") or {}).get("reason")
         raise MissingComponentError(f"bundle {bundle.version} has no churn scores"
                                     + (f" ({why})" if why else "") + "; cannot filter by churn risk")
+    extra = {k: v for k, v in (("unhappy", True if unhappy else None), ("detractor", True if detractor else None),
+                                ("open_complaints", True if open_complaints else None), ("min_points", min_points),
+                                ("points_expiring_within_days", points_expiring_within_days)) if v is not None}
     picked = select_audience(table, min_churn_risk=min_churn_risk, max_churn_risk=max_churn_risk, tiers=tier,
                              segments=segment, lifecycle=lifecycle, min_clv=min_clv, consent=consent,
-                             personal=False)
+                             personal=False, **extra)
     doc = {"bundle": bundle.version, "customers": len(picked), "out": None,
            "filters": {"min_churn_risk": min_churn_risk, "max_churn_risk": max_churn_risk, "tier": tier,
-                       "segment": segment, "lifecycle": lifecycle, "min_clv": min_clv, "consent": consent},
+                       "segment": segment, "lifecycle": lifecycle, "min_clv": min_clv, "consent": consent,
+                       **extra},
            "columns": list(picked.columns)}
     if out:
         doc["out"] = write_table(picked, out)

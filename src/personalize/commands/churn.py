@@ -8,9 +8,9 @@ from typing import Annotated
 import pandas as pd
 import typer
 
-from personalize.commands.common import (CustomerCol, Decimal, FormatOpt, ItemCol, JsonOpt, OrderCol, PathArg,
-                                         PriceCol, QuantityCol, Query, Sep, TimeCol, TimeFormat, emit,
-                                         dataset_from, progress_enabled, write_table)
+from personalize.commands.common import (CustomerCol, Decimal, FeedbackFile, FormatOpt, ItemCol, JsonOpt, OrderCol,
+                                         PathArg, PointsFile, PriceCol, QuantityCol, Query, Sep, TimeCol, TimeFormat,
+                                         emit, dataset_from, progress_enabled, write_table)
 from personalize.errors import DataError
 
 churn_app = typer.Typer(name="churn", help="Churn risk: evaluate against baselines, score customers.",
@@ -52,7 +52,7 @@ def evaluate_command(
     customer_col: CustomerCol = None, item_col: ItemCol = None, time_col: TimeCol = None,
     time_format: TimeFormat = None, quantity_col: QuantityCol = None, price_col: PriceCol = None,
     order_col: OrderCol = None, sep: Sep = None, decimal: Decimal = ".", query: Query = None,
-    json: JsonOpt = False,
+    feedback: FeedbackFile = None, points: PointsFile = None, json: JsonOpt = False,
 ) -> None:
     """Cross-validate the churn model at one cutoff and compare it with recency and BG/NBD baselines."""
     from personalize.churn.evaluate import evaluate_churn
@@ -102,7 +102,7 @@ def score_command(
     customer_col: CustomerCol = None, item_col: ItemCol = None, time_col: TimeCol = None,
     time_format: TimeFormat = None, quantity_col: QuantityCol = None, price_col: PriceCol = None,
     order_col: OrderCol = None, sep: Sep = None, decimal: Decimal = ".", query: Query = None,
-    json: JsonOpt = False,
+    feedback: FeedbackFile = None, points: PointsFile = None, json: JsonOpt = False,
 ) -> None:
     """Production mode: train on the latest closed label windows, score every customer as of today."""
     from personalize.churn import ChurnModel, production_cutoffs, scoring_set, training_set

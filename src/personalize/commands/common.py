@@ -35,8 +35,14 @@ CustomersFile = Annotated[str | None, typer.Option("--customers", help="Customer
 OffersFile = Annotated[str | None, typer.Option("--offers", help="Offer catalog file (offer_id, kind, value, ...)")]
 ExposuresFile = Annotated[str | None, typer.Option("--exposures", help="Campaign exposures file (customer_id, "
                                                                          "exposed_at, offer_id, ...)")]
+FeedbackFile = Annotated[str | None, typer.Option("--feedback", help="Feedback file: surveys, ratings, reviews, "
+                                                                      "complaints (customer_id, timestamp, kind, "
+                                                                      "score, scale, ...)")]
+PointsFile = Annotated[str | None, typer.Option("--points", help="Loyalty points ledger file (customer_id, "
+                                                                  "timestamp, delta, reason, ...)")]
 MapOpt = Annotated[list[str] | None, typer.Option("--map", help="Column of an --items/--customers/--offers/"
-                                                               "--exposures file: TABLE.FIELD=COLUMN, e.g. "
+                                                               "--exposures/--feedback/--points file: "
+                                                               "TABLE.FIELD=COLUMN, e.g. "
                                                                "customers.consent_email=optin_mail (repeatable)")]
 
 FORMATS = ("online_retail", "cdnow", "cdnow_sample", "generic")
@@ -53,8 +59,8 @@ def table_mappings(maps: list[str] | None) -> dict[str, dict[str, str]]:
         if not (eq and dot and column.strip() and field.strip()):
             raise DataError(f"--map {m!r}: expected TABLE.FIELD=COLUMN, e.g. customers.consent_email=optin_mail")
         if table not in TABLES or table == "transactions":
-            raise DataError(f"--map {m!r}: table must be one of items, customers, offers, exposures "
-                            f"(transactions columns have their own --*-col options)")
+            raise DataError(f"--map {m!r}: table must be one of items, customers, offers, exposures, feedback, "
+                            f"points (transactions columns have their own --*-col options)")
         if field not in TABLES[table].columns:
             raise DataError(f"--map {m!r}: {table} has no field {field!r}; fields: {sorted(TABLES[table].columns)}")
         out.setdefault(table, {})[field.strip()] = column.strip()
@@ -66,17 +72,18 @@ def load_dataset(format: str, path: str, *, customer_col: str | None = None, ite
                  price_col: str | None = None, order_col: str | None = None, sep: str | None = None,
                  decimal: str = ".", query: str | None = None, items: str | None = None,
                  customers: str | None = None, offers: str | None = None, exposures: str | None = None,
-                 maps: list[str] | None = None):
+                 maps: list[str] | None = None, feedback: str | None = None, points: str | None = None):
     """Load a dataset the way every CLI command does (``--format``, column options, more table files)."""
     from personalize.data import adapters
 
     if format not in FORMATS:
         raise DataError(f"unknown --format {format!r}; expected one of {', '.join(FORMATS)}")
     for opt, f in (("", path), ("--items ", items), ("--customers ", customers), ("--offers ", offers),
-                   ("--exposures ", exposures)):
+                   ("--exposures ", exposures), ("--feedback ", feedback), ("--points ", points)):
         if f is not None and not any(ch in f for ch in "*?[") and not Path(f).exists():
             raise DataError(f"file not found: {opt}{f}")
-    tables = {"items": items, "customers": customers, "offers": offers, "exposures": exposures}
+    tables = {"items": items, "customers": customers, "offers": offers, "exposures": exposures,
+              "feedback": feedback, "points": points}
     mappings = table_mappings(maps)
     if format == "generic":
         mapping = {k: v for k, v in {"customer_id": customer_col, "item_id": item_col, "timestamp": time_col,
@@ -91,7 +98,8 @@ def load_dataset(format: str, path: str, *, customer_col: str | None = None, ite
 
 
 _DATA_OPTIONS = ("customer_col", "item_col", "time_col", "time_format", "quantity_col", "price_col", "order_col",
-                 "sep", "decimal", "query", "items", "customers", "offers", "exposures", "maps")
+                 "sep", "decimal", "query", "items", "customers", "offers", "exposures", "maps", "feedback",
+                 "points")
 
 
 def dataset_from(options: Mapping[str, Any]):

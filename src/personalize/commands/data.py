@@ -7,7 +7,7 @@ import time
 import typer
 
 from personalize.commands.common import (CustomerCol, CustomersFile, Decimal, ExposuresFile, FormatOpt, ItemCol,
-                                         ItemsFile, JsonOpt, MapOpt, OffersFile, OrderCol, PathArg, PriceCol, QuantityCol, Query, Sep, TimeCol,
+                                         FeedbackFile, ItemsFile, JsonOpt, MapOpt, PointsFile, OffersFile, OrderCol, PathArg, PriceCol, QuantityCol, Query, Sep, TimeCol,
                                          TimeFormat, emit, dataset_from)
 
 
@@ -26,7 +26,7 @@ def validate(path: PathArg, format: FormatOpt = "generic", customer_col: Custome
              price_col: PriceCol = None, order_col: OrderCol = None, sep: Sep = None, decimal: Decimal = ".",
              query: Query = None, items: ItemsFile = None, customers: CustomersFile = None,
              offers: OffersFile = None, exposures: ExposuresFile = None, maps: MapOpt = None,
-             json: JsonOpt = False) -> None:
+             feedback: FeedbackFile = None, points: PointsFile = None, json: JsonOpt = False) -> None:
     """Load, validate and clean a purchase history; report what was kept and what was dropped, and why."""
     t0 = time.perf_counter()
     ds = dataset_from(locals())

@@ -28,7 +28,8 @@ def write_sample(data_dir: Path, *, customers: int, items: int, seed: int) -> di
     """Generate the synthetic sample and write one CSV per table (atomically)."""
     from personalize.datasets import make_retail_frames
 
-    frames, _truth = make_retail_frames(n_customers=customers, n_items=items, seed=seed, defects=True)
+    frames, _truth = make_retail_frames(n_customers=customers, n_items=items, seed=seed, defects=True, feedback=True,
+                                        points=True)
     data_dir.mkdir(parents=True, exist_ok=True)
     paths = {}
     for name, df in frames.items():
@@ -59,6 +60,7 @@ def demo(customers: Annotated[int, typer.Option(help="Customers in the generated
     say("[2/4] loading and validating the CSV files")
     ds = Dataset.from_csv(paths["transactions"], items=paths.get("items"), customers=paths.get("customers"),
                           offers=paths.get("offers"), exposures=paths.get("exposures"),
+                          feedback=paths.get("feedback"), points=paths.get("points"),
                           options=CleaningOptions(returns="net"))
     summary = ds.summary()
     if not json:
@@ -81,6 +83,12 @@ def demo(customers: Annotated[int, typer.Option(help="Customers in the generated
     say("[4/4] serving; try (keys: " + ", ".join(f"{k} -> {','.join(v)}" for k, v in keys.items()) + "):")
     for ex in examples:
         typer.echo("  " + ex, err=True)
+    if "feedback" in paths:
+        typer.echo(f"  personalize feedback report {paths['transactions']} --feedback {paths['feedback']} "
+                   f"--items {paths['items']} --plots .demo/plots   # NPS / CSAT tables and plots", err=True)
+    if "points" in paths:
+        typer.echo(f"  personalize points report {paths['transactions']} --points {paths['points']}   # balances, "
+                   "expiring points, liability", err=True)
     typer.echo("  (Ctrl-C stops the service)", err=True)
     run_server(models=models, host=host, port=port, workers=1)
 
@@ -129,6 +137,7 @@ def demo_examples(ds, models: str, root: str) -> list[str]:
             level = rt.desk.coupons.ladder.levels[0]
             out.append(f"curl -s -H 'Authorization: Bearer {mkt}' "
                        f"'{base}/audiences?consent=email&coupon_level={level}&budget=500&limit=10'")
+    out += _loyalty_examples(rt, base, shop, mkt, customer)
     if rt.bundle.get("campaign_exposures") is not None:
         campaign = rt.campaigns()[-1]["campaign_id"]
         out += [f"curl -s -H 'Authorization: Bearer {mkt}' '{base}/campaigns'",
@@ -140,6 +149,40 @@ def demo_examples(ds, models: str, root: str) -> list[str]:
         f"curl -s -H 'X-API-Key: {shop}' '{base}/audiences'   # 403: a shop key cannot export customers",
         f"curl -s '{root}/healthz'",
     ]
+    return out
+
+
+def _loyalty_examples(rt, base: str, shop: str, mkt: str, customer: str) -> list[str]:
+    """NPS, the service-recovery list, an expiring-points audience and a complaint event, when the bundle has
+    feedback and points."""
+    import numpy as np
+
+    out = []
+    table = rt.customers
+    if rt.loyalty.has_feedback:
+        out.append(f"curl -s -H 'Authorization: Bearer {mkt}' '{base}/satisfaction?by=month'   # NPS and CSAT by "
+                   "month, with 95 % intervals")
+    if table is not None and {"detractor", "open_complaints", "clv"} <= set(table.columns):
+        unhappy = (table["detractor"].astype("boolean").fillna(False).to_numpy(dtype=bool)
+                   | (table["open_complaints"].to_numpy(np.float64, na_value=0.0) >= 1))
+        ok = unhappy & table["consent_email"].fillna(False).to_numpy(dtype=bool) \
+            if "consent_email" in table.columns else unhappy
+        clv = table.loc[ok, "clv"].to_numpy(np.float64, na_value=np.nan)
+        clv = clv[np.isfinite(clv)]
+        if len(clv):
+            floor = int(np.floor(np.quantile(clv, 0.8)))
+            out.append(f"curl -s -H 'Authorization: Bearer {mkt}' '{base}/audiences?consent=email&unhappy=true"
+                       f"&min_clv={floor}&fields=clv,open_complaints,days_since_complaint,last_score,detractor"
+                       f"&format=jsonl&limit=10'   # service recovery: unhappy high-value customers")
+    if table is not None and "points_next_expiry_days" in table.columns:
+        out.append(f"curl -s -H 'Authorization: Bearer {mkt}' '{base}/audiences?consent=email"
+                   f"&points_expiring_within_days=30&min_points=100&fields=points_balance,points_expiring_30d"
+                   f"&limit=10'   # points about to expire")
+    if rt.loyalty.has_feedback:
+        out.append(f"curl -s -H 'Authorization: Bearer {shop}' -H 'Content-Type: application/json' -d "
+                   f"'{{\"events\": [{{\"type\": \"feedback\", \"customer_id\": \"{customer}\", \"kind\": "
+                   f"\"complaint\", \"category\": \"delivery\"}}]}}' '{base}/events'   # an open complaint "
+                   f"shows on the profile at once")
     return out
 
 

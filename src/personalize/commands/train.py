@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from personalize.commands.common import (CustomerCol, CustomersFile, Decimal, ExposuresFile, FormatOpt, ItemCol,
-                                         ItemsFile, JsonOpt, MapOpt, OffersFile, OrderCol, PathArg,
+                                         FeedbackFile, ItemsFile, JsonOpt, MapOpt, PointsFile, OffersFile, OrderCol, PathArg,
                                          PriceCol, QuantityCol, Query, Sep, TimeCol, TimeFormat, emit,
                                          dataset_from, progress_enabled)
 from personalize.errors import PersonalizeError
@@ -46,8 +46,8 @@ def train(path: PathArg, format: FormatOpt = "generic", out: Annotated[str, type
           time_format: TimeFormat = None, quantity_col: QuantityCol = None, price_col: PriceCol = None,
           order_col: OrderCol = None, sep: Sep = None, decimal: Decimal = ".", query: Query = None,
           items: ItemsFile = None, customers: CustomersFile = None, offers: OffersFile = None,
-          exposures: ExposuresFile = None, maps: MapOpt = None,
-          json: JsonOpt = False) -> None:
+          exposures: ExposuresFile = None, maps: MapOpt = None, feedback: FeedbackFile = None,
+          points: PointsFile = None, json: JsonOpt = False) -> None:
     """Train every model on a purchase history and publish a versioned bundle (then CURRENT points to it)."""
     from personalize.pipeline import train_bundle
     from personalize.recommenders import make as make_recommender

@@ -10,6 +10,14 @@ selects customers from a customer table (:func:`personalize.customers.customer_t
   tier or segment) raises :class:`DataError` listing the valid values;
   out-of-range thresholds raise :class:`DataError`; NaN never passes a threshold.
 * ``consent`` keeps only customers who consented (:mod:`personalize.customers.consent`).
+* Feedback and points filters (need the feedback / points columns of the
+  table, :mod:`personalize.analytics.satisfaction`, :mod:`personalize.analytics.points`):
+  ``detractor`` (the last answer was a detractor answer), ``open_complaints``
+  (at least one complaint not resolved), ``unhappy`` (either of them: the
+  service-recovery filter), ``min_points`` (points balance at least this) and
+  ``points_expiring_within_days`` (some points expire within that many days of
+  the table's ``as_of``). :func:`service_recovery` is the service-recovery
+  list: unhappy customers among the high-value ones, most valuable first.
 * A list never carries personal attributes (:data:`PERSONAL_COLUMNS`) or the
   consent flags: only ``customer_id`` and score / label columns.
 """
@@ -26,15 +34,18 @@ from personalize.analytics.segments import LIFECYCLE_STAGES, SEGMENT_NAMES
 from personalize.customers.consent import consent_mask
 from personalize.errors import BundleError, DataError, MissingComponentError, PersonalizeError
 
-__all__ = ["PERSONAL_COLUMNS", "LABEL_COLUMNS", "DEFAULT_AUDIENCE_FIELDS", "audience_mask", "audience_columns",
-           "audience_page", "page_of", "select_audience", "valid_values"]
+__all__ = ["PERSONAL_COLUMNS", "LABEL_COLUMNS", "DEFAULT_AUDIENCE_FIELDS", "SERVICE_RECOVERY_FIELDS", "audience_mask",
+           "audience_columns", "audience_page", "page_of", "select_audience", "service_recovery", "valid_values"]
 
 #: personal attributes: shown in a profile (scope "profile"), never written to an audience list
 PERSONAL_COLUMNS = frozenset({"age_years", "days_to_birthday", "birth_date", "signup_date", "region", "email",
                               "phone", "name", "address", "postcode", "zip"})
 #: text labels a list may carry besides numeric scores
 LABEL_COLUMNS = frozenset({"segment", "tier", "lifecycle", "rfm", "persona", "next_tier", "churn_band",
-                           "churn_reasons", "top_category"})
+                           "churn_reasons", "top_category", "detractor", "last_score_scale"})
+#: what a service-recovery list carries by default (those the table has)
+SERVICE_RECOVERY_FIELDS = ("clv", "monetary", "tier", "open_complaints", "days_since_complaint", "last_score",
+                           "last_score_scale", "detractor", "churn_risk")
 DEFAULT_AUDIENCE_FIELDS = ("segment", "tier", "lifecycle", "recency_days", "orders", "monetary", "clv", "p_alive",
                            "churn_risk", "churn_band")
 _KNOWN = {"segment": SEGMENT_NAMES, "lifecycle": LIFECYCLE_STAGES}
@@ -79,7 +90,9 @@ def audience_mask(table: pd.DataFrame, *, consent: str | None = None, segments: 
                   lifecycle: Iterable[str] | None = None, tiers: Iterable[str] | None = None,
                   min_clv: float | None = None, min_churn_risk: float | None = None,
                   max_churn_risk: float | None = None, score: str | None = None, min_score: float | None = None,
-                  max_score: float | None = None) -> np.ndarray:
+                  max_score: float | None = None, detractor: bool | None = None,
+                  open_complaints: bool | None = None, unhappy: bool | None = None, min_points: float | None = None,
+                  points_expiring_within_days: float | None = None) -> np.ndarray:
     """Boolean mask over ``table``'s rows passing every given filter (see the module docstring)."""
     _bound(min_churn_risk, "min_churn_risk", 0.0, 1.0)
     _bound(max_churn_risk, "max_churn_risk", 0.0, 1.0)
@@ -119,9 +132,87 @@ def audience_mask(table: pd.DataFrame, *, consent: str | None = None, segments: 
             m &= vals >= min_score
         if max_score is not None:
             m &= vals <= max_score
+    m &= _feedback_points_mask(table, detractor=detractor, open_complaints=open_complaints, unhappy=unhappy,
+                               min_points=min_points, points_expiring_within_days=points_expiring_within_days)
     if consent is not None:
         m &= consent_mask(table, consent)
     return m
+
+
+def _flag(value, name: str) -> bool | None:
+    if value is None or isinstance(value, (bool, np.bool_)):
+        return value
+    raise DataError(f"{name} must be true or false, got {value!r}", column=name)
+
+
+def _feedback_points_mask(table: pd.DataFrame, *, detractor, open_complaints, unhappy, min_points,
+                          points_expiring_within_days) -> np.ndarray:
+    m = np.ones(len(table), dtype=bool)
+    detractor, open_complaints, unhappy = (_flag(detractor, "detractor"), _flag(open_complaints, "open_complaints"),
+                                           _flag(unhappy, "unhappy"))
+    _bound(min_points, "min_points")
+    _bound(points_expiring_within_days, "points_expiring_within_days")
+    if points_expiring_within_days is not None and points_expiring_within_days < 0:
+        raise DataError(f"points_expiring_within_days must be >= 0, got {points_expiring_within_days}",
+                        column="points_expiring_within_days")
+
+    def flag_col() -> np.ndarray:
+        _need(table, "detractor", "a detractor filter (train with a feedback table: --feedback)")
+        return table["detractor"].astype("boolean").fillna(False).to_numpy(dtype=bool)
+
+    def open_col() -> np.ndarray:
+        _need(table, "open_complaints", "a complaints filter (train with a feedback table: --feedback)")
+        return table["open_complaints"].to_numpy(np.float64, na_value=0.0) >= 1
+
+    if detractor is not None:
+        m &= flag_col() == detractor
+    if open_complaints is not None:
+        m &= open_col() == open_complaints
+    if unhappy is not None:
+        m &= (flag_col() | open_col()) == unhappy
+    if min_points is not None:
+        _need(table, "points_balance", "a points filter (train with a points ledger: --points)")
+        m &= table["points_balance"].to_numpy(np.float64, na_value=np.nan) >= min_points
+    if points_expiring_within_days is not None:
+        _need(table, "points_next_expiry_days", "an expiring-points filter (train with a points ledger: --points)")
+        d = table["points_next_expiry_days"].to_numpy(np.float64, na_value=np.nan)
+        m &= (d >= 0) & (d <= points_expiring_within_days)
+    return m
+
+
+def service_recovery(table: pd.DataFrame | None, *, consent: str, min_clv: float | None = None,
+                     tiers: Iterable[str] | None = None, value_share: float | None = 0.2,
+                     fields: Sequence[str] | None = None, **filters) -> pd.DataFrame:
+    """The service-recovery list: unhappy customers (detractor or an open complaint) among the high-value
+    ones, who consented to ``consent``; open complaints first, then by CLV (or spend), highest first.
+
+    High value: ``min_clv`` and / or ``tiers`` when given, else the top ``value_share`` of the table by CLV
+    (spend without CLV); ``value_share=None`` keeps every value. ``filters`` are more audience filters.
+    Carries ``customer_id`` and ``fields`` (default :data:`SERVICE_RECOVERY_FIELDS` the table has): no
+    personal attributes, no consent flags.
+    """
+    if table is None:
+        raise BundleError("this bundle has no 'customers' table")
+    if value_share is not None and not (0 < value_share <= 1):
+        raise DataError(f"value_share must be in (0, 1], got {value_share}", column="value_share")
+    m = audience_mask(table, consent=consent, unhappy=True, min_clv=min_clv, tiers=tiers, **filters)
+    value_col = "clv" if "clv" in table.columns and table["clv"].notna().any() else "monetary"
+    _need(table, value_col, "ranking customers by value")
+    value = table[value_col].to_numpy(np.float64, na_value=np.nan)
+    if min_clv is None and not tiers and value_share is not None:
+        cut = np.nanquantile(value, 1.0 - value_share) if np.isfinite(value).any() else np.inf
+        m &= value >= cut
+    available = audience_columns(table)
+    fields = list(fields) if fields else [c for c in SERVICE_RECOVERY_FIELDS if c in available]
+    bad = [f for f in fields if f not in available]
+    if bad:
+        raise DataError(f"unknown audience field(s) {bad}; available: {available}", column="fields")
+    out = table.loc[m, ["customer_id", *fields]].copy()
+    opened = table.loc[m, "open_complaints"].to_numpy(np.float64, na_value=0.0) if "open_complaints" in table \
+        else np.zeros(int(m.sum()))
+    out["_open"], out["_value"] = opened, np.nan_to_num(value[m], nan=-np.inf)
+    out = out.sort_values(["_open", "_value", "customer_id"], ascending=[False, False, True], kind="stable")
+    return out.drop(columns=["_open", "_value"]).reset_index(drop=True)
 
 
 def audience_columns(table: pd.DataFrame | None) -> list[str]:

@@ -167,17 +167,18 @@ def load_generic(path: str | Path, *, mapping: Mapping[str, str] | None = None, 
                  customers: str | Path | None = None, offers: str | Path | None = None,
                  exposures: str | Path | None = None, item_mapping: Mapping[str, str] | None = None,
                  customer_mapping: Mapping[str, str] | None = None,
-                 table_mappings: Mapping[str, Mapping[str, str]] | None = None) -> Dataset:
+                 table_mappings: Mapping[str, Mapping[str, str]] | None = None,
+                 feedback: str | Path | None = None, points: str | Path | None = None) -> Dataset:
     """Any retailer's CSV / Parquet / DuckDB export, driven by a column mapping (canonical field -> column).
 
-    ``items``, ``customers``, ``offers`` and ``exposures`` are more files of
-    the data contract; ``table_mappings`` maps their columns
-    (``{"customers": {"consent_email": "optin_mail"}}``).
+    ``items``, ``customers``, ``offers``, ``exposures``, ``feedback`` and
+    ``points`` are more files of the data contract; ``table_mappings`` maps
+    their columns (``{"customers": {"consent_email": "optin_mail"}, "feedback": {"score": "rating"}}``).
     """
     tx = dio.read_any(path, sep=sep, decimal=decimal, encoding=encoding, query=query)
     frames = {name: dio.read_any(f, sep=sep, decimal=decimal, encoding=encoding, table=name) if f else None
               for name, f in (("items", items), ("customers", customers), ("offers", offers),
-                              ("exposures", exposures))}
+                              ("exposures", exposures), ("feedback", feedback), ("points", points))}
     maps = {"transactions": dict(mapping or {})}
     maps.update({k: dict(v) for k, v in (table_mappings or {}).items()})
     if item_mapping:
@@ -191,11 +192,12 @@ def load_generic(path: str | Path, *, mapping: Mapping[str, str] | None = None, 
 def attach_tables(ds: Dataset, *, items: str | Path | None = None, customers: str | Path | None = None,
                   offers: str | Path | None = None, exposures: str | Path | None = None,
                   table_mappings: Mapping[str, Mapping[str, str]] | None = None, sep: str | None = None,
-                  decimal: str = ".") -> Dataset:
+                  decimal: str = ".", feedback: str | Path | None = None,
+                  points: str | Path | None = None) -> Dataset:
     """A loaded dataset (any format) with more tables from files, merged over the ones its adapter built."""
     frames = {name: dio.read_any(f, sep=sep, decimal=decimal, table=name) if f else None
               for name, f in (("items", items), ("customers", customers), ("offers", offers),
-                              ("exposures", exposures))}
+                              ("exposures", exposures), ("feedback", feedback), ("points", points))}
     if not any(v is not None for v in frames.values()):
         return ds
     return ds.with_tables(**frames, mapping={k: dict(v) for k, v in (table_mappings or {}).items()} or None,

@@ -51,10 +51,13 @@ class CleaningOptions:
     drop_duplicates: bool = True
     future_tolerance_days: float = 1.0
     now: pd.Timestamp | None = None  # reference "now" for the future check (default: wall clock)
+    # points ledger: "error" (strict) refuses rows that take a customer's balance below zero; "allow" keeps them
+    negative_points: Literal["error", "allow"] = "error"
 
     def __post_init__(self) -> None:
         checks = {"returns": ("net", "drop"), "zero_price": ("drop", "keep"),
-                  "negative_price": ("error", "drop"), "unknown_items": ("error", "drop", "keep")}
+                  "negative_price": ("error", "drop"), "unknown_items": ("error", "drop", "keep"),
+                  "negative_points": ("error", "allow")}
         for name, allowed in checks.items():
             if getattr(self, name) not in allowed:
                 raise DataError(f"cleaning option {name}={getattr(self, name)!r}; expected one of {allowed}")

@@ -14,12 +14,15 @@ import scipy.sparse as sp
 
 from personalize.data import io as dio
 from personalize.data.cleaning import CleaningOptions, CleaningReport, clean_transactions, net_quantities
+from personalize.data.loyalty import check_feedback, check_points, slice_feedback, slice_points
 from personalize.data.schema import OFFER_KINDS, TABLES, TRANSACTIONS
 from personalize.data.validate import apply_mapping, cast_table, prepare_table, to_timestamp
 from personalize.data.vocab import Vocabulary
 from personalize.errors import DataError
 
 _AUX = ("items", "customers", "offers", "exposures")
+#: the customer-voice and loyalty tables (not keyed; sliced by time like exposures)
+_LEDGERS = ("feedback", "points")
 Weight = Literal["count", "quantity", "spend"]
 
 
@@ -70,8 +73,22 @@ def _check_offers(offers: pd.DataFrame) -> None:
              [not_object(t) for t in offers["eligibility"].tolist()])
 
 
+def _ledgers(feedback: pd.DataFrame | None, points: pd.DataFrame | None, maps: Mapping, options: CleaningOptions,
+             decimal: str = ".") -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """Map, cast and check the feedback table and the points ledger (see :mod:`personalize.data.loyalty`)."""
+    fb = prepare_table(feedback, "feedback", maps.get("feedback"), decimal=decimal)
+    if fb is not None:
+        fb = check_feedback(fb, now=options.now, tolerance_days=options.future_tolerance_days)
+    pts = prepare_table(points, "points", maps.get("points"), decimal=decimal)
+    if pts is not None:
+        pts = check_points(pts, now=options.now, tolerance_days=options.future_tolerance_days,
+                           negative=options.negative_points)
+    return fb, pts
+
+
 class Dataset:
-    """Validated purchase history: transactions plus optional items, customers, offers and exposures.
+    """Validated purchase history: transactions plus optional items, customers, offers, exposures, feedback
+    and a points ledger.
 
     Build one with :meth:`from_frames`, :meth:`from_csv`, :meth:`from_parquet`
     or :meth:`from_sql` (or an adapter in :mod:`personalize.data.adapters`).
@@ -83,13 +100,17 @@ class Dataset:
                  offers: pd.DataFrame | None, exposures: pd.DataFrame | None, customer_vocab: Vocabulary,
                  item_vocab: Vocabulary, customer_idx: np.ndarray, item_idx: np.ndarray,
                  report: CleaningReport, returns: pd.DataFrame | None = None,
-                 netted: pd.DataFrame | None = None) -> None:
+                 netted: pd.DataFrame | None = None, feedback: pd.DataFrame | None = None,
+                 points: pd.DataFrame | None = None) -> None:
         # internal: use the from_* constructors, which validate
         self.transactions = transactions
         self.items = items
         self.customers = customers
         self.offers = offers
         self.exposures = exposures
+        # surveys, ratings, reviews, complaints and the loyalty points ledger, sorted by time
+        self.feedback = feedback
+        self.points = points
         self.customer_vocab = customer_vocab
         self.item_vocab = item_vocab
         self.customer_idx = customer_idx
@@ -113,7 +134,8 @@ class Dataset:
                     customers: pd.DataFrame | None = None, offers: pd.DataFrame | None = None,
                     exposures: pd.DataFrame | None = None, mapping: Mapping | None = None,
                     options: CleaningOptions | None = None, time_format: str | None = None,
-                    decimal: str = ".") -> "Dataset":
+                    decimal: str = ".", feedback: pd.DataFrame | None = None,
+                    points: pd.DataFrame | None = None) -> "Dataset":
         """Validate, clean and index DataFrames. ``mapping`` maps canonical field -> your column name."""
         options = options or CleaningOptions()
         maps = _split_mapping(mapping)
@@ -128,16 +150,17 @@ class Dataset:
         if aux["offers"] is not None:
             _check_offer_kinds(aux["offers"])
             _check_offers(aux["offers"])
+        fb, pts = _ledgers(feedback, points, maps, options, decimal)
         item_index = pd.Index(aux["items"]["item_id"]) if aux["items"] is not None else None
         tx, report, returns, netted = clean_transactions(tx, options, item_index, return_details=True)
         tx["amount"] = tx["quantity"].to_numpy() * tx["price"].to_numpy()
         if aux["exposures"] is not None:
             aux["exposures"] = aux["exposures"].sort_values("exposed_at", kind="stable").reset_index(drop=True)
-        return cls._index(tx, report=report, returns=returns, netted=netted, **aux)
+        return cls._index(tx, report=report, returns=returns, netted=netted, feedback=fb, points=pts, **aux)
 
     @classmethod
     def _index(cls, tx: pd.DataFrame, *, report: CleaningReport, items=None, customers=None, offers=None,
-               exposures=None, returns=None, netted=None) -> "Dataset":
+               exposures=None, returns=None, netted=None, feedback=None, points=None) -> "Dataset":
         cust_codes, cust_uniques = pd.factorize(tx["customer_id"], sort=True)
         item_codes, item_uniques = pd.factorize(tx["item_id"], sort=True)
         cvocab = Vocabulary(pd.Index(np.asarray(cust_uniques, dtype=object)))
@@ -162,38 +185,44 @@ class Dataset:
             iidx = ivocab.index(old).astype(np.int32)[iidx]
         return cls(tx, items=items, customers=customers, offers=offers, exposures=exposures, customer_vocab=cvocab,
                    item_vocab=ivocab, customer_idx=cidx, item_idx=iidx, report=report, returns=returns,
-                   netted=netted)
+                   netted=netted, feedback=feedback, points=points)
 
     @classmethod
     def from_csv(cls, transactions: str | Path, *, items: str | Path | None = None,
                  customers: str | Path | None = None, offers: str | Path | None = None,
                  exposures: str | Path | None = None, sep: str | None = None, decimal: str = ".",
-                 encoding: str = "utf-8", **kwargs) -> "Dataset":
+                 encoding: str = "utf-8", feedback: str | Path | None = None, points: str | Path | None = None,
+                 **kwargs) -> "Dataset":
         """Load CSV files (every column read as text, so ids keep leading zeros)."""
         frames = {name: dio.read_csv(p, sep=sep, decimal=decimal, encoding=encoding, table=name)
                   if p is not None else None
                   for name, p in (("transactions", transactions), ("items", items), ("customers", customers),
-                                  ("offers", offers), ("exposures", exposures))}
+                                  ("offers", offers), ("exposures", exposures), ("feedback", feedback),
+                                  ("points", points))}
         return cls.from_frames(frames.pop("transactions"), decimal=decimal, **frames, **kwargs)
 
     @classmethod
     def from_parquet(cls, transactions: str | Path, *, items: str | Path | None = None,
                      customers: str | Path | None = None, offers: str | Path | None = None,
-                     exposures: str | Path | None = None, **kwargs) -> "Dataset":
+                     exposures: str | Path | None = None, feedback: str | Path | None = None,
+                     points: str | Path | None = None, **kwargs) -> "Dataset":
         """Load Parquet files or globs (``sales/*.parquet``)."""
         frames = {name: dio.read_parquet(p, table=name) if p is not None else None
                   for name, p in (("transactions", transactions), ("items", items), ("customers", customers),
-                                  ("offers", offers), ("exposures", exposures))}
+                                  ("offers", offers), ("exposures", exposures), ("feedback", feedback),
+                                  ("points", points))}
         return cls.from_frames(frames.pop("transactions"), **frames, **kwargs)
 
     @classmethod
     def from_sql(cls, transactions: str, *, database: str | Path | None = None, setup: Sequence[str] = (),
                  items: str | None = None, customers: str | None = None, offers: str | None = None,
-                 exposures: str | None = None, **kwargs) -> "Dataset":
+                 exposures: str | None = None, feedback: str | None = None, points: str | None = None,
+                 **kwargs) -> "Dataset":
         """Load each table with a DuckDB query (against ``database``, after ``setup`` statements such as ATTACH)."""
         frames = {name: dio.read_sql(q, database=database, setup=setup, table=name) if q is not None else None
                   for name, q in (("transactions", transactions), ("items", items), ("customers", customers),
-                                  ("offers", offers), ("exposures", exposures))}
+                                  ("offers", offers), ("exposures", exposures), ("feedback", feedback),
+                                  ("points", points))}
         return cls.from_frames(frames.pop("transactions"), **frames, **kwargs)
 
     # ------------------------------------------------------------------ properties
@@ -238,7 +267,9 @@ class Dataset:
             "first_timestamp": fmt(self.first_timestamp),
             "last_timestamp": fmt(self.last_timestamp),
             "revenue": float(self.transactions["amount"].sum()),
-            "tables": {name: (None if getattr(self, name) is None else len(getattr(self, name))) for name in _AUX},
+            # feedback and points are listed when present (the four classic tables always are)
+            "tables": {name: (None if getattr(self, name) is None else len(getattr(self, name)))
+                       for name in _AUX + tuple(n for n in _LEDGERS if getattr(self, n) is not None)},
         }
 
     # ------------------------------------------------------------------ whole-dataset changes
@@ -263,20 +294,24 @@ class Dataset:
 
         tx = keep(self.transactions)
         if tx is self.transactions and all(keep(getattr(self, n)) is getattr(self, n)
-                                           for n in ("customers", "exposures", "returns")):
+                                           for n in ("customers", "exposures", "returns", "feedback", "points")):
             return self
         return Dataset._index(tx.reset_index(drop=True), report=self.report, items=self.items,
                               customers=keep(self.customers), offers=self.offers, exposures=keep(self.exposures),
-                              returns=keep(self.returns), netted=keep(self._netted))
+                              returns=keep(self.returns), netted=keep(self._netted), feedback=keep(self.feedback),
+                              points=keep(self.points))
 
     def with_tables(self, *, items: pd.DataFrame | None = None, customers: pd.DataFrame | None = None,
                     offers: pd.DataFrame | None = None, exposures: pd.DataFrame | None = None,
-                    mapping: Mapping | None = None, decimal: str = ".") -> "Dataset":
+                    mapping: Mapping | None = None, decimal: str = ".", feedback: pd.DataFrame | None = None,
+                    points: pd.DataFrame | None = None, options: CleaningOptions | None = None) -> "Dataset":
         """This dataset with more tables (validated like any input; ``mapping`` as in :meth:`from_frames`).
 
         A table the dataset already has is merged column by column, the new
         one winning where both have a column (e.g. a CRM export's consent flags
-        added to the customers an adapter derived from the transactions).
+        added to the customers an adapter derived from the transactions); a
+        new feedback table or points ledger replaces the old one (``options``:
+        the future tolerance and the ledger's negative-balance policy).
         """
         self._root_only("with_tables")
         maps = _split_mapping(mapping) if mapping else {}
@@ -285,6 +320,7 @@ class Dataset:
         if new["offers"] is not None:
             _check_offer_kinds(new["offers"])
             _check_offers(new["offers"])
+        fb, pts = _ledgers(feedback, points, maps, options or CleaningOptions(), decimal)
         merged = {}
         for name in _AUX:
             old, add = getattr(self, name), new[name]
@@ -297,7 +333,8 @@ class Dataset:
         if merged["exposures"] is not None:
             merged["exposures"] = merged["exposures"].sort_values("exposed_at", kind="stable").reset_index(drop=True)
         return Dataset._index(self.transactions, report=self.report, returns=self.returns, netted=self._netted,
-                              **merged)
+                              feedback=fb if fb is not None else self.feedback,
+                              points=pts if pts is not None else self.points, **merged)
 
     def with_purchases(self, purchases: pd.DataFrame) -> "Dataset":
         """This dataset plus already validated purchase lines (canonical columns), e.g. the service's events.
@@ -331,7 +368,7 @@ class Dataset:
         tx = tx.sort_values("timestamp", kind="stable").reset_index(drop=True)
         return Dataset._index(tx, report=self.report, items=self.items, customers=self.customers,
                               offers=self.offers, exposures=self.exposures, returns=self.returns,
-                              netted=self._netted)
+                              netted=self._netted, feedback=self.feedback, points=self.points)
 
     def with_exposures(self, exposures: pd.DataFrame) -> "Dataset":
         """This dataset plus already validated exposure rows (canonical columns), e.g. offers shown by the service.
@@ -354,7 +391,45 @@ class Dataset:
                                                  ignore_index=True)
         exp = exp.sort_values("exposed_at", kind="stable").reset_index(drop=True)
         return Dataset._index(self.transactions, report=self.report, items=self.items, customers=self.customers,
-                              offers=self.offers, exposures=exp, returns=self.returns, netted=self._netted)
+                              offers=self.offers, exposures=exp, returns=self.returns, netted=self._netted,
+                              feedback=self.feedback, points=self.points)
+
+    def with_feedback(self, feedback: pd.DataFrame) -> "Dataset":
+        """This dataset plus already validated feedback rows (canonical columns), e.g. the service's events.
+
+        The rows are appended to the feedback table (created when there is none) and the table re-sorted by time;
+        a row the table already has (same customer, time, kind, score and item) is skipped.
+        """
+        return self._with_ledger("feedback", feedback)
+
+    def with_points(self, points: pd.DataFrame) -> "Dataset":
+        """This dataset plus already validated points ledger rows (canonical columns), e.g. the service's events
+        (a row the ledger already has, same customer, time, delta, reason and order, is skipped)."""
+        return self._with_ledger("points", points)
+
+    def _with_ledger(self, name: str, rows: pd.DataFrame | None) -> "Dataset":
+        self._root_only(f"with_{name}")
+        if rows is None or not len(rows):
+            return self
+        base = getattr(self, name)
+        key = (["customer_id", "timestamp", "kind", "score", "item_id"] if name == "feedback"
+               else ["customer_id", "timestamp", "delta", "reason", "order_id"])
+        if base is not None and len(base) and all(c in base.columns and c in rows.columns for c in key):
+            # a row the table already has (an export that also holds what the service received) counts once
+            have = pd.MultiIndex.from_frame(base[key].astype("str"))
+            rows = rows.loc[~pd.MultiIndex.from_frame(rows[key].astype("str")).isin(have)]
+            if not len(rows):
+                return self
+        if base is None:
+            table = rows.reset_index(drop=True)
+        else:
+            cols = base.columns.union(rows.columns, sort=False)
+            table = pd.concat([base.reindex(columns=cols), rows.reindex(columns=cols)], ignore_index=True)
+        table = table.sort_values("timestamp", kind="stable").reset_index(drop=True)
+        tables = {"feedback": self.feedback, "points": self.points, name: table}
+        return Dataset._index(self.transactions, report=self.report, items=self.items, customers=self.customers,
+                              offers=self.offers, exposures=self.exposures, returns=self.returns,
+                              netted=self._netted, **tables)
 
     # ------------------------------------------------------------------ slicing
     def _slice(self, start: pd.Timestamp | None, end: pd.Timestamp | None) -> "Dataset":
@@ -387,7 +462,8 @@ class Dataset:
             rets = rets.loc[m].reset_index(drop=True)
         out = Dataset(tx, items=root.items, customers=root.customers, offers=root.offers, exposures=exp,
                       customer_vocab=root.customer_vocab, item_vocab=root.item_vocab, customer_idx=cidx,
-                      item_idx=iidx, report=root.report, returns=rets, netted=None)
+                      item_idx=iidx, report=root.report, returns=rets, netted=None,
+                      feedback=slice_feedback(root.feedback, start, end), points=slice_points(root.points, start, end))
         out._root = root
         out._window = (start, end)
         out.restored_mask = restored
@@ -449,7 +525,7 @@ class Dataset:
         return int(np.searchsorted(ts, pd.Timestamp(when).to_datetime64().astype("datetime64[ns]"), side="left"))
 
     def until(self, cutoff) -> "Dataset":
-        """Transactions (and exposures, returns) strictly before ``cutoff``, as known at ``cutoff``.
+        """Transactions (and exposures, returns, feedback, points) strictly before ``cutoff``, as known at ``cutoff``.
 
         Vocabularies are unchanged. Purchases later returned are restored to
         their quantity before that return when the return is at or after the cutoff.
@@ -459,7 +535,8 @@ class Dataset:
         return self._slice(start, c if end is None else min(end, c))
 
     def between(self, start, end) -> "Dataset":
-        """Transactions (and exposures, returns) with ``start <= timestamp < end``, as known at ``end``."""
+        """Transactions (and exposures, returns, feedback, points) with ``start <= timestamp < end``, as known at
+        ``end`` (a complaint resolved at or after ``end`` is still open in the slice)."""
         s, e = to_timestamp(start, "start"), to_timestamp(end, "end")
         if e < s:
             raise DataError(f"end {e} is before start {s}")
@@ -504,7 +581,7 @@ class Dataset:
             h.update(str(len(self)).encode())
             if len(self):
                 h.update(pd.util.hash_pandas_object(self.transactions[cols], index=False).to_numpy().tobytes())
-            for name in _AUX:
+            for name in _AUX + _LEDGERS:
                 df = getattr(self, name)
                 if df is not None:
                     h.update(name.encode())

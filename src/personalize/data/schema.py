@@ -103,4 +103,36 @@ EXPOSURES = TableSchema(
     },
 )
 
-TABLES = {s.name: s for s in (TRANSACTIONS, ITEMS, CUSTOMERS, OFFERS, EXPOSURES)}
+#: feedback kinds, and the scales a score may be on: scale -> (lowest, highest)
+FEEDBACK_KINDS = ("survey", "rating", "review", "complaint")
+SCORE_SCALES = {"csat": (1.0, 5.0), "nps": (0.0, 10.0), "stars": (1.0, 5.0)}
+
+FEEDBACK = TableSchema(
+    name="feedback",
+    required={"customer_id": "id", "timestamp": "time", "kind": "str"},
+    optional={
+        "score": "float",
+        "scale": "str",  # csat (1-5) | nps (0-10) | stars (1-5); ratings and reviews default to stars
+        "item_id": "str",
+        "order_id": "str",
+        "channel": "str",
+        "category": "str",  # what a complaint is about (delivery, billing, ...)
+        "resolved": "bool",
+        "resolved_at": "time",
+        "text": "str",
+    },
+)
+
+#: why a points balance changed
+POINTS_REASONS = ("earn", "redeem", "expire", "adjust")
+
+POINTS = TableSchema(
+    name="points",
+    required={"customer_id": "id", "timestamp": "time", "delta": "float", "reason": "str"},
+    optional={
+        "order_id": "str",
+        "expires_at": "time",  # when the points of an earn (or positive adjust) row expire
+    },
+)
+
+TABLES = {s.name: s for s in (TRANSACTIONS, ITEMS, CUSTOMERS, OFFERS, EXPOSURES, FEEDBACK, POINTS)}

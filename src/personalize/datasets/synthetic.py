@@ -41,6 +41,15 @@ what is *really* in the data:
   little), her channel mix (free shipping), her loyalty (points) and how much
   of her preference falls on targeted items, so the true uplift differs by
   customer and by discount level (:meth:`RetailTruth.true_uplift`).
+* **Feedback and loyalty points** (``feedback=True``, ``points=True``): a
+  feedback table (post-order CSAT, relationship NPS, star ratings and reviews
+  of bought items, complaints with resolutions) from a latent satisfaction
+  tied to the dropout hazard, with bad experiences (mostly unresolved
+  complaints) in the weeks before many dropouts; and a points ledger (earn,
+  redeem, expire, goodwill adjust) where visits are three times as frequent in
+  the 14 days before a member's points expire. Both come from their own random
+  streams, after everything else: the other tables are identical with or
+  without them (:mod:`personalize.datasets._loyalty` has the details).
 * **Defects** (``defects=True``): exact duplicate lines, returns (negative
   quantity rows 1-30 days after a purchase, order id ``"R" + order``), guest
   orders (missing ``customer_id``) and zero-price gift lines. All are *added*
@@ -236,6 +245,16 @@ class RetailTruth:
     _plan_sec: np.ndarray = field(repr=False)
     _plan_origin: np.ndarray = field(repr=False)
     _item_bias: np.ndarray = field(repr=False)
+    # feedback=True: latent satisfaction per customer (higher = happier; correlated -0.75 with the log dropout
+    # hazard), item quality (star ratings), and the time of the bad experience that made a customer leave (NaT)
+    satisfaction: np.ndarray | None = None
+    item_quality: np.ndarray | None = None
+    dropout_trigger: np.ndarray | None = None
+    # points=True: programme members, the expiry of each member's opening balance (NaT: none) and the visit-rate
+    # boost in the window before points expire
+    points_member: np.ndarray | None = None
+    opening_points_expiry: np.ndarray | None = None
+    points_expiry_boost: float | None = None
 
     # ----------------------------------------------------------------- ids
     def customer_index(self, customer_ids: Sequence[str] | np.ndarray | None = None) -> np.ndarray:
@@ -1223,6 +1242,8 @@ def make_retail_frames(
     response_window_days: float = 14.0,
     coupon_response: float = 1.5,
     defect_rates: Mapping[str, float] | None = None,
+    feedback: bool = False,
+    points: bool = False,
 ) -> tuple[dict[str, pd.DataFrame], RetailTruth]:
     """Generate canonical retail tables and the truth behind them.
 
@@ -1254,7 +1275,9 @@ def make_retail_frames(
     signed up before it, ``control_share`` of them as control (``offer_id`` missing)
     and the rest split evenly over the offers; ``response_window_days`` the conversion
     window; ``coupon_response`` scales every customer's persuasion probability;
-    ``defect_rates`` overrides :data:`DEFAULT_DEFECT_RATES` when ``defects=True``.
+    ``defect_rates`` overrides :data:`DEFAULT_DEFECT_RATES` when ``defects=True``;
+    ``feedback`` adds the ``"feedback"`` table and ``points`` the ``"points"`` ledger
+    (see the module docstring; every other table is unchanged by them).
 
     Offers: ``percent_off`` value is in percent (10.0 = 10 %); ``amount_off`` and
     ``spend_get_off`` values are currency (``min_spend`` the threshold);
@@ -1274,7 +1297,8 @@ def make_retail_frames(
              campaign_share=campaign_share, control_share=control_share,
              response_window_days=response_window_days, coupon_response=coupon_response,
              defect_rates=dict(DEFAULT_DEFECT_RATES if defect_rates is None
-                               else {**DEFAULT_DEFECT_RATES, **dict(defect_rates)}))
+                               else {**DEFAULT_DEFECT_RATES, **dict(defect_rates)}),
+             feedback=bool(feedback), points=bool(points))
     _validate(p)
     # small matmuls in a loop: extra BLAS threads only spin (and fight other processes)
     with threadpool_limits(1, "blas"):
@@ -1330,6 +1354,7 @@ def _make_frames(p: dict[str, Any]) -> tuple[dict[str, pd.DataFrame], RetailTrut
         "okind": np.zeros(n_lines, np.int8), "channel": T.o_channel[lo], "store": store[lo],
         "coupon": T.l_coupon[li], "disc": T.l_disc[li],
     }
+    loyalty = _loyalty_inputs(m, cols, n_o, offers_df) if (p["feedback"] or p["points"]) else None
     del lo, li, store, o_sec, o_num, T  # free the generation tables
     defect_counts: dict[str, int | float] = {"duplicate_lines": 0, "return_lines": 0,
                                              "returned_quantity": 0.0, "guest_lines": 0,
@@ -1345,6 +1370,29 @@ def _make_frames(p: dict[str, Any]) -> tuple[dict[str, pd.DataFrame], RetailTrut
         frames["offers"] = offers_df
     if exposures_df is not None:
         frames["exposures"] = exposures_df
+    loyalty_truth: dict[str, Any] = {}
+    if loyalty is not None:
+        from personalize.datasets import _loyalty as L
+
+        orders, lines = loyalty
+        fb, fb_cust = None, None
+        if p["feedback"]:
+            fb, t_fb = L.make_feedback(m, orders, lines, start_ts, m.cust_id_arr, m.item_id_arr)
+            frames["feedback"] = fb
+            fb_cust = t_fb["_row_customer"]
+            trig = t_fb["dropout_trigger_raw"]
+            has = np.isfinite(trig)
+            trig_ts = np.full(len(trig), np.datetime64("NaT", "ns"), dtype="datetime64[ns]")
+            trig_ts[has] = _seconds_to_ts(start64, _clock_seconds(trig[has]))
+            loyalty_truth.update(satisfaction=t_fb["satisfaction"], item_quality=t_fb["item_quality"],
+                                 dropout_trigger=trig_ts)
+        if p["points"]:
+            pts, t_pts = L.make_points(m, orders, fb, fb_cust, start_ts, m.cust_id_arr)
+            frames["points"] = pts
+            loyalty_truth.update(points_member=t_pts["points_member"],
+                                 opening_points_expiry=t_pts["opening_points_expiry"],
+                                 points_expiry_boost=float(t_pts["expiry_boost"]))
+        del loyalty, orders, lines
 
     clock_ts = lambda raw: _seconds_to_ts(start64, _clock_seconds(raw))  # noqa: E731
     truth = RetailTruth(
@@ -1382,6 +1430,7 @@ def _make_frames(p: dict[str, Any]) -> tuple[dict[str, pd.DataFrame], RetailTrut
         _plan_sec=plan[1],
         _plan_origin=plan[2],
         _item_bias=m.bias32,
+        **loyalty_truth,
     )
     if offers:
         truth.uplift = truth.true_uplift().astype(np.float32)
@@ -1398,6 +1447,31 @@ def _make_frames(p: dict[str, Any]) -> tuple[dict[str, pd.DataFrame], RetailTrut
                                * response[ec, np.maximum(eo, 0)], np.nan),
         })
     return frames, truth
+
+
+def _loyalty_inputs(m: _Model, cols: dict[str, np.ndarray], n_o: int, offers_df: pd.DataFrame | None):
+    """Clean orders and lines (before defects) for the feedback and points generators."""
+    from personalize.datasets._loyalty import Lines, Orders
+
+    order = cols["order"].astype(np.int64)
+    amount = cols["qty"].astype(np.float64) * m.price[cols["item"]] - cols["disc"].astype(np.float64)
+    o_cust = np.zeros(n_o, np.int64)
+    o_cust[order] = cols["cust"]
+    o_sec = np.zeros(n_o, np.int64)
+    o_sec[order] = cols["sec"]
+    o_chan = np.zeros(n_o, np.int8)
+    o_chan[order] = cols["channel"]
+    mult = np.ones(n_o)
+    if offers_df is not None:
+        value = np.where(offers_df["kind"].to_numpy(dtype=object) == "points_multiplier",
+                         offers_df["value"].to_numpy(dtype=np.float64), 1.0)
+        coupon = cols["coupon"].astype(np.int64)
+        used = coupon >= 0
+        np.maximum.at(mult, order[used], value[coupon[used]])
+    ids = _id_strings("O", n_o, _width(n_o, 8), first=1)
+    orders = Orders(cust=o_cust, sec=o_sec, amount=np.bincount(order, weights=amount, minlength=n_o),
+                    channel=o_chan, multiplier=mult, ids=ids)
+    return orders, Lines(cust=cols["cust"].astype(np.int64), item=cols["item"].astype(np.int64), order=order)
 
 
 def make_retail(
@@ -1425,6 +1499,8 @@ def make_retail(
     response_window_days: float = 14.0,
     coupon_response: float = 1.5,
     defect_rates: Mapping[str, float] | None = None,
+    feedback: bool = False,
+    points: bool = False,
     options: CleaningOptions | None = None,
 ) -> tuple[Dataset, RetailTruth]:
     """Generate a synthetic retail history as a cleaned :class:`~personalize.data.Dataset`.
@@ -1446,6 +1522,8 @@ def make_retail(
         customers=frames["customers"],
         offers=frames.get("offers"),
         exposures=frames.get("exposures"),
+        feedback=frames.get("feedback"),
+        points=frames.get("points"),
         options=options,
     )
     return ds, truth

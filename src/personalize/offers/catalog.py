@@ -23,11 +23,16 @@ percent_off        ``value / 100 * b * share`` (``share``: the part of the
                    purchases in the target category or items; 1 untargeted)
 amount_off         ``min(value, b)``
 spend_get_off      ``value``
-points_multiplier  0 (its cost is the points liability in ``unit_cost``)
+points_multiplier  0 (its cost is the points liability in ``unit_cost``), or,
+                   priced from a points ledger (:meth:`OfferCatalog.with_points_pricing`),
+                   ``(value - 1) * b * cost_per_currency``: the extra points
+                   the basket earns, at the value of a point times the
+                   ledger's redemption rate (points that expire cost nothing)
 free_shipping      ``value`` (the fee waived)
 =================  =========================================================
 
-plus ``unit_cost``: handling for every kind, the points liability for points (priced per redemption).
+plus ``unit_cost``: handling for every kind, the points liability for points (priced per redemption) --
+except for a points offer priced from the ledger, whose measured liability replaces that estimate.
 """
 
 from __future__ import annotations
@@ -123,6 +128,8 @@ class OfferCatalog:
         self.value = f["value"].to_numpy(dtype=np.float64)
         self.min_spend = self._num("min_spend", 0.0)
         self.unit_cost = self._num("unit_cost", 0.0)
+        # cost of the points one unit of basket earns, from the ledger (NaN: not priced from a ledger)
+        self.points_cost = self._num("points_cost_per_currency", np.nan)
         self.cap = self._num("per_customer_cap", np.inf)
         self.cap[~np.isfinite(self.cap)] = np.inf
         self.valid_from = self._time("valid_from")
@@ -149,11 +156,23 @@ class OfferCatalog:
         return self.frame[col].to_numpy(dtype="datetime64[ns]")
 
     @classmethod
-    def from_frame(cls, offers: pd.DataFrame | None) -> "OfferCatalog":
-        """The catalog of a Dataset's validated ``offers`` table (a clear error when there is none)."""
+    def from_frame(cls, offers: pd.DataFrame | None, *, points=None) -> "OfferCatalog":
+        """The catalog of a Dataset's validated ``offers`` table (a clear error when there is none); ``points``
+        (a :class:`~personalize.analytics.points.PointsPricing`) prices the points-multiplier offers."""
         if offers is None or not len(offers):
             raise DataError("no offers: load an offer catalog (--offers PATH)", table="offers")
-        return cls(offers)
+        cat = cls(offers)
+        return cat.with_points_pricing(points) if points is not None else cat
+
+    def with_points_pricing(self, pricing) -> "OfferCatalog":
+        """This catalog with its ``points_multiplier`` offers priced from a points ledger
+        (``pricing.cost_per_currency``: :func:`personalize.analytics.points.points_pricing`)."""
+        f = self.frame.copy()
+        rate = float(pricing.cost_per_currency)
+        if not np.isfinite(rate) or rate < 0:
+            raise DataError(f"points pricing must be a number >= 0 per unit of spend, got {rate}")
+        f["points_cost_per_currency"] = np.where(self.kinds == "points_multiplier", rate, np.nan)
+        return OfferCatalog(f)
 
     def __len__(self) -> int:
         return len(self.offer_ids)
@@ -171,11 +190,14 @@ class OfferCatalog:
         s = np.ones_like(b) if share is None else np.broadcast_to(np.asarray(share, np.float64), b.shape)
         code = self.kind_codes[o]
         value, unit = self.value[o], self.unit_cost[o]
+        pc = self.points_cost[o]
+        priced = np.isfinite(pc)
+        points = np.where(priced, np.maximum(value - 1.0, 0.0) * b * np.nan_to_num(pc), 0.0)
         cost = np.select(
             [code == OFFER_KINDS.index("percent_off"), code == OFFER_KINDS.index("amount_off"),
              code == OFFER_KINDS.index("points_multiplier")],
-            [value / 100.0 * b * s, np.minimum(value, b), np.zeros_like(b)], default=value)
-        return cost + unit
+            [value / 100.0 * b * s, np.minimum(value, b), points], default=value)
+        return cost + np.where(priced, 0.0, unit)
 
     def active(self, when: pd.Timestamp) -> tuple[np.ndarray, np.ndarray]:
         """(not started yet, expired) masks over the offers at ``when`` (the last answer is reused within the

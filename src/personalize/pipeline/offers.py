@@ -50,6 +50,12 @@ def train_offers(ds: Dataset, customers: pd.DataFrame, candidates: CandidateTabl
                        "coupons": {"status": "skipped", "reason": f"{reason} in the data"}}, metrics
     catalog = OfferCatalog.from_frame(ds.offers)
     end = data_end(ds)
+    if getattr(ds, "points", None) is not None and (catalog.kinds == "points_multiplier").any():
+        from personalize.analytics.points import points_pricing
+
+        pricing = points_pricing(ds, as_of=end)
+        catalog = catalog.with_points_pricing(pricing)
+        info["points_pricing"] = pricing.to_dict()
     t = time.perf_counter()
     try:
         say(f"training the offer acceptance model on {int(ds.exposures['offer_id'].notna().sum()):,} exposures")

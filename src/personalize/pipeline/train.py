@@ -9,6 +9,10 @@ Components of a bundle built by :func:`train_bundle`:
                  lifecycle, tier, CLV, consent flags) plus ``churn_risk``, ``churn_band`` and
                  ``churn_reasons`` when the churn model was trained
 ``churn``        the calibrated LightGBM :class:`~personalize.churn.ChurnModel` (see :mod:`personalize.pipeline.churn`)
+``feedback``, ``points_lots``
+                 with a feedback table / points ledger: the feedback rows (without free text) and the points
+                 lots still holding points at the end of the data, so the service answers satisfaction and
+                 points live (see :func:`loyalty_tables`)
 ``acceptance``, ``offers``, ``uplift``, ``coupons``
                  with an offer catalog and campaign exposures: the acceptance model, every customer's
                  next-best-offer scores, the coupon uplift model and every customer's coupon options
@@ -26,7 +30,7 @@ the manifest).
 With the store's event store (``events``), training honours it: customers
 on its erasure list are dropped before anything is fitted, and the stored
 purchase events are added to the training data (skipping order lines the
-data already has); the manifest records the last event id included
+data already has), and so are its feedback and points events; the manifest records the last event id included
 (``data.events_through_id``), so a service replays exactly the later ones.
 """
 
@@ -37,6 +41,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
@@ -226,6 +231,7 @@ def train_bundle(dataset: Dataset, *, store: str | Path = "models", factors: int
         else:
             say(f"churn skipped: {churn_info['reason']}")
     campaign_tables(dataset, components, say)
+    loyalty_info = loyalty_tables(dataset, components, say)
     offer_info: dict[str, Any] = {}
     if offers and customers:
         t = time.perf_counter()
@@ -243,7 +249,36 @@ def train_bundle(dataset: Dataset, *, store: str | Path = "models", factors: int
                            **_scalar_params(components["churn"])}
     say("publishing")
     return publish(components, dataset, store=store, params=params, metrics=metrics, keep=keep,
-                   extra={"churn": churn_info, **offer_info}, data=data_info)
+                   extra={"churn": churn_info, **offer_info, **loyalty_info}, data=data_info)
+
+
+def loyalty_tables(dataset: Dataset, components: dict, say) -> dict:
+    """The ``feedback`` table (free text left out: the service needs scores, not words) and the ``points_lots``
+    table (points lots with points left at the end of the data) for the service; the manifest's ``points`` info."""
+    info: dict[str, Any] = {}
+    end = (pd.Timestamp(dataset.last_timestamp).normalize() + pd.Timedelta(days=1)
+           if dataset.last_timestamp is not None else None)
+    fb = getattr(dataset, "feedback", None)
+    if fb is not None and len(fb):
+        say(f"keeping {len(fb):,} feedback rows for live satisfaction answers")
+        components["feedback"] = fb.drop(columns=[c for c in ("text",) if c in fb.columns]).reset_index(drop=True)
+    pts = getattr(dataset, "points", None)
+    if pts is not None and len(pts) and end is not None:
+        from personalize.analytics.points import DEFAULT_POINT_VALUE, points_lots
+
+        cut = max(end, pd.Timestamp(pts["timestamp"].max()) + pd.Timedelta(microseconds=1))
+        lots = points_lots(pts, cut)
+        held = lots.lot_left > 0
+        components["points_lots"] = pd.DataFrame({
+            "customer_id": pd.array(lots.ids[lots.lot_cust[held]], dtype="str"),
+            "earned_at": lots.lot_earned[held].view("datetime64[ns]"),
+            "expires_at": np.where(lots.lot_expires[held] == np.iinfo(np.int64).max, np.iinfo(np.int64).min,
+                                   lots.lot_expires[held]).view("datetime64[ns]"),  # never: NaT
+            "left": lots.lot_left[held]})
+        info["points"] = {"mode": lots.mode, "as_of": cut.isoformat(), "point_value": DEFAULT_POINT_VALUE,
+                          "lots": int(held.sum())}
+        say(f"keeping {int(held.sum()):,} points lots with points left for live balances")
+    return info
 
 
 def campaign_tables(dataset: Dataset, components: dict, say) -> None:
@@ -281,6 +316,16 @@ def _apply_event_store(dataset: Dataset, events: EventStore, include: bool, say)
         dataset = dataset.with_purchases(frame)
         info.update(events_through_id=through, event_purchases_added=len(dataset) - n0)
         say(f"added {len(dataset) - n0} stored purchase event(s) (through event {through})")
+        for kind in ("feedback", "points"):
+            rows = events.feedback_frame(upto_id=through) if kind == "feedback" else events.points_frame(
+                upto_id=through)
+            if len(erasures) and len(rows):
+                rows = rows.loc[~erasures.mask(rows["customer_id"].to_numpy(dtype=object))]
+            if len(rows):
+                before = 0 if getattr(dataset, kind) is None else len(getattr(dataset, kind))
+                dataset = dataset.with_feedback(rows) if kind == "feedback" else dataset.with_points(rows)
+                info[f"event_{kind}_added"] = len(getattr(dataset, kind)) - before
+                say(f"added {len(getattr(dataset, kind)) - before} stored {kind} event(s)")
         shown = events.exposures_frame(upto_id=through)
         if len(erasures) and len(shown):
             shown = shown.loc[~erasures.mask(shown["customer_id"].to_numpy(dtype=object))]

@@ -39,6 +39,7 @@ from personalize.errors import BundleError, NotFittedError, ParameterError
 from personalize.recommenders import io, kinds
 from personalize.recommenders.catalog import ItemCatalog
 from personalize.recommenders.fallback import DEFAULT_FALLBACK, FALLBACK_SOURCES, FallbackView, ItemStats
+from personalize.recommenders.feedback import disliked_matrix, item_ratings, rows_of
 from personalize.recommenders.filters import Filters
 from personalize.recommenders.history import Batch, Histories
 from personalize.recommenders.ids import IdMap, id_array
@@ -197,6 +198,14 @@ class Recommender(Params):
         self.now_ = pd.Timestamp(last) if last is not None else pd.Timestamp(0)
         self.item_stats_ = shared.item_stats(now=self.now_, trending_days=self.trending_days,
                                              session_neighbors=self.session_neighbors)
+        self._fit_feedback(ds)
+
+    def _fit_feedback(self, ds: Dataset) -> None:
+        """Items rated 1-2 stars by each customer (never recommended to them) and items' mean star ratings."""
+        self.disliked_ = disliked_matrix(ds, self.customer_ids_, self.item_ids_)
+        rated = item_ratings(ds, self.item_ids_)
+        if rated is not None:
+            self.catalog_ = self.catalog_.with_ratings(*rated)
 
     def _post_state(self) -> None:
         """Derived lookups from the fitted arrays (after fit and load); never changes fitted state."""
@@ -324,6 +333,7 @@ class Recommender(Params):
             colpos = np.full(n, -1, dtype=np.int64)
             colpos[cols] = np.arange(ncols)
         cidx = customers.cidx
+        disliked = getattr(self, "disliked_", None)
         if not ncols or not len(cidx):  # nothing is eligible (or nobody asked)
             z = np.zeros(0, np.int64)
             return z, z, np.zeros(0), z
@@ -353,6 +363,12 @@ class Recommender(Params):
                     keep = ej >= 0
                     er, ej = er[keep], ej[keep]
                 out[er, ej] = NEG
+            if disliked is not None:  # rated 1-2 stars: never again, whatever the exclusion mode
+                dr, dj = rows_of(disliked, cidx[chunk])
+                if colpos is not None:
+                    dj = colpos[dj]
+                    dr, dj = dr[dj >= 0], dj[dj >= 0]
+                out[dr, dj] = NEG
             top, vals = topk_rows(out, ncols, k)
             items_top = top if cols is None else cols[top]
             ok = vals > NEG
@@ -366,11 +382,20 @@ class Recommender(Params):
                 it, sc = items_top[p][ok[p]], vals[p][ok[p]].astype(np.float64)
                 hi, hw = batch.history(int(p))
                 excluded = hi[self._excluded(hi, exclude)]
+                if disliked is not None:
+                    excluded = np.union1d(excluded, rows_of(disliked, cidx[chunk[p:p + 1]])[1])
                 fi, fs, fsrc = view.top_up(it, k - len(it), excluded, hi, hw)
                 n_p = len(it) + len(fi)
                 parts.append((np.full(n_p, chunk[p], np.int64), np.concatenate([it, fi]), np.concatenate([sc, fs]),
                               np.concatenate([np.zeros(len(it), np.int64), fsrc])))
         cold_rows = np.flatnonzero(~warm)
+        if len(cold_rows) and disliked is not None:  # cold, but rated items 1-2 stars: their own top-up
+            dr, dj = rows_of(disliked, cidx[cold_rows])
+            empty = np.zeros(0, np.int64)
+            for r in np.unique(dr):
+                ci, cs, cc = view.top_up(empty, k, np.unique(dj[dr == r]), empty, np.zeros(0, np.float32))
+                parts.append((np.full(len(ci), cold_rows[r], np.int64), ci, cs, cc))
+            cold_rows = np.setdiff1d(cold_rows, cold_rows[np.unique(dr)])
         if len(cold_rows):  # every cold customer gets the same chain (no history, no session)
             empty = np.zeros(0, np.int64)
             ci, cs, cc = view.top_up(empty, k, empty, empty, np.zeros(0, np.float32))
@@ -555,6 +580,8 @@ class Recommender(Params):
     def to_arrays(self) -> dict[str, np.ndarray]:
         """The fitted state as numpy arrays (subclasses add theirs to the base's)."""
         return {"customer_ids": self.customer_map_.to_array(), "item_ids": self.item_map_.to_array(),
+                **(io.csr_to_arrays("disliked", self.disliked_) if getattr(self, "disliked_", None) is not None
+                   else {}),
                 **io.csr_to_arrays("history", self.histories_.matrix),
                 **self.item_stats_.to_arrays(),
                 **{f"catalog_{k}": v for k, v in self.catalog_.to_arrays().items()}}
@@ -592,6 +619,7 @@ class Recommender(Params):
         self.catalog_ = ItemCatalog.from_arrays(self.item_ids_, {k[len("catalog_"):]: v for k, v in a.items()
                                                                  if k.startswith("catalog_")})
         self.item_stats_ = ItemStats.from_arrays(a, self.catalog_)
+        self.disliked_ = io.csr_from_arrays("disliked", a) if "disliked_indptr" in a else None
         self.now_ = pd.Timestamp(meta["now"])
 
     def save(self, directory) -> None:

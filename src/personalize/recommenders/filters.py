@@ -36,7 +36,9 @@ class Filters:
     ``max_price``: keep items whose price is inside the band (items without a
     price are dropped by a price filter); ``in_stock``: True keeps in-stock
     items only (False: out-of-stock only); ``allow``: keep only these item ids;
-    ``deny``: never these item ids. Unknown ids and categories match nothing.
+    ``deny``: never these item ids; ``min_rating``: leave out items whose mean star rating (1-5, from the
+    feedback the model was fitted with) is below it, once they have ``rating_min_count`` ratings (default 1;
+    items with fewer ratings pass). Unknown ids and categories match nothing.
     """
 
     categories: tuple[str, ...] | None = None
@@ -45,6 +47,8 @@ class Filters:
     in_stock: bool | None = None
     allow: tuple[str, ...] | None = None
     deny: tuple[str, ...] | None = None
+    min_rating: float | None = None
+    rating_min_count: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("categories", "allow", "deny"):
@@ -61,6 +65,18 @@ class Filters:
                 object.__setattr__(self, name, v)
         if self.min_price is not None and self.max_price is not None and self.min_price > self.max_price:
             raise ParameterError(f"Filters.min_price ({self.min_price}) is above max_price ({self.max_price})")
+        if self.min_rating is not None:
+            try:
+                v = float(self.min_rating)
+            except (TypeError, ValueError):
+                raise ParameterError(f"Filters.min_rating must be a number, got {self.min_rating!r}") from None
+            if not 1.0 <= v <= 5.0:
+                raise ParameterError(f"Filters.min_rating must be between 1 and 5 (stars), got {self.min_rating!r}")
+            object.__setattr__(self, "min_rating", v)
+        if self.rating_min_count is not None:
+            c = self.rating_min_count
+            if isinstance(c, bool) or not isinstance(c, (int, np.integer)) or c < 1:
+                raise ParameterError(f"Filters.rating_min_count must be a positive integer, got {c!r}")
         if self.in_stock is not None and not isinstance(self.in_stock, (bool, np.bool_)):
             raise ParameterError(f"Filters.in_stock must be true, false or None, got {self.in_stock!r}")
 
@@ -104,4 +120,7 @@ class Filters:
         if self.deny is not None:
             idx = catalog.item_index.get_indexer(pd.Index(self.deny, dtype=object))
             keep[idx[idx >= 0]] = False
+        if self.min_rating is not None:
+            rated = catalog.rating_count >= (self.rating_min_count or 1)
+            keep &= ~rated | (catalog.rating >= self.min_rating)
         return keep

@@ -25,10 +25,17 @@ Privacy rules hold in every answer, in one place:
 * **Personalization opt-out** (``consent_personalization`` false in the
   customer table) gets non-personal answers: the popular / trending list,
   with ``source`` ``"<stage>:opt_out"`` saying why.
+
+Feedback and points (:class:`~personalize.runtime.loyalty.LoyaltyDesk`):
+feedback and points events update the profile's satisfaction and points
+sections and the audience filters at once, and an item a customer rated 1-2
+stars is never in her recommendations again, from any path (precomputed,
+live, fallback).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -48,6 +55,7 @@ from personalize.errors import DataError, MissingComponentError, PersonalizeErro
 from personalize.recommenders import CandidateTable, Filters, LiveEvents, Recommender
 from personalize.recommenders.query import resolve_exclude
 from personalize.store import Bundle
+from personalize.runtime.loyalty import LoyaltyDesk
 from personalize.runtime.offers import OfferDesk
 from personalize.runtime.relevance import Relevance
 from personalize.store.events import Erasures
@@ -88,6 +96,19 @@ def _py(v: Any) -> Any:
     return v if v is None or isinstance(v, (str, int, float, bool)) else str(v)
 
 
+_LOYALTY_FILTERS = ("detractor", "open_complaints", "unhappy", "min_points", "points_expiring_within_days")
+
+
+def _uses_loyalty(filters: dict, fields: Sequence[str] | None) -> bool:
+    """Whether an audience request reads feedback or points columns (then they are made live first)."""
+    from personalize.analytics.points import POINTS_COLUMNS
+    from personalize.analytics.satisfaction import FEEDBACK_COLUMNS
+
+    cols = set(FEEDBACK_COLUMNS) | set(POINTS_COLUMNS)
+    return any(filters.get(k) is not None for k in _LOYALTY_FILTERS) or bool(fields and cols & set(fields)) \
+        or filters.get("score") in cols
+
+
 def _filters(categories: Sequence[str] | None, in_stock: bool | None) -> Filters | None:
     if not categories and not in_stock:
         return None
@@ -122,6 +143,8 @@ class Runtime:
         self.as_of = self.churn_info.get("as_of") or self._data_end(self.manifest)
         self.opted_out = opted_out_ids(self.customers)
         self.desk = OfferDesk(bundle.get("offers"), bundle.get("coupons"))
+        self.loyalty = LoyaltyDesk(bundle.get("feedback"), bundle.get("points_lots"),
+                                   points_info=(self.manifest.get("extra") or {}).get("points"), as_of=self.as_of)
         self.erasures = Erasures("", ())
         self._erased_rows = np.zeros(len(self.customers) if self.customers is not None else 0, dtype=bool)
         self._row_digests: np.ndarray | None = None  # 8-byte prefixes of every table id's salted hash, sorted
@@ -159,6 +182,7 @@ class Runtime:
         """Drop a customer's live state (the erasure list itself comes through :meth:`set_erasures`)."""
         self.live.forget(customer_id)
         self.desk.live.forget(customer_id)
+        self.loyalty.forget(customer_id)
         with self._lock:
             self._cache.pop(customer_id, None)
 
@@ -259,7 +283,32 @@ class Runtime:
     # ------------------------------------------------------------------ recommendations
     def recommend(self, customer_id: str, k: int = 10, *, categories: Sequence[str] | None = None,
                   in_stock: bool | None = None, exclude: str = "purchased") -> Recommendations:
-        """Top-``k`` items for a customer; unknown customers get the fallback list (``fallback=True``)."""
+        """Top-``k`` items for a customer; unknown customers get the fallback list (``fallback=True``). Items the
+        customer rated 1-2 stars are never among them."""
+        blocked = self._disliked(customer_id)
+        if not blocked:
+            return self._recommend(customer_id, k, categories=categories, in_stock=in_stock, exclude=exclude)
+        rec = self._recommend(customer_id, k + len(blocked), categories=categories, in_stock=in_stock,
+                              exclude=exclude)
+        items = [dict(it, rank=r + 1) for r, it in enumerate(i for i in rec.items if i["item_id"] not in blocked)]
+        return dataclasses.replace(rec, items=items[:k])
+
+    def _disliked(self, customer_id: str) -> set[str]:
+        """Items the customer rated 1-2 stars: since the bundle (live) and, for the answers the model does not
+        filter itself (opted out of personalization: the non-personal list), in the bundle's data."""
+        if self.is_erased(customer_id):
+            return set()
+        out = self.loyalty.dislikes(customer_id)
+        disliked = getattr(self.model, "disliked_", None) if self.model is not None else None
+        if disliked is not None and customer_id in self.opted_out:
+            row = self.model.customer_map_.lookup(np.array([customer_id], dtype=object))[0]
+            if row >= 0:
+                cols = disliked.indices[disliked.indptr[row]:disliked.indptr[row + 1]]
+                out = out | {str(i) for i in self.model.item_ids_[cols].tolist()}
+        return out
+
+    def _recommend(self, customer_id: str, k: int = 10, *, categories: Sequence[str] | None = None,
+                   in_stock: bool | None = None, exclude: str = "purchased") -> Recommendations:
         exclude = resolve_exclude(exclude)
         if k < 1:
             raise PersonalizeError(f"k must be at least 1, got {k}")
@@ -448,6 +497,39 @@ class Runtime:
             return "no_offers_in_bundle"
         return None if offer_id in self.desk.offers.catalog.index else "unknown_offer"
 
+    def record_ledger(self, kind: str, row: dict) -> bool:
+        """A feedback or points event (as a table row): the profile, audiences and recommendations reflect it at
+        once. False for an erased customer."""
+        if self.is_erased(str(row["customer_id"])):
+            return False
+        self.loyalty.record(kind, row)
+        return True
+
+    def replay_ledger(self, rows) -> int:
+        """Bulk-add stored feedback and points events (dicts of :meth:`EventStore.ledger_rows`)."""
+        return sum(self.record_ledger(r["type"], r) for r in rows)
+
+    def points_balance(self, customer_id: str) -> float:
+        """The customer's points balance now (bundle plus the points events since)."""
+        attrs = {}
+        if self._cust_row is not None:
+            pos = self._cust_row.get_indexer([customer_id])[0]
+            if pos >= 0 and "points_balance" in self.customers.columns:
+                attrs = {"points_balance": _py(self.customers["points_balance"].iat[pos])}
+        return self.loyalty.balance(customer_id, attrs)
+
+    def satisfaction(self, *, by: str = "overall", min_responses: int = 30) -> list[dict]:
+        """NPS, CSAT and star ratings per group of ``by`` over the bundle's feedback and the feedback posted since
+        (erased customers left out); segment, tier and lifecycle are the customer table's."""
+        labels = None
+        if by in ("segment", "tier", "lifecycle"):
+            if self.customers is None or by not in self.customers.columns:
+                raise MissingComponentError(f"bundle {self.version} has no {by} labels in its customer table")
+            labels = self.customers.set_index("customer_id")[[by]]
+        erased = self.erasures.mask if len(self.erasures) else None
+        table = self.loyalty.satisfaction_table(by, labels=labels, erased=erased, min_responses=min_responses)
+        return [{k: _py(v) for k, v in r.items()} for r in table.to_dict(orient="records")]
+
     def replay_offer_events(self, customer_ids, offer_ids, types, ns) -> int:
         n = 0
         for c, o, t, v in zip(customer_ids, offer_ids, types, ns):
@@ -515,7 +597,7 @@ class Runtime:
         if self.cands is not None:
             in_model = customer_id in self.cands.customer_pos or customer_id in self.live
             purchased_items = int(self._bought(customer_id).size)
-        if not attrs and not in_model:
+        if not attrs and not in_model and customer_id not in self.loyalty.live_customers():
             raise UnknownIdError(f"unknown customer_id {customer_id!r}")
 
         def section(fields: dict[str, str]) -> dict | None:
@@ -532,10 +614,12 @@ class Runtime:
             churn = {"probability": attrs["churn_risk"], "band": attrs.get("churn_band"),
                      "reasons": split_reasons(attrs.get("churn_reasons"))}
         return {"customer_id": customer_id, "known_to_recommender": in_model, "distinct_items_bought": purchased_items,
-                "updated_since_publish": customer_id in self.live,
+                "updated_since_publish": customer_id in self.live or customer_id in self.loyalty.live_customers(),
                 "as_of": self.as_of,
                 "segment": attrs.get("segment"), "lifecycle": attrs.get("lifecycle"), "tier": attrs.get("tier"),
-                "rfm": section(_RFM_FIELDS), "clv": section(_CLV_FIELDS), "churn": churn, "attributes": attrs}
+                "rfm": section(_RFM_FIELDS), "clv": section(_CLV_FIELDS), "churn": churn,
+                "satisfaction": self.loyalty.satisfaction(customer_id, attrs),
+                "points": self.loyalty.points(customer_id, attrs), "attributes": attrs}
 
     # ------------------------------------------------------------------ churn
     def churn_unavailable_reason(self) -> str:
@@ -600,6 +684,8 @@ class Runtime:
         if offer_id is not None and coupon_level is not None:
             raise PersonalizeError("give offer_id or coupon_level, not both")
         table = self.customers[~self._erased_rows] if self._erased_rows.any() else self.customers
+        if _uses_loyalty(filters, fields):
+            table = self.loyalty.overlay(table)  # live feedback and points columns
         if offer_id is None and coupon_level is None:
             return audience_page(table, consent=consent, fields=fields, cursor=cursor, limit=limit, **filters)
         available = audience_columns(table)

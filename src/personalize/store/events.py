@@ -1,5 +1,5 @@
-"""Durable store of real-time events (purchase, view, add-to-cart, offer exposure and redemption), the erasure
-list and worker heartbeats.
+"""Durable store of real-time events (purchase, view, add-to-cart, offer exposure and redemption, customer
+feedback and loyalty points), the erasure list and worker heartbeats.
 
 An embedded SQLite file in WAL mode with ``synchronous=FULL``: :meth:`EventStore.append`
 returns only after the transaction is committed and on disk, so an
@@ -21,12 +21,20 @@ never block). The file is private to its owner (0600).
   every later bundle. The id itself is stored nowhere.
 * **Workers.** Each server process writes a heartbeat with the bundle version
   it serves, so a reload can tell which workers follow and which lag.
+* **Feedback and points.** A ``feedback`` event is one row of the data
+  contract's feedback table (kind, score and scale, item, order, channel,
+  category, resolution, text) and a ``points`` event one row of the points
+  ledger (delta, reason, expiry); their fields beyond the common columns are
+  kept as JSON in ``payload``. They are checked by the same rules as the
+  tables (:func:`check_events`), and :meth:`EventStore.feedback_frame` /
+  :meth:`EventStore.points_frame` give them back as table rows.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import json
 import math
 import os
 import secrets
@@ -43,11 +51,19 @@ import pandas as pd
 
 from personalize.errors import DataError
 
-__all__ = ["EVENT_TYPES", "Event", "EventStore", "Erasures", "Appended", "default_events_path"]
+__all__ = ["EVENT_TYPES", "LEDGER_EVENTS", "Event", "EventStore", "Erasures", "Appended", "default_events_path",
+           "check_events"]
 
-EVENT_TYPES = ("purchase", "view", "add_to_cart", "exposure", "redemption")
+EVENT_TYPES = ("purchase", "view", "add_to_cart", "exposure", "redemption", "feedback", "points")
 #: event types about an offer (they carry ``offer_id``; ``item_id`` is optional for them)
 OFFER_EVENTS = ("exposure", "redemption")
+#: event types that are rows of the feedback table and the points ledger (``item_id`` optional)
+LEDGER_EVENTS = ("feedback", "points")
+#: event types that are order lines (an order id + item identifies a retry)
+LINE_EVENTS = ("purchase", "view", "add_to_cart")
+#: the fields of each ledger event type kept in ``payload``
+_PAYLOAD = {"feedback": ("kind", "score", "scale", "channel", "category", "resolved", "resolved_at", "text"),
+            "points": ("delta", "reason", "expires_at")}
 MAX_ID_LENGTH = 200
 EVENTS_FILE = "events.sqlite"
 
@@ -74,6 +90,7 @@ CREATE TABLE IF NOT EXISTS workers (pid INTEGER PRIMARY KEY, version TEXT, heart
 _MIGRATIONS = (
     ("event_id", "ALTER TABLE events ADD COLUMN event_id TEXT"),
     ("offer_id", "ALTER TABLE events ADD COLUMN offer_id TEXT"),
+    ("payload", "ALTER TABLE events ADD COLUMN payload TEXT"),
 )
 _POST_MIGRATION = """
 CREATE INDEX IF NOT EXISTS events_event_id ON events (event_id);
@@ -111,12 +128,35 @@ class Event:
     order_id: str | None = None
     event_id: str | None = None
     offer_id: str | None = None
+    # feedback events
+    kind: str | None = None
+    score: float | None = None
+    scale: str | None = None
+    channel: str | None = None
+    category: str | None = None
+    resolved: bool | None = None
+    resolved_at: _dt.datetime | None = None
+    text: str | None = None
+    # points events
+    delta: float | None = None
+    reason: str | None = None
+    expires_at: _dt.datetime | None = None
 
     def __post_init__(self) -> None:
         if self.type not in EVENT_TYPES:
             raise DataError(f"unknown event type {self.type!r}; expected one of {', '.join(EVENT_TYPES)}",
                             table="events", column="type")
-        if self.type in OFFER_EVENTS:
+        if self.type in LEDGER_EVENTS:
+            if self.item_id is None:
+                object.__setattr__(self, "item_id", "")
+            elif self.item_id != "":
+                _valid_id(self.item_id, "item_id")
+            need = "kind" if self.type == "feedback" else "reason"
+            if getattr(self, need) is None:
+                raise DataError(f"a {self.type} event needs {need}", table="events", column=need)
+            if self.type == "points" and self.delta is None:
+                raise DataError("a points event needs delta", table="events", column="delta")
+        elif self.type in OFFER_EVENTS:
             if self.offer_id is None:
                 raise DataError(f"a {self.type} event needs an offer_id", table="events", column="offer_id")
             if self.item_id is None:
@@ -124,9 +164,11 @@ class Event:
         else:
             _valid_id(self.item_id, "item_id")
         _valid_id(self.customer_id, "customer_id")
-        for name in ("order_id", "event_id", "offer_id"):
+        for name in ("order_id", "event_id", "offer_id", "channel", "category"):
             if getattr(self, name) is not None:
                 _valid_id(getattr(self, name), name)
+        if self.text is not None and (not isinstance(self.text, str) or len(self.text) > 5000):
+            raise DataError("must be text of at most 5000 characters", table="events", column="text")
         if not (isinstance(self.quantity, (int, float)) and math.isfinite(self.quantity) and self.quantity > 0):
             raise DataError(f"must be a positive number, got {self.quantity!r}", table="events", column="quantity")
         if self.price is not None and not (math.isfinite(self.price) and self.price >= 0):
@@ -163,6 +205,96 @@ class Erasures:
             return np.zeros(len(customer_ids), dtype=bool)
         h = self.hashes
         return np.fromiter((self.digest(str(c)) in h for c in customer_ids), dtype=bool, count=len(customer_ids))
+
+
+def _payload(e: Event) -> str | None:
+    fields = _PAYLOAD.get(e.type)
+    if not fields:
+        return None
+    out = {}
+    for f in fields:
+        v = getattr(e, f)
+        if isinstance(v, _dt.datetime):
+            v = _utc_naive(v).isoformat(timespec="microseconds")
+        if v is not None:
+            out[f] = v
+    return json.dumps(out, allow_nan=False, ensure_ascii=False)
+
+
+def _unpack(row: Mapping) -> dict:
+    out = {k: v for k, v in row.items() if k != "payload"}
+    if row.get("payload"):
+        out.update(json.loads(row["payload"]))
+    if out.get("item_id") == "":
+        out["item_id"] = None
+    return out
+
+
+def ledger_frame(kind: str, rows: Sequence[Mapping]) -> pd.DataFrame:
+    """Ledger event dicts (:meth:`EventStore.ledger_rows`) of one type as canonical table rows, sorted by time."""
+    from personalize.data.schema import FEEDBACK, POINTS
+
+    schema = FEEDBACK if kind == "feedback" else POINTS
+    cols = list(schema.columns)
+    data = {c: [r.get(c) for r in rows] for c in cols}
+    df = pd.DataFrame(data, columns=cols)
+    times = [c for c, k in schema.columns.items() if k == "time"]
+    for c in times:
+        df[c] = pd.to_datetime(pd.Series(df[c], dtype="object"), format="ISO8601").astype("datetime64[ns]")
+    for c, k in schema.columns.items():
+        if k == "float":
+            df[c] = pd.to_numeric(df[c], errors="coerce").astype(np.float64)
+        elif k == "bool":
+            df[c] = df[c].map(lambda v: bool(v) if v is not None and v == v else False).astype(bool)
+        elif k in ("id", "str"):
+            df[c] = pd.Series(df[c], dtype="object").astype("str")
+    if kind == "feedback" and len(df):
+        df["resolved"] = df["resolved"].to_numpy(dtype=bool) | df["resolved_at"].notna().to_numpy()
+    return df.sort_values("timestamp", kind="stable").reset_index(drop=True)
+
+
+def ledger_row(e: Event) -> dict:
+    """A feedback or points event as a dict of its table's columns (times as naive UTC)."""
+    out = {"type": e.type, "customer_id": e.customer_id, "timestamp": _utc_naive(e.timestamp),
+           "item_id": e.item_id or None, "order_id": e.order_id}
+    for f in _PAYLOAD.get(e.type, ()):
+        v = getattr(e, f)
+        out[f] = _utc_naive(v) if isinstance(v, _dt.datetime) else v
+    return out
+
+
+def _event_frame(kind: str, events: Sequence[Event]) -> pd.DataFrame:
+    rows = [{"customer_id": e.customer_id, "timestamp": _utc_naive(e.timestamp).isoformat(),
+             "item_id": e.item_id or None, "order_id": e.order_id,
+             **{f: (_utc_naive(getattr(e, f)).isoformat() if isinstance(getattr(e, f), _dt.datetime)
+                    else getattr(e, f)) for f in _PAYLOAD[kind]}} for e in events]
+    return ledger_frame(kind, rows)
+
+
+def check_events(events: Sequence[Event], *, now: _dt.datetime | None = None) -> None:
+    """Check the feedback and points events of ``events`` by the data contract's rules for those tables
+    (:mod:`personalize.data.loyalty`); a :class:`DataError` names the event (its position in ``events``) and the
+    field. A points event's effect on the balance is not checked here (the store does not know the balance)."""
+    from personalize.data.loyalty import check_feedback, check_points
+
+    ref = pd.Timestamp(now) if now is not None else None
+    for kind in LEDGER_EVENTS:
+        pos = [i for i, e in enumerate(events) if e.type == kind]
+        if not pos:
+            continue
+        frame = _event_frame(kind, [events[i] for i in pos])
+        frame = frame.reset_index(drop=True)
+        # the frame is time-sorted: keep the original positions to name the event
+        order = np.argsort(pd.to_datetime(pd.Series([_utc_naive(events[i].timestamp) for i in pos])).to_numpy(),
+                           kind="stable")
+        try:
+            if kind == "feedback":
+                check_feedback(frame, now=ref)
+            else:
+                check_points(frame, now=ref, negative="allow")
+        except DataError as exc:
+            rows = [pos[int(order[r])] for r in exc.rows if isinstance(r, (int, np.integer)) and r < len(order)]
+            raise DataError(exc.message, table="events", column=exc.column, rows=rows) from None
 
 
 def _utc_naive(ts: _dt.datetime) -> _dt.datetime:
@@ -219,9 +351,11 @@ class EventStore:
     # ------------------------------------------------------------------ writing
     def append(self, events: Sequence[Event]) -> list[Appended]:
         """Store ``events`` in one transaction (duplicates are acknowledged, not stored twice); returns once
-        committed (durable)."""
+        committed (durable). Feedback and points events must pass :func:`check_events` (a DataError otherwise,
+        and nothing is stored)."""
         if not events:
             return []
+        check_events(events)
         received = _now().isoformat(timespec="microseconds")
         out: list[Appended] = []
         with self._lock:
@@ -231,7 +365,7 @@ class EventStore:
                 for e in events:
                     if e.event_id is not None:
                         row = cur.execute("SELECT id FROM events WHERE event_id = ?", (e.event_id,)).fetchone()
-                    elif e.order_id is not None and e.type not in OFFER_EVENTS:
+                    elif e.order_id is not None and e.type in LINE_EVENTS:
                         row = cur.execute("SELECT id FROM events WHERE order_id = ? AND item_id = ? AND type = ? "
                                           "AND customer_id = ? AND event_id IS NULL",
                                           (e.order_id, e.item_id, e.type, e.customer_id)).fetchone()
@@ -241,11 +375,12 @@ class EventStore:
                         out.append(Appended(int(row[0]), True))
                         continue
                     cur.execute("INSERT INTO events (received_at, type, customer_id, item_id, quantity, price, "
-                                "timestamp, order_id, event_id, offer_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                "timestamp, order_id, event_id, offer_id, payload) "
+                                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                                 (received, e.type, e.customer_id, e.item_id, float(e.quantity),
                                  None if e.price is None else float(e.price),
                                  _utc_naive(e.timestamp).isoformat(timespec="microseconds"), e.order_id,
-                                 e.event_id, e.offer_id))
+                                 e.event_id, e.offer_id, _payload(e)))
                     out.append(Appended(int(cur.lastrowid), False))
                 cur.execute("COMMIT")
             except BaseException:
@@ -407,6 +542,27 @@ class EventStore:
                              "offer_id": exp["offer_id"].to_numpy(dtype=object), "exposed_at": exp["at"].to_numpy(),
                              "converted": converted, "randomized": np.zeros(len(exp), bool)})
 
+    def ledger_rows(self, *, after_id: int = 0, upto_id: int | None = None, type: str | None = None) -> list[dict]:
+        """Stored feedback and points events after ``after_id`` (in id order) as dicts with the payload fields."""
+        sql = ("SELECT id, type, customer_id, item_id, timestamp, order_id, payload FROM events WHERE id > ? "
+               "AND type IN ('feedback', 'points')")
+        args: list[Any] = [after_id]
+        if upto_id is not None:
+            sql += " AND id <= ?"
+            args.append(upto_id)
+        if type is not None:
+            sql += " AND type = ?"
+            args.append(type)
+        return [_unpack(r) for r in self._rows(sql + " ORDER BY id", args)]
+
+    def feedback_frame(self, *, upto_id: int | None = None, after_id: int = 0) -> pd.DataFrame:
+        """Stored feedback events as rows of the feedback table (canonical columns, sorted by time)."""
+        return ledger_frame("feedback", self.ledger_rows(after_id=after_id, upto_id=upto_id, type="feedback"))
+
+    def points_frame(self, *, upto_id: int | None = None, after_id: int = 0) -> pd.DataFrame:
+        """Stored points events as rows of the points ledger (canonical columns, sorted by time)."""
+        return ledger_frame("points", self.ledger_rows(after_id=after_id, upto_id=upto_id, type="points"))
+
     def count(self) -> int:
         with self._lock:
             return int(self._conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
@@ -415,6 +571,11 @@ class EventStore:
         with self._lock:
             v = self._conn.execute("SELECT MAX(id) FROM events").fetchone()[0]
         return int(v or 0)
+
+    @staticmethod
+    def unpack(row: Mapping) -> dict:
+        """A stored event row (from :meth:`events`) with its payload fields (feedback and points) spread out."""
+        return _unpack(row)
 
     @staticmethod
     def purchase_arrays(rows: Iterable[Mapping]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
