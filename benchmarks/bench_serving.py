@@ -104,6 +104,12 @@ def build_store(store: Path, *, customers: int, items: int, lines: int, factors:
 
 
 # --------------------------------------------------------------------------- load generator
+#: the routes a load can drive (``{customer}``: a known customer, or an unknown one 10% of the time)
+ROUTES = {"noop": "/healthz", "recs": "/v1/customers/{customer}/recommendations?k=10",
+          "nbo": "/v1/customers/{customer}/next-best-offer?n=3&channel=email",
+          "coupon": "/v1/customers/{customer}/coupon?channel=email"}
+
+
 async def _worker(host, port, make_path, deadline, lat, errors, statuses):
     try:
         reader, writer = await asyncio.open_connection(host, port)
@@ -158,12 +164,10 @@ def _run_load(args):
     picks = [customers[j] for j in rng.integers(0, len(customers), 50_000)]
     picks = [p if k % 10 else f"new-{k}" for k, p in enumerate(picks)]  # 10% unknown customers
 
-    if kind == "noop":
-        def make_path(i):
-            return "/healthz"
-    else:
-        def make_path(i):
-            return f"/v1/customers/{picks[i % len(picks)]}/recommendations?k=10"
+    template = ROUTES[kind]
+
+    def make_path(i):
+        return template.format(customer=picks[i % len(picks)])
 
     lat, errors, bodies = [], [], []
 
@@ -199,13 +203,13 @@ def load(host, port, kind, seconds, customers, seed=0) -> dict:
         return pool.apply(_run_load, ((host, port, kind, seconds, customers, seed),))
 
 
-def interleaved(host, port, seconds, customers, rounds=3) -> tuple[dict, dict]:
-    """No-op and recommendations alternately in short rounds, so drifting load from other processes on a
-    shared machine hits both routes alike."""
+def interleaved(host, port, seconds, customers, rounds=3, kinds=("noop", "recs")) -> tuple[dict, ...]:
+    """The routes ``kinds`` alternately in short rounds, so drifting load from other processes on a shared
+    machine hits every route alike."""
     acc = {k: {"requests": 0, "elapsed_s": 0.0, "latencies": [], "errors": [], "n_errors": 0, "versions": []}
-           for k in ("noop", "recs")}
+           for k in kinds}
     for r in range(rounds):
-        for kind in ("noop", "recs"):
+        for kind in kinds:
             res = load(host, port, kind, seconds / rounds, customers, seed=r)
             a = acc[kind]
             a["requests"] += res["requests"]
@@ -214,7 +218,7 @@ def interleaved(host, port, seconds, customers, rounds=3) -> tuple[dict, dict]:
             a["errors"] += res["errors"]
             a["n_errors"] += res["n_errors"]
             a["versions"] = sorted(set(a["versions"]) | set(res["versions"]))
-    return acc["noop"], acc["recs"]
+    return tuple(acc[k] for k in kinds)
 
 
 # --------------------------------------------------------------------------- server

@@ -27,9 +27,12 @@ MAX_LIST = 1000
 
 class RecItem(BaseModel):
     item_id: str
-    score: float
+    score: float = Field(description="relevance in [0, 1], comparable across sources: the share of the source's "
+                                     "scores (over every customer's candidates) at or below this one")
+    raw_score: float = Field(description="the source's own score (an ALS dot product, a popularity count, ...)")
     rank: int
-    source: str
+    source: str = Field(description="what produced it: the model (als, twostage, ...), or a fallback (trending, "
+                                    "popular); ':opt_out' when the customer refused personalization")
 
 
 class RecommendationsOut(BaseModel):
@@ -37,6 +40,7 @@ class RecommendationsOut(BaseModel):
     items: list[RecItem]
     model_version: str
     fallback: bool = Field(description="true when the customer is unknown to the model and a fallback answered")
+    note: str | None = Field(None, description="set when fewer than k items match the filters")
 
 
 class SessionIn(BaseModel):
@@ -55,7 +59,8 @@ class SessionOut(BaseModel):
 
 class SimilarItem(BaseModel):
     item_id: str
-    score: float
+    score: float = Field(description="similarity as a percentile in [0, 1] of the model's similarities")
+    raw_score: float = Field(description="the model's own similarity")
     rank: int
 
 

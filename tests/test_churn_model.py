@@ -89,6 +89,22 @@ def test_reasons_are_readable_and_stable(world):
         all(r["group"] != "recency" for r in model.explain(test.X.iloc[[i]], n=5)[0])
 
 
+def test_reasons_support_the_predicted_direction(world):
+    """A low-risk customer is told what keeps her risk low, never a worrying reason; a high-risk one the opposite."""
+    _, _, _, test, model = world
+    p = model.predict_risk(test)
+    avg = float(np.mean(p))
+    for rows, raises in ((np.flatnonzero(p < 0.5 * avg)[:40], False), (np.flatnonzero(p > 0.7)[:40], True)):
+        assert len(rows) > 5
+        for rs in model.explain(test.X.iloc[rows], n=3):
+            assert rs, "every customer gets a reason"
+            assert all(r["raises"] is raises for r in rs), rs
+            assert all(r["reason"].startswith("lowers it: ") is (not raises) for r in rs), rs
+            assert not any("overdue" in r["reason"] for r in rs if not raises)
+    up = model.explain(test.X.iloc[np.flatnonzero(p < 0.5 * avg)[:10]], n=3, direction="up")
+    assert all(r["raises"] for rs in up for r in rs)
+
+
 def test_importance_and_contributions_add_up(world):
     _, _, _, test, model = world
     imp = model.feature_importance()

@@ -52,3 +52,48 @@ def test_validation_can_be_turned_off(tmp_path, ds):
     manifest = train_bundle(ds, store=tmp_path / "m", recommender=ALS(factors=4, iterations=2), candidates=10,
                             churn=False, validate=False)
     assert manifest["metrics"]["recommender"]["status"] == "skipped"
+
+
+def _popularity_world(n_customers=600, n_items=200, seed=0):
+    """Everyone buys from the same few hits (grocery-like): nothing personal to learn."""
+    import numpy as np
+
+    from personalize.data import Dataset
+
+    rng = np.random.default_rng(seed)
+    pop = 1.0 / np.arange(1, n_items + 1) ** 1.6
+    pop /= pop.sum()
+    n = n_customers * 12
+    tx = pd.DataFrame({"customer_id": [f"C{c:04d}" for c in rng.integers(0, n_customers, n)],
+                       "item_id": [f"I{i:04d}" for i in rng.choice(n_items, n, p=pop)],
+                       "timestamp": pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 200 * 86400, n), "s"),
+                       "quantity": 1.0, "price": 5.0})
+    return Dataset.from_frames(tx)
+
+
+def test_auto_serves_the_best_candidate_and_records_every_score(tmp_path, ds):
+    from personalize.pipeline.select import select_recommender
+
+    chosen, report = select_recommender(ds, candidates=("als", "itemknn", "buyagain"), factors=8)
+    assert report["status"] == "ok" and set(report["models"]) == {"popular", "als", "itemknn", "buyagain"}
+    best = max(report["models"], key=lambda m: report["models"][m]["all"]["ndcg"])
+    top = report["models"][best]["all"]["ndcg"]
+    assert report["models"][report["served"]]["all"]["ndcg"] >= top * 0.99   # ties broken by discovery
+    assert chosen.kind == report["served"] and not hasattr(chosen, "item_ids_")   # unfitted
+    # in a popularity-dominated world nothing is served that loses to Popular on the served task
+    pop_world = _popularity_world()
+    _chosen, rep = select_recommender(pop_world, candidates=("als", "itemknn"), factors=8)
+    served = rep["models"][rep["served"]]["all"]["ndcg"]
+    assert served >= rep["models"]["popular"]["all"]["ndcg"]
+
+
+def test_train_auto_publishes_the_chosen_model(tmp_path, ds):
+    small = ds.until(ds.first_timestamp + pd.Timedelta(days=120))      # too short for TwoStage's windows
+    manifest = train_bundle(small, store=tmp_path / "models", recommender="auto", candidates=10, churn=False)
+    v = manifest["metrics"]["recommender"]
+    assert v["selection"] == "auto" and v["served"] in v["models"]
+    assert "twostage" in v["skipped"] or "twostage" in v["models"]
+    rec = load_bundle(tmp_path / "models")["recommender"]
+    assert rec.kind == v["served"]
+    with pytest.raises(Exception, match="auto"):
+        train_bundle(small, store=tmp_path / "m2", recommender="best")

@@ -23,12 +23,14 @@ async def customer_recommendations(
         exclude: Literal["purchased", "non_repeatable", "none"] = "purchased",
         in_stock: bool | None = None) -> RecommendationsOut:
     """Top-k items. An unknown customer gets 200 with the fallback list (`fallback: true`, `source` names it); a
-    customer who opted out of personalization gets the non-personal list (`source` ends in `:opt_out`)."""
+    customer who opted out of personalization gets the non-personal list (`source` ends in `:opt_out`).
+    A category the catalog does not have is a 422; when the filters leave the personal list short it is filled
+    from the fallback chain, and `note` says so when fewer than k items match at all."""
     limit(k <= ctx.settings.max_k, "k", f"k must be at most {ctx.settings.max_k}")
     categories = [c for c in category.split(",") if c] if category else None
     r = ctx.runtime.recommend(customer_id, k, categories=categories, in_stock=in_stock, exclude=exclude)
     return RecommendationsOut(customer_id=customer_id, items=r.items, model_version=r.model_version,
-                              fallback=r.fallback)
+                              fallback=r.fallback, note=r.note)
 
 
 @router.post("/recommendations", response_model=SessionOut, responses=error_responses(413))

@@ -387,14 +387,18 @@ class PropensityModel(Params):
         c = self.booster_.predict(self._matrix(X), num_iteration=self.best_iteration_, pred_contrib=True)
         return pd.DataFrame(c, columns=[*self.feature_names_, "bias"])
 
-    def explain(self, X, n: int = 3, *, currency: str = "$", positive_only: bool = True) -> list[list[dict]]:
-        """Top ``n`` reasons per row raising the predicted probability, in marketer words."""
+    def explain(self, X, n: int = 3, *, currency: str = "$", positive_only: bool = True,
+                direction: str = "predicted") -> list[list[dict]]:
+        """Top ``n`` reasons per row, in marketer words: by default those pushing the probability the way it
+        went from the average (a low-risk customer gets what keeps her risk low, "lowers it: ...");
+        ``direction="up"`` lists only what raises it (:func:`personalize.churn.reasons.top_reasons`)."""
         self._check_fitted()
         Xm = self._matrix(X)
         c = self.booster_.predict(Xm, num_iteration=self.best_iteration_, pred_contrib=True)
         label = self._target_label()
         return top_reasons(c, Xm, self.feature_names_, n=n, positive_only=positive_only,
-                           horizon_days=self.horizon_days_ or 90.0, currency=currency, target_label=label)
+                           horizon_days=self.horizon_days_ or 90.0, currency=currency, target_label=label,
+                           direction=direction)
 
     def _target_label(self) -> str:
         t = PurchaseTarget.from_dict((getattr(self, "training_meta_", {}) or {}).get("target"))

@@ -95,8 +95,9 @@ def _windows(v: Mapping[str, float], prefix: str) -> list[int]:
 
 
 def render_reason(group: str, v: Mapping[str, float], *, horizon_days: float = 90.0,
-                  currency: str = "$", target_label: str = "the target") -> str:
-    """One sentence describing ``group`` with the customer's values ``v`` (feature -> value)."""
+                  currency: str = "$", target_label: str = "the target", raises: bool = True) -> str:
+    """One sentence describing ``group`` with the customer's values ``v`` (feature -> value); ``raises``:
+    whether the group pushes the prediction up (the sentence then names what is worrying about it)."""
     g = v.get
     rec, gap = g("recency_days", math.nan), g("gap_mean_days", math.nan)
     n = g("purchases", math.nan)
@@ -154,8 +155,11 @@ def render_reason(group: str, v: Mapping[str, float], *, horizon_days: float = 9
             return "no item bought regularly"
         over, due = g("repeat_items_overdue", 0.0), g("repeat_item_due_days", math.nan)
         nxt = g("repeat_item_next_due_days", math.nan)
-        if over and np.isfinite(due):
+        if over and np.isfinite(due) and raises:
             return f"{_plural(over, 'regular re-buy')} overdue (by up to {_num(-due)} days)"
+        if not raises:
+            return f"buys {_plural(k, 'item')} regularly" + (f", next due in {_num(nxt)} days"
+                                                             if np.isfinite(nxt) and nxt >= 0 else "")
         if np.isfinite(nxt):
             return f"next regular re-buy due in {_num(nxt)} days"
         return f"{_plural(k, 'item')} bought regularly"
@@ -170,17 +174,25 @@ def render_reason(group: str, v: Mapping[str, float], *, horizon_days: float = 9
 
 def top_reasons(contrib: np.ndarray, values: np.ndarray, feature_names: list[str], *, n: int = 3,
                 positive_only: bool = True, horizon_days: float = 90.0, currency: str = "$",
-                target_label: str = "the target",
+                target_label: str = "the target", direction: str = "up",
                 describe_other: Callable[[str, float], str] | None = None) -> list[list[dict]]:
     """Top ``n`` reasons per row.
 
     ``contrib``: (rows, features + 1) from ``booster.predict(pred_contrib=True)``
     (last column = bias); ``values``: (rows, features) feature values.
     Features of the same group are summed; groups named "other" are rendered
-    one feature at a time as "<feature> = <value>". With ``positive_only``,
-    only reasons that push the prediction up are returned.
-    Each reason: ``{"reason": text, "group": group, "contribution": float}``.
+    one feature at a time as "<feature> = <value>".
+
+    ``direction``: ``"up"`` -- the groups pushing the prediction up (with
+    ``positive_only``, only those); ``"predicted"`` -- the groups pushing it
+    the way the row's prediction went from the average (the bias): for a
+    row predicted above average the ones raising it, for a row below it the
+    ones lowering it (prefixed "lowers it:"), so a low-risk customer is never
+    given a worrying reason.
+    Each reason: ``{"reason": text, "group": group, "contribution": float, "raises": bool}``.
     """
+    if direction not in ("up", "predicted"):
+        raise ValueError(f"direction must be 'up' or 'predicted', got {direction!r}")
     contrib = np.atleast_2d(np.asarray(contrib, dtype=np.float64))
     values = np.atleast_2d(np.asarray(values, dtype=np.float64))
     k = len(feature_names)
@@ -197,12 +209,13 @@ def top_reasons(contrib: np.ndarray, values: np.ndarray, feature_names: list[str
     gc = contrib[:, :k] @ G
     out: list[list[dict]] = []
     for r in range(len(contrib)):
-        order = np.argsort(-gc[r], kind="stable")
+        sign = 1.0 if direction == "up" or gc[r].sum() >= 0 else -1.0
+        order = np.argsort(-sign * gc[r], kind="stable")
         vals = dict(zip(feature_names, values[r].tolist()))
         reasons = []
         for j in order:
             c = float(gc[r, j])
-            if positive_only and c <= 0:
+            if (positive_only or direction == "predicted") and sign * c <= 0:
                 break
             key = uniq[j]
             if key.startswith("other:"):
@@ -212,9 +225,11 @@ def top_reasons(contrib: np.ndarray, values: np.ndarray, feature_names: list[str
                 group = "other"
             else:
                 text = render_reason(key, vals, horizon_days=horizon_days, currency=currency,
-                                     target_label=target_label)
+                                     target_label=target_label, raises=c > 0)
                 group = key
-            reasons.append({"reason": text, "group": group, "contribution": round(c, 4)})
+            if c <= 0 and direction == "predicted":
+                text = "lowers it: " + text
+            reasons.append({"reason": text, "group": group, "contribution": round(c, 4), "raises": c > 0})
             if len(reasons) >= n:
                 break
         out.append(reasons)

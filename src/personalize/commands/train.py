@@ -18,8 +18,10 @@ from personalize.errors import PersonalizeError
 def train(path: PathArg, format: FormatOpt = "generic", out: Annotated[str, typer.Option(
               "--out", help="Model store to publish to.")] = "models",
           recommender: Annotated[str, typer.Option(
-              help="The recommender that fills the precomputed candidate lists: als (default; fast at any scale), "
-                   "twostage (best offline quality, slower to train), itemknn, bpr, buyagain, popular.")] = "als",
+              help="The recommender that fills the precomputed candidate lists: auto (default: compare als, "
+                   "itemknn, buyagain, twostage and ease on the last validation window and serve the best; "
+                   "every score goes into the manifest), or one of als, twostage, itemknn, bpr, buyagain, ease, "
+                   "popular.")] = "auto",
           factors: Annotated[int, typer.Option(help="ALS latent factors.")] = 64,
           candidates: Annotated[int, typer.Option(help="Precomputed candidates per customer.")] = 200,
           keep: Annotated[int | None, typer.Option(help="Keep only the newest N versions.")] = None,
@@ -67,7 +69,8 @@ def train(path: PathArg, format: FormatOpt = "generic", out: Annotated[str, type
         raise PersonalizeError(f"--churn-horizon-days must be positive, got {churn_horizon_days}")
     if "," in recommender:
         raise PersonalizeError(f"--recommender takes one model name, got {recommender!r}")
-    model = None if recommender.strip().lower() == "als" else make_recommender(recommender)
+    name = recommender.strip().lower()
+    model = "auto" if name == "auto" else None if name == "als" else make_recommender(name)
     store_db = Path(events_db) if events_db else default_events_path(out)
     if events_db and not store_db.is_file():
         raise PersonalizeError(f"--events-db {events_db}: no such event store")

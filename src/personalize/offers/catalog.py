@@ -135,6 +135,8 @@ class OfferCatalog:
             f["eligibility"] if "eligibility" in f else [None] * len(f), self.offer_ids)]
         self.targeted = np.array([c is not None or bool(i) for c, i in zip(self.target_category, self.target_items)])
         self.index = {o: j for j, o in enumerate(self.offer_ids.tolist())}
+        self._words = [self._describe(j) for j in range(len(self.offer_ids))]
+        self._active_at: tuple[int, tuple[np.ndarray, np.ndarray]] | None = None
 
     def _num(self, col: str, default: float) -> np.ndarray:
         if col not in self.frame:
@@ -176,17 +178,27 @@ class OfferCatalog:
         return cost + unit
 
     def active(self, when: pd.Timestamp) -> tuple[np.ndarray, np.ndarray]:
-        """(not started yet, expired) masks over the offers at ``when``."""
-        t = np.datetime64(pd.Timestamp(when).to_datetime64(), "ns")
+        """(not started yet, expired) masks over the offers at ``when`` (the last answer is reused within the
+        same second: every request of the service asks about "now")."""
+        ns = pd.Timestamp(when).value
+        cached = self._active_at
+        if cached is not None and cached[0] == ns // 1_000_000_000:
+            return cached[1]
+        t = np.datetime64(ns, "ns")
         not_started = ~np.isnat(self.valid_from) & (self.valid_from > t)
         expired = ~np.isnat(self.valid_to) & (self.valid_to < t)
+        if ns % 1_000_000_000 == 0:  # only whole-second times are cached: any other is answered exactly
+            self._active_at = (ns // 1_000_000_000, (not_started, expired))
         return not_started, expired
 
     def to_frame(self) -> pd.DataFrame:
         return self.frame.copy()
 
     def describe(self, j: int) -> str:
-        """An offer in words, e.g. '10% off', '$7 off orders of $20+'."""
+        """An offer in words, e.g. '10% off', '7 off on orders of 20+'."""
+        return self._words[j]
+
+    def _describe(self, j: int) -> str:
         k, v, ms = self.kinds[j], self.value[j], self.min_spend[j]
         target = self.target_category[j] or ("selected items" if self.target_items[j] else None)
         text = {"percent_off": f"{v:g}% off", "amount_off": f"{v:g} off", "spend_get_off": f"{v:g} off",

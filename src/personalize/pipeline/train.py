@@ -18,6 +18,10 @@ The manifest says how good the recommender is: before the final fit, a fresh
 copy of it and Popular are fitted on the data before the last validation
 window and scored on the purchases in it (NDCG and recall at 10, on all
 purchases and on discovery of new items; :func:`validate_recommender`).
+With ``recommender="auto"`` (what ``personalize train`` does by default)
+every candidate kind is scored that way and the best is served
+(:func:`personalize.pipeline.select.select_recommender`; every score is in
+the manifest).
 
 With the store's event store (``events``), training honours it: customers
 on its erasure list are dropped before anything is fitted, and the stored
@@ -38,7 +42,9 @@ from threadpoolctl import threadpool_limits
 
 from personalize.customers import customer_table, merge_scores
 from personalize.evaluation import evaluate, time_split
+from personalize.errors import PersonalizeError
 from personalize.pipeline.offers import train_offers
+from personalize.pipeline.select import select_recommender
 from personalize.pipeline.churn import (DEFAULT_CHURN_CUTOFFS, DEFAULT_CHURN_HORIZON_DAYS, DEFAULT_CHURN_SPACING_DAYS,
                                         train_churn)
 from personalize.recommenders import ALS, CandidateTable, Popular, Recommender
@@ -125,7 +131,7 @@ def validate_recommender(model: Recommender, dataset: Dataset, *, days: float | 
 
 def train_bundle(dataset: Dataset, *, store: str | Path = "models", factors: int = DEFAULT_FACTORS,
                  candidates: int = DEFAULT_CANDIDATES, keep: int | None = None, seed: int = 0,
-                 recommender: Recommender | None = None, popular: Popular | None = None, customers: bool = True,
+                 recommender: Recommender | str | None = None, popular: Popular | None = None, customers: bool = True,
                  churn: bool | ChurnModel | None = None, churn_horizon_days: float = DEFAULT_CHURN_HORIZON_DAYS,
                  churn_cutoffs: int = DEFAULT_CHURN_CUTOFFS, churn_spacing_days: float = DEFAULT_CHURN_SPACING_DAYS,
                  validate: bool = True, events: EventStore | None = None, include_events: bool = True,
@@ -133,6 +139,10 @@ def train_bundle(dataset: Dataset, *, store: str | Path = "models", factors: int
                  extra_params: dict | None = None) -> dict:
     """Validate and fit the recommender, fit the Popular fallback and the churn model, precompute
     candidates, publish. Returns the manifest.
+
+    ``recommender``: a Recommender to serve (validated against Popular), None
+    for ALS, or ``"auto"`` to compare every candidate kind on the last
+    validation window and serve the best (:mod:`personalize.pipeline.select`).
 
     ``churn``: True (the default churn model), an unfitted ``ChurnModel`` to
     train, or False to leave churn out (recorded in the manifest as skipped);
@@ -149,17 +159,33 @@ def train_bundle(dataset: Dataset, *, store: str | Path = "models", factors: int
     data_info: dict[str, Any] = {"events_through_id": 0}
     if events is not None:
         dataset, data_info = _apply_event_store(dataset, events, include_events, say)
+    metrics: dict[str, Any] = {"timings": timings}
+    if isinstance(recommender, str) and recommender == "auto":
+        if validate:
+            t = time.perf_counter()
+            say("choosing the recommender on the last validation window")
+            recommender, metrics["recommender"] = select_recommender(dataset, factors=factors, seed=seed,
+                                                                     progress=say)
+            timings["select_s"] = time.perf_counter() - t
+            if recommender is None:
+                say(f"no comparison ({metrics['recommender']['reason']}): serving ALS")
+        else:
+            recommender = None
+            metrics["recommender"] = {"status": "skipped", "reason": "validation disabled (validate=False): "
+                                                                     "auto serves ALS without comparing"}
+        validate = False   # the comparison above is the validation
+    elif isinstance(recommender, str):
+        raise PersonalizeError(f"recommender must be a Recommender or 'auto', got {recommender!r}")
     if recommender is None:
         recommender = default_recommender(factors=factors, seed=seed)
     if popular is None:
         popular = Popular()
-    metrics: dict[str, Any] = {"timings": timings}
     if validate:
         t = time.perf_counter()
         say(f"validating {type(recommender).__name__} against Popular on the last validation window")
         metrics["recommender"] = validate_recommender(recommender, dataset)
         timings["validate_s"] = time.perf_counter() - t
-    else:
+    elif "recommender" not in metrics:
         metrics["recommender"] = {"status": "skipped", "reason": "validation disabled (validate=False)"}
     with threadpool_limits(1, "blas"):
         t = time.perf_counter()

@@ -131,6 +131,22 @@ class OfferDesk:
         usable &= exposed < scores.catalog.cap[lv][None, :]
         return usable
 
+    def _usable_one(self, srow: int, channel: str, now: pd.Timestamp, customer_id: str) -> np.ndarray:
+        """:meth:`_coupon_usable` for one customer row (-1: cold), without the batch's array building."""
+        scores = self.offers
+        if channel not in CHANNELS:
+            raise DataError(f"channel must be one of {', '.join(CHANNELS)}, got {channel!r}", column="channel")
+        ch = CHANNELS.index(channel)
+        lv = self._coupon_offers
+        usable = (scores.static[srow, lv, ch] if srow >= 0 else scores.cold_static[lv, ch]) == 0
+        not_started, expired = scores.catalog.active(now)
+        usable &= ~(not_started[lv] | expired[lv])
+        exposed = scores.exposures[srow, lv].astype(np.int64) if srow >= 0 else np.zeros(len(lv), np.int64)
+        live = self.live.counts(customer_id)
+        if live:
+            exposed = exposed + np.array([live.get(int(j), 0) for j in lv])
+        return usable & (exposed < scores.catalog.cap[lv])
+
     def coupon(self, customer_id: str | None, *, channel: str, now: pd.Timestamp, source: str,
                personal: bool = True) -> dict:
         """The customer's best coupon level without a budget (``level: None`` when none pays or is allowed);
@@ -139,7 +155,7 @@ class OfferDesk:
         scores = self._need("offers")
         row = table.pos.get(customer_id, -1) if customer_id is not None else -1
         srow = scores.row(customer_id) if customer_id is not None else -1
-        usable = self._coupon_usable(np.array([srow]), channel, now, [customer_id or ""])[0]
+        usable = self._usable_one(srow, channel, now, customer_id or "")
         if row < 0 and customer_id is not None:
             source = "cold"
         if not personal:

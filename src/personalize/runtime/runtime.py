@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ from personalize.recommenders import CandidateTable, Filters, LiveEvents, Recomm
 from personalize.recommenders.query import resolve_exclude
 from personalize.store import Bundle
 from personalize.runtime.offers import OfferDesk
+from personalize.runtime.relevance import Relevance
 from personalize.store.events import Erasures
 
 __all__ = ["Runtime", "Recommendations"]
@@ -71,11 +73,12 @@ class Recommendations:
     items: list[dict]
     fallback: bool
     model_version: str
+    note: str | None = None
 
 
 def _utc_now() -> pd.Timestamp:
-    """Now, as the naive UTC time every stored timestamp uses."""
-    return pd.Timestamp.now(tz="UTC").tz_localize(None)
+    """Now, to the second, as the naive UTC time every stored timestamp uses."""
+    return pd.Timestamp(int(time.time()) * 1_000_000_000)
 
 
 def _py(v: Any) -> Any:
@@ -103,6 +106,7 @@ class Runtime:
         if cands is None and self.model is None:
             raise PersonalizeError(f"bundle {bundle.version} has neither a recommender nor candidates")
         self.cands: CandidateTable | None = cands
+        self.relevance = Relevance.from_candidates(cands)
         vocab = cands.item_ids if cands is not None else self.model.item_ids_
         self.live = LiveEvents(self.model.item_map_ if self.model is not None else vocab)
         self._cache: OrderedDict[str, tuple[int, np.ndarray, np.ndarray, np.ndarray]] = OrderedDict()
@@ -258,13 +262,63 @@ class Runtime:
         exclude = resolve_exclude(exclude)
         if k < 1:
             raise PersonalizeError(f"k must be at least 1, got {k}")
+        self._check_categories(categories)
         filters = _filters(categories, in_stock)
         if self.is_erased(customer_id):
-            return self._cold(None, k, filters, customer_id)
+            return self._narrow(self._cold(None, k, filters, customer_id), k, filters, ())
         if customer_id in self.opted_out:
-            return self._cold(OPT_OUT, k, filters, customer_id)
+            return self._narrow(self._cold(OPT_OUT, k, filters, customer_id), k, filters, (), suffix=OPT_OUT)
         if self.cands is None:
             return self._recommend_live(customer_id, k, filters, exclude, known=None)
+        rec = self._recommend_known(customer_id, k, filters, exclude)
+        if filters is None or len(rec.items) >= k:
+            return rec
+        bought = self._bought(customer_id) if exclude != "none" else ()
+        return self._narrow(rec, k, filters, bought, exclude)
+
+    def _check_categories(self, categories: Sequence[str] | None) -> None:
+        """A category the catalog does not have is a mistake (422 listing some), not an empty list."""
+        if not categories or self.cands is None:
+            return
+        known = self.cands.catalog.category_index
+        unknown = [c for c in categories if c not in known]
+        if unknown:
+            sample = sorted(map(str, self.cands.catalog.categories))[:20]
+            raise DataError(f"unknown category {unknown[0]!r}" + (f" (and {len(unknown) - 1} more)"
+                                                                  if len(unknown) > 1 else "")
+                            + f"; categories: {sample}", column="category")
+
+    def _narrow(self, rec: Recommendations, k: int, filters, bought, exclude: str = "purchased", *,
+                suffix: str = "") -> Recommendations:
+        """Fill a filtered list that came back short from the fallback chain (popular / trending items passing
+        the filters), and say so when even that leaves fewer than ``k``."""
+        if filters is None or len(rec.items) >= k or self.cands is None:
+            return rec
+        t = self.cands
+        have = {it["item_id"] for it in rec.items}
+        skip = np.zeros(len(t.item_ids_list), bool)
+        if len(bought):
+            skip[np.asarray(bought, np.int64)] = True
+            if exclude == "non_repeatable":
+                skip &= ~t.catalog.repeatable
+        ok = t.catalog.mask(filters)
+        pool = np.flatnonzero(ok & ~skip)
+        fill = [{"item_id": t.item_ids_list[i], "score": float(sc), "rank": 0, "source": t.source_names[src] + suffix}
+                for i, sc, src in zip(t.cold_items.tolist(), t.cold_scores.tolist(), t.cold_sources.tolist())
+                if ok[i] and not skip[i] and t.item_ids_list[i] not in have]
+        if len(rec.items) + len(fill) < k:   # the fallback list is short too: the rest of the matching catalog
+            listed = have | {f["item_id"] for f in fill}
+            fill += [{"item_id": t.item_ids_list[i], "score": 0.0, "rank": 0, "source": "catalog" + suffix}
+                     for i in pool.tolist() if t.item_ids_list[i] not in listed][:k]
+        fill = fill[:k - len(rec.items)]
+        for j, it in enumerate(fill):
+            it["rank"] = len(rec.items) + j + 1
+        items = rec.items + self.relevance.apply(fill, k)
+        note = None if len(items) >= k else (f"only {len(items)} item(s) match the filters"
+                                             + (" and are not excluded" if len(bought) else ""))
+        return Recommendations(rec.customer_id, items, rec.fallback, rec.model_version, note)
+
+    def _recommend_known(self, customer_id: str, k: int, filters, exclude: str) -> Recommendations:
         t = self.cands
         items, scores, sources, bought, known, full = self._row(customer_id)
         mask = items >= 0
@@ -286,7 +340,7 @@ class Runtime:
         out = [{"item_id": ids[i], "score": float(s), "rank": r + 1, "source": names[src]}
                for r, (i, s, src) in enumerate(zip(items[sel].tolist(), scores[sel].tolist(),
                                                    sources[sel].tolist()))]
-        return Recommendations(customer_id, out, not known, self.version)
+        return Recommendations(customer_id, self.relevance.apply(out, k), not known, self.version)
 
     def _cold(self, suffix: str | None, k: int, filters, customer_id: str) -> Recommendations:
         """The answer for a shopper the service may not personalize for: the popular / trending list."""
@@ -300,29 +354,31 @@ class Runtime:
                    for r, (i, sc, src) in enumerate(zip(items[sel].tolist(), t.cold_scores[sel].tolist(),
                                                         t.cold_sources[sel].tolist()))]
             if len(out) == k or self.popular is None:
-                return Recommendations(customer_id, out, True, self.version)
+                return Recommendations(customer_id, self.relevance.apply(out, k), True, self.version)
         model = self.popular or self.model
         df = model.recommend("\x00__anonymous__", k=k, exclude="none", filters=filters)
         items = self._frame_items(df, k)
         for it in items:
             it["source"] += suffix or ""
-        return Recommendations(customer_id, items, True, self.version)
+        return Recommendations(customer_id, self.relevance.apply(items, k), True, self.version)
 
     def _recommend_live(self, customer_id, k, filters, exclude, *, known) -> Recommendations:
         df = self.model.recommend(customer_id, k=k, exclude=exclude, filters=filters, live=self.live)
         if known is None:
             known = bool(self.cands is not None and customer_id in self.cands.customer_pos) or \
                 customer_id in self.live
-        return Recommendations(customer_id, self._frame_items(df, k), not known, self.version)
+        return Recommendations(customer_id, self.relevance.apply(self._frame_items(df, k), k), not known,
+                               self.version)
 
     def recommend_from_items(self, item_ids: Sequence[str], k: int = 10, *, categories: Sequence[str] | None = None,
                              in_stock: bool | None = None) -> Recommendations:
         """Recommendations for an anonymous session or cart; unknown item ids are ignored."""
+        self._check_categories(categories)
         known = [i for i in dict.fromkeys(item_ids) if self.knows_item(i)]
         if known and self.model is not None:
             df = self.model.recommend_from_items(known, k=k + len(known), filters=_filters(categories, in_stock))
             df = df[~df["item_id"].astype(str).isin(known)] if len(df) else df
-            return Recommendations(None, self._frame_items(df, k), False, self.version)
+            return Recommendations(None, self.relevance.apply(self._frame_items(df, k), k), False, self.version)
         rec = self.recommend("\x00__anonymous__", k, categories=categories, in_stock=in_stock, exclude="none")
         return Recommendations(None, rec.items, True, self.version)
 
@@ -338,8 +394,30 @@ class Runtime:
             raise UnknownIdError(f"unknown item_id {item_id!r}")
         df = self.model.similar_items(item_id, k=k + 1)
         df = df[df["item_id"].astype(str) != item_id].head(k)
-        return [{"item_id": str(i), "score": float(s), "rank": r + 1}
-                for r, (i, s) in enumerate(zip(df["item_id"].tolist(), df["score"].tolist()))]
+        raw = df["score"].to_numpy(np.float64)
+        q = self._similarity_quantiles()
+        rel = np.clip((np.searchsorted(q, raw, "left") + np.searchsorted(q, raw, "right")) / 2.0 / (len(q) - 1),
+                      0.0, 1.0) if q is not None else 1.0 - np.arange(len(raw)) / max(k, 1)
+        return [{"item_id": str(i), "score": round(float(v), 6), "raw_score": float(s), "rank": r + 1}
+                for r, (i, s, v) in enumerate(zip(df["item_id"].tolist(), raw.tolist(), rel.tolist()))]
+
+    def _similarity_quantiles(self) -> np.ndarray | None:
+        """Quantiles of the model's top-20 similarities over a sample of 100 items (computed once): similar-item
+        scores as percentiles, like recommendation scores (:mod:`personalize.runtime.relevance`)."""
+        q = getattr(self, "_sim_q", False)
+        if q is not False:
+            return q
+        ids = self.cands.item_ids_list if self.cands is not None else []
+        vals = []
+        for j in np.random.default_rng(0).choice(len(ids), min(100, len(ids)), replace=False).tolist() if ids else []:
+            try:
+                vals.append(self.model.similar_items(ids[j], k=21)["score"].to_numpy(np.float64)[1:])
+            except PersonalizeError:
+                continue
+        v = np.concatenate(vals) if vals else np.zeros(0)
+        v = v[np.isfinite(v)]
+        self._sim_q = np.quantile(v, np.linspace(0.0, 1.0, 257)) if v.size else None
+        return self._sim_q
 
     # ------------------------------------------------------------------ events
     def record_purchase(self, customer_id: str, item_ids: Sequence[str], timestamps: Sequence | None = None) -> bool:

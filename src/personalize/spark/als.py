@@ -38,7 +38,6 @@ from personalize.errors import NotFittedError, ParameterError
 from personalize.recommenders.fallback import DEFAULT_FALLBACK
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame
 
     from personalize.recommenders import ALS, Popular
     from personalize.spark.data import SparkDataset

@@ -41,7 +41,7 @@ import pandas as pd
 
 from personalize.data.cleaning import CleaningOptions, CleaningReport
 from personalize.data.dataset import _split_mapping
-from personalize.data.schema import CUSTOMERS, ITEMS, TABLES, TRANSACTIONS, TableSchema
+from personalize.data.schema import TABLES, TRANSACTIONS, TableSchema
 from personalize.data.validate import to_timestamp
 from personalize.errors import DataError
 

@@ -612,7 +612,6 @@ def customer_view(sds: SparkDataset, as_of, *, rfm_thresholds: dict | None = Non
     who bought before ``as_of``, with ``customer_id`` as a column; ``attrs`` as the pandas frame's."""
     from personalize.analytics.customers import fit_clv
 
-    F = _F()
     a = ProfileFrames(sds, as_of)
     prof = materialize(profiles(sds, as_of, frames=a))
     order = list(prof.columns)

@@ -40,7 +40,6 @@ from personalize.spark.scoring import (CustomerScorer, candidate_table, customer
                                        score_churn)
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame
 
     from personalize.spark.data import SparkDataset
 

@@ -1,0 +1,160 @@
+"""Offer decisions against the truth, and the offer routes under load (issue 11, items 6, 7 and 10).
+
+Sections (``--sections``):
+
+truth   a synthetic retailer (``make_retail``, 30,000 customers, 8 randomized
+        campaigns): the acceptance model's AUC on the later exposures as a share
+        of the oracle's (the generator's true acceptance probabilities on the same
+        rows; target >= 90%), and the coupon plan's true expected profit (the
+        generator's true uplift, baseline and redemption behaviour on the plan the
+        model chose) as a share of the oracle plan's at the same budget (target
+        >= 90%) and against "the biggest coupon", random levels and nobody.
+routes  a 1,000,000-customer bundle with offers and coupons (``make_retail``,
+        trained by ``train_bundle``), one uvicorn worker, concurrency 16: the
+        next-best-offer and coupon routes against the no-op route, interleaved
+        (target: each >= 50% of the no-op throughput, p99 <= 3 x p50, no errors).
+
+Writes benchmarks/results/offer_decisions.json; exits 1 past a target.
+
+    .venv/bin/python benchmarks/bench_offer_decisions.py [--sections truth,routes] [--store /tmp/offer-store]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import finish, peak_rss_mb  # noqa: E402
+from bench_serving import _summ, free_port, interleaved, load, server_side, start_server  # noqa: E402
+
+SECTIONS = ("truth", "routes")
+
+
+def truth_section(args) -> tuple[dict, dict]:
+    from threadpoolctl import threadpool_limits
+
+    from personalize.churn.training_sets import data_end
+    from personalize.customers import customer_table
+    from personalize.datasets import make_retail
+    from personalize.offers import OfferCatalog, economics
+    from personalize.offers.evaluate import coupon_plans_vs_truth, evaluate_offers
+    from personalize.pipeline.offers import train_offers
+
+    t = time.perf_counter()
+    ds, truth = make_retail(n_customers=args.truth_customers, seed=1, n_campaigns=args.campaigns)
+    gen_s = time.perf_counter() - t
+    with threadpool_limits(1):
+        t = time.perf_counter()
+        nbo = evaluate_offers(ds, truth=truth, n_jobs=args.n_jobs)
+        nbo_s = time.perf_counter() - t
+        t = time.perf_counter()
+        comps, info, _ = train_offers(ds, customer_table(ds), None, n_jobs=args.n_jobs)
+        train_s = time.perf_counter() - t
+    table = comps["coupons"]
+    catalog = OfferCatalog.from_frame(ds.offers)
+    econ = economics(ds, catalog, data_end(ds), customer_ids=table.customer_ids)
+    full = float(table.cost[table.profit > 0].sum()) if (table.profit > 0).any() else 1.0
+    budgets = [round(full * f, 2) for f in (0.05, 0.15, 0.4)]
+    plans = coupon_plans_vs_truth(table, catalog, econ, truth, budgets=budgets)
+    result = {"data": {"customers": args.truth_customers, "campaigns": args.campaigns,
+                       "exposures": len(ds.exposures), "generate_s": round(gen_s, 1)},
+              "nbo": {k: nbo[k] for k in ("split", "train_exposures", "test_exposures", "model", "baselines",
+                                          "policy", "oracle")} | {"seconds": round(nbo_s, 1)},
+              "coupons": {"model": info["coupons"].get("model"), "train_s": round(train_s, 1), **plans}}
+    checks = {"nbo_auc_ge_90pct_of_oracle": (nbo["oracle"].get("model_share_of_oracle") or 0) >= 0.90}
+    for p in plans["plans"]:
+        b = p["budget"]
+        checks[f"plan_{b:g}_ge_90pct_of_oracle"] = (p["share_of_oracle"] or 0) >= 0.90
+        checks[f"plan_{b:g}_beats_biggest_random_nobody"] = p["model_true_profit"] > max(
+            p["biggest_coupon_true_profit"], p["random_true_profit"], p["nobody_true_profit"])
+    return result, checks
+
+
+def build_offer_store(store: Path, customers: int) -> dict:
+    from personalize.datasets import make_retail
+    from personalize.pipeline import train_bundle
+    from personalize.recommenders import ALS
+
+    t = time.perf_counter()
+    ds, _truth = make_retail(n_customers=customers, n_items=2000, orders_per_year=3.0, seed=5)
+    gen_s = time.perf_counter() - t
+    t = time.perf_counter()
+    m = train_bundle(ds, store=store, candidates=50, churn=False, validate=False,
+                     recommender=ALS(factors=32, iterations=5, random_state=0),
+                     progress=lambda msg: print(f"  {msg}", file=sys.stderr, flush=True))
+    ids = sorted(ds.customers["customer_id"].astype(str).tolist())
+    return {"version": m["version"], "customers": ids, "lines": len(ds), "generate_s": round(gen_s, 1),
+            "train_s": round(time.perf_counter() - t, 1), "offers": m["extra"]["offers"],
+            "coupons": m["extra"]["coupons"], "peak_rss_mb": round(peak_rss_mb(), 1)}
+
+
+def routes_section(args) -> tuple[dict, dict]:
+    with tempfile.TemporaryDirectory(prefix="bench-offers-") as tmp:
+        store = Path(args.store) if args.store else Path(tmp) / "models"
+        cache = store / "bench_info.json"
+        if cache.is_file():
+            info = json.loads(cache.read_text())
+        else:
+            info = build_offer_store(store, args.route_customers)
+            if args.store:
+                cache.write_text(json.dumps(info))
+        port = free_port()
+        proc = start_server(store, port, Path(tmp) / "events.sqlite")
+        try:
+            load("127.0.0.1", port, "nbo", 2.0, info["customers"], seed=9)   # warm-up
+            load("127.0.0.1", port, "coupon", 2.0, info["customers"], seed=8)
+            noop, nbo, coupon = (_summ(r) for r in interleaved("127.0.0.1", port, args.seconds, info["customers"],
+                                                                 kinds=("noop", "nbo", "coupon")))
+            nbo["server_side"] = server_side(port, "/v1/customers/{customer_id}/next-best-offer")
+            coupon["server_side"] = server_side(port, "/v1/customers/{customer_id}/coupon")
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    info = {k: v for k, v in info.items() if k != "customers"}
+    result = {"bundle": info, "noop": noop, "next_best_offer": nbo, "coupon": coupon,
+              "nbo_over_noop": nbo["throughput_rps"] / noop["throughput_rps"],
+              "coupon_over_noop": coupon["throughput_rps"] / noop["throughput_rps"]}
+    checks = {"nbo_throughput_ge_50pct_of_noop": result["nbo_over_noop"] >= 0.5,
+              "coupon_throughput_ge_50pct_of_noop": result["coupon_over_noop"] >= 0.5,
+              "nbo_p99_le_3x_p50": nbo["p99_over_p50"] <= 3.0, "coupon_p99_le_3x_p50": coupon["p99_over_p50"] <= 3.0,
+              "routes_zero_errors": noop["errors"] == nbo["errors"] == coupon["errors"] == 0}
+    return result, checks
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated, from {list(SECTIONS)}")
+    ap.add_argument("--truth-customers", type=int, default=30_000)
+    ap.add_argument("--campaigns", type=int, default=8)
+    ap.add_argument("--route-customers", type=int, default=1_000_000)
+    ap.add_argument("--seconds", type=float, default=15.0, help="load per route (interleaved in 3 rounds)")
+    ap.add_argument("--store", help="reuse (or create) the 1M-customer offer bundle here")
+    ap.add_argument("--n-jobs", type=int, default=2)
+    args = ap.parse_args()
+    wanted = [s for s in args.sections.split(",") if s]
+    bad = [s for s in wanted if s not in SECTIONS]
+    if bad:
+        raise SystemExit(f"unknown section(s) {bad}; sections: {list(SECTIONS)}")
+    result, checks = {"sections": wanted}, {}
+    for name in wanted:
+        r, c = (truth_section if name == "truth" else routes_section)(args)
+        result[name] = r
+        checks.update(c)
+    result["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    finish("offer_decisions", result, checks)
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    main()
