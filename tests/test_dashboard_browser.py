@@ -3,8 +3,8 @@ on a small trained bundle.
 
 A marketer logs in with a marketing key, builds an audience and sees the same count as the API's
 ``/v1/audiences`` for the same filters, downloads the CSV and gets the API's CSV byte for byte, and logs out; a
-shop key sees 403. The page loads nothing from anywhere else, and no key ever appears in a URL. Screenshots are
-written to ``benchmarks/results/dashboard-*.png`` (the test prints the paths).
+shop key sees 403. The page loads nothing from anywhere else, and no key ever appears in a URL. Screenshots (overview, audience,
+coupons, campaign) are written to ``benchmarks/results/dashboard-*.png`` (the test prints the paths).
 
 Skipped, saying why, without chromium (``apt-get install chromium``) or without playwright (``pip install -e
 '.[test]'``); Playwright downloads no browser of its own here.
@@ -166,15 +166,19 @@ def test_marketer_builds_an_audience_that_matches_the_api_and_downloads_its_csv(
         page.fill("#budget", "150")
         page.click("#coupon-form button")
         page.wait_for_selector("#coupon-customers")
+        coupons_png = ARTIFACTS / "dashboard-coupons.png"
+        page.screenshot(path=str(coupons_png), full_page=True)
         page.click("text=Campaigns")
         page.click("#campaigns a >> nth=0")
         page.wait_for_selector("#lifts")
+        campaign_png = ARTIFACTS / "dashboard-campaign.png"
+        page.screenshot(path=str(campaign_png), full_page=True)
 
         page.click("header form.logout button")
         page.wait_for_selector("#key")
         page.goto(server + "/dashboard/audience")
         assert page.url == server + "/dashboard/login", "after logout the session is gone"
-        print(f"\nscreenshots: {overview_png} {audience_png}")
+        print(f"\nscreenshots: {overview_png} {audience_png} {coupons_png} {campaign_png}")
     except Exception:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "dashboard-failure.png"), full_page=True)
