@@ -22,7 +22,7 @@ from fastapi.openapi.utils import get_openapi
 from threadpoolctl import threadpool_limits
 
 from personalize import __version__
-from serving import errors
+from serving import dashboard, errors
 from serving.metrics import Metrics, ServiceMiddleware
 from serving.routers import (admin, audiences, campaigns, customers, events, health, items, models, offers,
                              recommendations, satisfaction)
@@ -95,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         labels.update({id(r): "/v1" + r.path for r in router.routes})
     app.include_router(health.router)
     labels.update({id(r): r.path for r in health.router.routes})
+    dashboard.install(app)  # /dashboard: server-rendered pages for marketing keys (serving/dashboard/)
     app.add_middleware(errors.CatchAllMiddleware)
     app.add_middleware(ServiceMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes, labels=labels)
     app.openapi = _openapi(app)

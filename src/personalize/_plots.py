@@ -1,8 +1,10 @@
 """Figures for PNG output: drawn on a matplotlib Agg canvas (no pyplot state, no display) and written
-atomically. Every plotting module of the library goes through these two functions."""
+atomically, or rendered to bytes (PNG or SVG) for a page that embeds them. Every plotting module of the library
+goes through these functions."""
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import Any
@@ -26,3 +28,13 @@ def save_figure(fig: Any, path: str | os.PathLike) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda fh: fig.savefig(fh, format="png", bbox_inches="tight"))
     return path
+
+
+def figure_bytes(fig: Any, fmt: str = "svg") -> bytes:
+    """``fig`` rendered as ``fmt`` ("svg" or "png") in memory; SVG without a creation date, so the same figure
+    gives the same bytes."""
+    if fmt not in ("svg", "png"):
+        raise ValueError(f"fmt must be 'svg' or 'png', got {fmt!r}")
+    buf = io.BytesIO()
+    fig.savefig(buf, format=fmt, bbox_inches="tight", metadata={"Date": None} if fmt == "svg" else None)
+    return buf.getvalue()

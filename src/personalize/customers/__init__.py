@@ -9,8 +9,10 @@ from personalize.customers.audience import (DEFAULT_AUDIENCE_FIELDS, LABEL_COLUM
                                             SERVICE_RECOVERY_FIELDS, audience_columns, audience_mask, audience_page,
                                             page_of, select_audience, service_recovery, valid_values)
 from personalize.customers.consent import CONSENT_CHANNELS, consent_column, consent_flags, consent_mask
+from personalize.customers.summary import CustomerSummary, customer_summary
 from personalize.customers.table import customer_table, merge_scores
 
 __all__ = ["CONSENT_CHANNELS", "DEFAULT_AUDIENCE_FIELDS", "LABEL_COLUMNS", "PERSONAL_COLUMNS", "audience_columns",
            "audience_mask", "audience_page", "page_of", "consent_column", "consent_flags", "consent_mask", "customer_table",
-           "merge_scores", "select_audience", "service_recovery", "SERVICE_RECOVERY_FIELDS", "valid_values"]
+           "merge_scores", "select_audience", "service_recovery", "SERVICE_RECOVERY_FIELDS", "valid_values",
+           "CustomerSummary", "customer_summary"]

@@ -723,6 +723,16 @@ class Runtime:
             page[c] = extra[c].to_numpy()[rows]
         return page, nxt
 
+    def customer_summary(self):
+        """Aggregates of the customer table for a dashboard (:func:`personalize.customers.customer_summary`):
+        segment sizes and value, lifecycle and tier mix, churn risk, CLV by tier; erased customers left out."""
+        from personalize.customers import customer_summary
+
+        if self.customers is None:
+            raise MissingComponentError(f"bundle {self.version} has no customer table")
+        table = self.customers[~self._erased_rows] if self._erased_rows.any() else self.customers
+        return customer_summary(table)
+
     # ------------------------------------------------------------------ campaigns
     def _campaign_data(self):
         exp = self.bundle.get("campaign_exposures")
