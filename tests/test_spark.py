@@ -119,9 +119,44 @@ def test_customer_view_profiles_rfm_lifecycle_tiers_clv_match_pandas(both):
         view, attrs = SF.customer_view(sds, as_of)
     assert_same_frame(p, view.toPandas())
     assert attrs["default_gap_days"] == p.attrs["default_gap_days"]
-    assert attrs["clv_models"]["bgnbd"] == p.attrs["clv_models"]["bgnbd"]
+    assert_same_clv_attrs(p.attrs, attrs)
+    assert attrs["clv_selection"]["status"] == "ok" and attrs["clv_simple"]["note"]
     assert {"share_cat__other", "top_category", "share_channel__web", "days_to_birthday", "tier_since",
-            "segment", "lifecycle", "clv"} <= set(p.columns)
+            "segment", "lifecycle", "clv", "clv_status", "clv_note"} <= set(p.columns)
+
+
+def assert_same_clv_attrs(p: dict, q: dict) -> None:
+    from personalize._json import to_jsonable
+
+    keys = ("clv_status", "clv_notes", "clv_models", "clv_selection", "clv_diagnostics", "clv_simple", "clv_error",
+            "clv_simple_error")
+    assert {k for k in keys if k in p} == {k for k in keys if k in q}
+    for k in keys:
+        assert to_jsonable(p.get(k)) == to_jsonable(q.get(k)), k
+
+
+@pytest.mark.parametrize("as_of, sample, status", [("2023-03-01", None, "degenerate"),
+                                                   ("2023-01-04", None, "unavailable"),
+                                                   ("2023-10-01", 100, "ok")])
+def test_customer_view_clv_degenerate_unavailable_and_sampled_selection_match_pandas(both, monkeypatch, as_of,
+                                                                                       sample, status):
+    """p_alive withheld on a degenerate fit, no model at all, the holdout ranked on a sample of customers."""
+    import personalize.analytics.customers as C
+    from personalize.analytics import customer_view
+    from personalize.spark import features as SF
+
+    ds, sds = both
+    if sample:
+        monkeypatch.setattr(C, "SELECTION_CUSTOMERS", sample)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        p = customer_view(ds, as_of)
+        view, attrs = SF.customer_view(sds, as_of)
+    assert p.attrs["clv_status"] == status
+    assert_same_frame(p, view.toPandas())
+    assert_same_clv_attrs(p.attrs, attrs)
+    if sample:
+        assert attrs["clv_selection"]["customers"] <= sample
 
 
 def test_churn_training_set_matches_pandas(both):

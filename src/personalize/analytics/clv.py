@@ -61,6 +61,8 @@ __all__ = [
     "GammaGammaModel",
     "discounted_clv",
     "simple_clv",
+    "simple_clv_period",
+    "simple_clv_factor",
     "holdout_comparison",
     "holdout_table",
     "compare_purchase_models",
@@ -791,6 +793,55 @@ def discounted_clv(bgnbd: BGNBDModel, gamma_gamma: GammaGammaModel, summary: pd.
 
 #: the shortest period :func:`simple_clv` shortens its period to
 MIN_SIMPLE_PERIOD_DAYS = 7.0
+#: the ``attrs`` of :func:`simple_clv` that ``customer_view`` reports as ``attrs["clv_simple"]``
+SIMPLE_CLV_ATTRS = ("period_days", "requested_period_days", "history_days", "retention", "retained_of", "note")
+_NS_DAY = 86_400_000_000_000
+
+
+def simple_clv_period(period_days: float, *, as_of: pd.Timestamp, first_ns: int | None
+                      ) -> tuple[float, float, str | None]:
+    """The period :func:`simple_clv` uses: (period in days, history in days, note or None).
+
+    ``first_ns`` is the first order's time (integer nanoseconds; None when
+    there is no order before ``as_of``). The period is ``period_days``,
+    shortened to half the history when the history holds fewer than two
+    periods (with a note saying so). Raises DataError when there is no order
+    or the period would be shorter than :data:`MIN_SIMPLE_PERIOD_DAYS`.
+    """
+    if first_ns is None:
+        raise DataError(f"clv_simple: no orders before {as_of.date()}", table="transactions", column="timestamp")
+    history_days = (int(as_of.value) - int(first_ns)) / _NS_DAY
+    period = min(float(period_days), history_days / 2.0)
+    note = None
+    if period < float(period_days):
+        if period < MIN_SIMPLE_PERIOD_DAYS:
+            raise DataError(f"clv_simple needs two periods of history to estimate retention (who bought in the "
+                            f"period before last and again in the last one): the history before {as_of.date()} "
+                            f"covers {history_days:.1f} days, less than two periods of the "
+                            f"{MIN_SIMPLE_PERIOD_DAYS:g}-day minimum", table="transactions", column="timestamp")
+        note = (f"period shortened from {period_days:g} to {period:.1f} days: the history covers "
+                f"{history_days:.1f} days and retention needs two periods")
+    return period, history_days, note
+
+
+def simple_clv_no_retention(period: float, as_of: pd.Timestamp) -> DataError:
+    """The error of :func:`simple_clv` when nobody bought in the period before last."""
+    return DataError(f"clv_simple: nobody bought in the period before last ({period:g} days, "
+                     f"{(as_of - pd.Timedelta(days=2 * period)).date()} .. "
+                     f"{(as_of - pd.Timedelta(days=period)).date()}), so retention cannot be estimated",
+                     table="transactions", column="timestamp")
+
+
+def simple_clv_factor(retention: float, period: float, period_days: float, *, horizon_periods: int = 1,
+                      discount_rate: float = 0.0) -> float:
+    """sum_{k=1..H} (retention / (1 + d))^k of :func:`simple_clv`: H = ``horizon_periods x period_days / period``
+    periods of ``period`` days (the last one counted in part), ``discount_rate`` per ``period_days`` turned into
+    the rate ``d`` per ``period`` days."""
+    steps = horizon_periods * float(period_days) / period
+    d = (1.0 + discount_rate) ** (period / float(period_days)) - 1.0
+    g = retention / (1.0 + d)
+    whole = int(math.floor(steps + 1e-9))
+    return sum(g ** k for k in range(1, whole + 1)) + max(steps - whole, 0.0) * g ** (whole + 1)
 
 
 def simple_clv(data: History, *, as_of: DateLike, period_days: float = 365.0, horizon_periods: int = 1,
@@ -829,21 +880,9 @@ def simple_clv(data: History, *, as_of: DateLike, period_days: float = 365.0, ho
     a = arrays if arrays is not None else prepare_arrays(data, as_of)
     n = len(a.ids)
     c_ns = a.as_of.value
-    day_ns = 86_400_000_000_000
-    if not len(a.order_ts):
-        raise DataError(f"clv_simple: no orders before {a.as_of.date()}", table="transactions", column="timestamp")
-    history_days = (c_ns - int(a.order_ts.min())) / day_ns
-    period = min(float(period_days), history_days / 2.0)
-    note = None
-    if period < float(period_days):
-        if period < MIN_SIMPLE_PERIOD_DAYS:
-            raise DataError(f"clv_simple needs two periods of history to estimate retention (who bought in the "
-                            f"period before last and again in the last one): the history before {a.as_of.date()} "
-                            f"covers {history_days:.1f} days, less than two periods of the "
-                            f"{MIN_SIMPLE_PERIOD_DAYS:g}-day minimum", table="transactions", column="timestamp")
-        note = (f"period shortened from {period_days:g} to {period:.1f} days: the history covers "
-                f"{history_days:.1f} days and retention needs two periods")
-    p_ns = int(period * day_ns)
+    first_ns = int(a.order_ts.min()) if len(a.order_ts) else None
+    period, history_days, note = simple_clv_period(period_days, as_of=a.as_of, first_ns=first_ns)
+    p_ns = int(period * _NS_DAY)
     last = a.order_ts >= c_ns - p_ns
     prev = (a.order_ts >= c_ns - 2 * p_ns) & ~last
     freq = np.bincount(a.order_cust[last], minlength=n)
@@ -853,16 +892,10 @@ def simple_clv(data: History, *, as_of: DateLike, period_days: float = 365.0, ho
     in_prev = np.bincount(a.order_cust[prev], minlength=n) > 0
     n_prev = int(in_prev.sum())
     if n_prev == 0:
-        raise DataError(f"clv_simple: nobody bought in the period before last ({period:g} days, "
-                        f"{(a.as_of - pd.Timedelta(days=2 * period)).date()} .. "
-                        f"{(a.as_of - pd.Timedelta(days=period)).date()}), so retention cannot be estimated",
-                        table="transactions", column="timestamp")
+        raise simple_clv_no_retention(period, a.as_of)
     retention = float((in_prev & (freq > 0)).sum() / n_prev)
-    steps = horizon_periods * float(period_days) / period
-    d = (1.0 + discount_rate) ** (period / float(period_days)) - 1.0
-    g = retention / (1.0 + d)
-    whole = int(math.floor(steps + 1e-9))
-    factor = sum(g ** k for k in range(1, whole + 1)) + max(steps - whole, 0.0) * g ** (whole + 1)
+    factor = simple_clv_factor(retention, period, period_days, horizon_periods=horizon_periods,
+                               discount_rate=discount_rate)
     out = pd.DataFrame({"frequency": freq.astype(np.int64), "aov": aov,
                         "retention": retention, "clv": freq * aov * margin * factor},
                        index=pd.Index(a.ids, name="customer_id", dtype="str"))

@@ -12,15 +12,15 @@ Customer lists (filters, consent) are :mod:`personalize.customers`' job.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from personalize.analytics._frames import optional_table
-from personalize.analytics.clv import (PURCHASE_MODELS, BGNBDModel, GammaGammaModel, compare_purchase_models,
-                                       discounted_clv, simple_clv, summary_from_arrays)
+from personalize.analytics.clv import (PURCHASE_MODELS, SIMPLE_CLV_ATTRS, BGNBDModel, GammaGammaModel,
+                                       compare_purchase_models, discounted_clv, simple_clv, summary_from_arrays)
 from personalize.analytics.profiles import prepare_arrays, profiles as build_profiles
 from personalize.analytics.segments import (DEFAULT_SEGMENT_RULES, LifecycleConfig, Personas,
                                             SegmentRule, TierConfig, assign_segments,
@@ -48,11 +48,13 @@ def fit_clv(summary: pd.DataFrame, *, penalizer: float = 0.0, model: str = "bgnb
     if model not in PURCHASE_MODELS:
         raise PersonalizeError(f"unknown purchase model {model!r}; choose from {', '.join(PURCHASE_MODELS)}")
     bg = PURCHASE_MODELS[model](penalizer=penalizer).fit(summary)
-    gg, left_out = _fit_spend(summary, penalizer)
+    gg, left_out = fit_spend(summary, penalizer)
     return bg, gg, left_out
 
 
-def _fit_spend(summary: pd.DataFrame, penalizer: float = 0.0) -> tuple[GammaGammaModel, int]:
+def fit_spend(summary: pd.DataFrame, penalizer: float = 0.0) -> tuple[GammaGammaModel, int]:
+    """Gamma-Gamma on the one-time buyers and the repeat buyers with a positive mean spend; (model, repeat
+    buyers left out)."""
     rep = summary["frequency"].to_numpy() > 0
     ok = ~rep | (summary["monetary_value"].to_numpy() > 0)
     return GammaGammaModel(penalizer=penalizer).fit(summary.loc[ok]), int((~ok).sum())
@@ -62,31 +64,49 @@ def _fit_spend(summary: pd.DataFrame, penalizer: float = 0.0) -> tuple[GammaGamm
 _HOLDOUT_MIN_DAYS, _HOLDOUT_MAX_DAYS = 28, 182
 #: customers sampled for that comparison (seeded), so that large tables stay fast
 SELECTION_CUSTOMERS = 50_000
+#: the values of ``clv_status``
+CLV_STATUSES = ("ok", "degenerate", "unavailable")
+
+# The steps of the CLV columns, shared by :func:`customer_view` and the Spark path
+# (:func:`personalize.spark.features.customer_view`), which only differ in where the data lives.
+
+#: ``orders(keep)``: the order-level arrays (customer codes into the sorted ids, ids, day numbers, amounts), in
+#: the order of ``ProfileArrays`` (customer, then time), of the customers whose code is True in ``keep`` (all
+#: customers when ``keep`` is None)
+OrderArrays = Callable[[np.ndarray | None], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
 
 
-def _rank_purchase_models(a, cal_day: int, clv_model: str) -> tuple[list[str], dict]:
-    """The purchase models to try, best first, and the record of how that order was found."""
+def selection_sample(n_customers: int) -> np.ndarray | None:
+    """The customers (a boolean mask over the codes) the purchase models are ranked on; None: all of them."""
+    if n_customers <= SELECTION_CUSTOMERS:
+        return None
+    keep = np.zeros(n_customers, dtype=bool)
+    keep[np.random.default_rng(0).choice(n_customers, SELECTION_CUSTOMERS, replace=False)] = True
+    return keep
+
+
+def rank_purchase_models(clv_model: str, *, cal_day: int, first_day: int, n_customers: int,
+                         orders: OrderArrays) -> tuple[list[str], dict]:
+    """The purchase models to try, best first, and the record of how that order was found.
+
+    ``cal_day`` is the last day number of the history, ``first_day`` the first
+    order's; ``orders`` gives the order-level arrays (see :data:`OrderArrays`) of
+    the :func:`selection_sample` (asked for only when there is a holdout to rank on).
+    """
     if clv_model != "auto":
         if clv_model not in PURCHASE_MODELS:
             raise PersonalizeError(f"clv_model must be 'auto' or one of {', '.join(PURCHASE_MODELS)}, "
                                    f"got {clv_model!r}")
         return [clv_model], {"status": "given", "chosen": clv_model}
     names = list(PURCHASE_MODELS)
-    first_day = int(a.order_ts.min() // _NS_DAY)
     history = cal_day - first_day + 1
     hold = int(min(_HOLDOUT_MAX_DAYS, max(_HOLDOUT_MIN_DAYS, history // 3)))
     if history < 3 * hold:
         return names, {"status": "skipped", "reason": f"history of {history} days is too short for a holdout of "
                                                       f"{hold} days (needs {3 * hold})", "ranking": names}
-    codes, day, amount = a.order_cust, a.order_ts // _NS_DAY, a.order_amount
-    n = len(a.ids)
-    if n > SELECTION_CUSTOMERS:
-        keep = np.zeros(n, dtype=bool)
-        keep[np.random.default_rng(0).choice(n, SELECTION_CUSTOMERS, replace=False)] = True
-        sel = keep[codes]
-        codes, day, amount = codes[sel], day[sel], amount[sel]
+    codes, ids, day, amount = orders(selection_sample(n_customers))
     try:
-        summary = summary_from_arrays(codes, a.ids, day, amount, cal_day=cal_day - hold, hold_day=cal_day,
+        summary = summary_from_arrays(codes, ids, day, amount, cal_day=cal_day - hold, hold_day=cal_day,
                                       time_unit="W")
         record, _ = compare_purchase_models(summary, names)
     except (ConvergenceError, DataError) as exc:
@@ -94,6 +114,119 @@ def _rank_purchase_models(a, cal_day: int, clv_model: str) -> tuple[list[str], d
     record.update(status="ok", holdout_days=hold, customers=int(len(summary)),
                   calibration_end=summary.attrs["calibration_end"], holdout_end=summary.attrs["holdout_end"])
     return list(record["ranking"]), record
+
+
+def _rank_purchase_models(a, cal_day: int, clv_model: str) -> tuple[list[str], dict]:
+    """:func:`rank_purchase_models` on the ``ProfileArrays`` ``a``."""
+    def orders(keep):
+        codes, day, amount = a.order_cust, a.order_ts // _NS_DAY, a.order_amount
+        if keep is not None:
+            sel = keep[codes]
+            codes, day, amount = codes[sel], day[sel], amount[sel]
+        return codes, a.ids, day, amount
+
+    return rank_purchase_models(clv_model, cal_day=cal_day, first_day=int(a.order_ts.min() // _NS_DAY),
+                                n_customers=len(a.ids), orders=orders)
+
+
+def fit_ranked_purchase_model(summary: pd.DataFrame, ranking: Sequence[str], selection: dict) -> BGNBDModel:
+    """The first model of ``ranking`` that is not degenerate when fitted on ``summary`` (else the first one
+    fitted); ``selection`` gets ``used`` (and why, when it is not the one the holdout chose). Raises the first
+    ConvergenceError when none can be fitted."""
+    bg, first, failures, failed = None, None, [], set()
+    for name in ranking:
+        try:
+            m = PURCHASE_MODELS[name]().fit(summary)
+        except ConvergenceError as exc:
+            failures.append(exc)
+            failed.add(name)
+            continue
+        first = first or m
+        if m.diagnostics_["status"] == "ok":
+            bg = m
+            break
+    if first is None:
+        raise failures[0]
+    bg = bg or first
+    selection["used"] = bg.model_name
+    if selection.get("chosen") not in (None, bg.model_name):
+        selection["reason"] = (selection.get("reason", "") + f"; on all the data {selection['chosen']} is "
+                               f"{'not fitted' if selection['chosen'] in failed else 'degenerate'}: "
+                               f"{bg.model_name} is used")
+    return bg
+
+
+def clv_scores(bg: BGNBDModel, gg: GammaGammaModel, summary: pd.DataFrame, *, horizon_days: float,
+               annual_discount_rate: float) -> dict[str, np.ndarray]:
+    """p_alive, expected_purchases (next ``horizon_days``), expected_spend and clv (monthly steps discounted at
+    ``annual_discount_rate``) of every row of the weekly ``summary``; not finite -> NaN for the last two."""
+    h = horizon_days / 7.0
+    step = 365.25 / 12.0 / 7.0
+    monthly = (1.0 + annual_discount_rate) ** (1.0 / 12.0) - 1.0
+    spend_summary = summary.assign(monetary_value=np.clip(summary["monetary_value"].to_numpy(), 0.0, None))
+    spend = gg.expected_spend(spend_summary)
+    value = discounted_clv(bg, gg, spend_summary, horizon=h, step=step, discount_rate=monthly).to_numpy()
+    return {"p_alive": bg.p_alive(summary), "expected_purchases": bg.expected_purchases(h, summary),
+            "expected_spend": np.where(np.isfinite(spend), spend, np.nan),
+            "clv": np.where(np.isfinite(value), value, np.nan)}
+
+
+def clv_fit_status(bg: BGNBDModel, gg: GammaGammaModel, ranking: Sequence[str],
+                   lost_alive: Callable[[], int]) -> tuple[str, list[str], bool]:
+    """(status, notes, withhold p_alive) of fitted models: "degenerate" when either fit is.
+
+    ``lost_alive()`` counts the customers of the Lost segment with p_alive above
+    0.95 (asked for only when the purchase fit is degenerate, for the note).
+    """
+    status, notes, withhold = "ok", [], False
+    if bg.diagnostics_["status"] != "ok":
+        status, withhold = "degenerate", True
+        msg = "; ".join(i["message"] for i in bg.diagnostics_["issues"])
+        lost = lost_alive()
+        extra = f" (it called {lost:,} customers of the Lost segment alive)" if lost else ""
+        others = [k for k in ranking if k != bg.model_name]
+        tried = f"; {', '.join(others)} too" if others else ""
+        notes.append(f"p_alive withheld: {msg}{extra}{tried}. clv and expected_purchases still use the "
+                     "fitted purchase rates")
+    if gg.diagnostics_["status"] != "ok":
+        status = "degenerate"
+        notes.append("; ".join(i["message"] for i in gg.diagnostics_["issues"]))
+    return status, notes, withhold
+
+
+def clv_model_attrs(attrs: dict, bg: BGNBDModel, gg: GammaGammaModel, left_out: int, *, horizon_days: float,
+                    annual_discount_rate: float) -> None:
+    """``clv_models`` and ``clv_diagnostics`` of the fitted models, into ``attrs``."""
+    attrs["clv_models"] = {"model": bg.model_name, "purchase": bg.params_, bg.model_name: bg.params_,
+                           "gamma_gamma": gg.params_, "time_unit": "W", "horizon_days": horizon_days,
+                           "annual_discount_rate": annual_discount_rate, "gamma_gamma_left_out": left_out}
+    attrs["clv_diagnostics"] = {"purchase": bg.diagnostics_, "spend": gg.diagnostics_}
+
+
+def clv_unavailable(attrs: dict, notes: list[str], exc: Exception, *, stacklevel: int = 2) -> None:
+    """Record (and warn) that no CLV model could be fitted."""
+    attrs["clv_error"] = str(exc)
+    notes.append(f"CLV model not fitted: {exc}")
+    warnings.warn(f"CLV model not fitted: {exc}", RuntimeWarning, stacklevel=stacklevel + 1)
+
+
+def simple_clv_attrs(attrs: dict, notes: list[str], simple_attrs: dict) -> None:
+    """``clv_simple`` (from :func:`simple_clv`'s attrs) into ``attrs``, its note into ``notes``."""
+    attrs["clv_simple"] = {k: simple_attrs.get(k) for k in SIMPLE_CLV_ATTRS}
+    if simple_attrs.get("note"):
+        notes.append(f"clv_simple: {simple_attrs['note']}")
+
+
+def simple_clv_failed(attrs: dict, notes: list[str], exc: DataError) -> None:
+    attrs["clv_simple_error"] = str(exc)
+    notes.append(str(exc))
+
+
+def clv_outcome(attrs: dict, status: str, notes: list[str]) -> str | None:
+    """``clv_status`` and ``clv_notes`` into ``attrs``; returns the ``clv_note`` of every row (None: no note)."""
+    attrs["clv_status"] = status
+    attrs["clv_notes"] = notes
+    return " | ".join(notes) if notes else None
 
 
 def customer_view(data: History, as_of: DateLike, *, items: pd.DataFrame | None = None,
@@ -187,74 +320,31 @@ def _add_clv(view: pd.DataFrame, attrs: dict, data, as_of, a, *, clv_model: str,
                                       a.order_amount, cal_day=cal_day, time_unit="W")
         ranking, selection = _rank_purchase_models(a, cal_day, clv_model)
         attrs["clv_selection"] = selection
-        bg, first, failures, failed = None, None, [], set()
-        for name in ranking:  # the best-ranked model that is not degenerate on all the data
-            try:
-                m = PURCHASE_MODELS[name]().fit(summary)
-            except ConvergenceError as exc:
-                failures.append(exc)
-                failed.add(name)
-                continue
-            first = first or m
-            if m.diagnostics_["status"] == "ok":
-                bg = m
-                break
-        if first is None:
-            raise failures[0]
-        bg = bg or first
-        selection["used"] = bg.model_name
-        if selection.get("chosen") not in (None, bg.model_name):
-            selection["reason"] = (selection.get("reason", "") + f"; on all the data {selection['chosen']} is "
-                                   f"{'not fitted' if selection['chosen'] in failed else 'degenerate'}: "
-                                   f"{bg.model_name} is used")
-        gg, left_out = _fit_spend(summary)
-        h = clv_horizon_days / 7.0
-        step = 365.25 / 12.0 / 7.0
-        monthly = (1.0 + annual_discount_rate) ** (1.0 / 12.0) - 1.0
-        p_alive = bg.p_alive(summary)
-        view["p_alive"] = p_alive
-        view["expected_purchases"] = bg.expected_purchases(h, summary)
-        spend_summary = summary.assign(monetary_value=np.clip(summary["monetary_value"].to_numpy(), 0.0, None))
-        spend = gg.expected_spend(spend_summary)
-        value = discounted_clv(bg, gg, spend_summary, horizon=h, step=step, discount_rate=monthly).to_numpy()
-        view["expected_spend"] = np.where(np.isfinite(spend), spend, np.nan)
-        view["clv"] = np.where(np.isfinite(value), value, np.nan)
-        status = "ok"
-        if bg.diagnostics_["status"] != "ok":
-            status = "degenerate"
-            msg = "; ".join(i["message"] for i in bg.diagnostics_["issues"])
-            lost = int(((view["segment"] == "Lost") & (p_alive > 0.95)).sum()) if "segment" in view else 0
-            extra = f" (it called {lost:,} customers of the Lost segment alive)" if lost else ""
-            others = [k for k in ranking if k != bg.model_name]
-            tried = f"; {', '.join(others)} too" if others else ""
-            notes.append(f"p_alive withheld: {msg}{extra}{tried}. clv and expected_purchases still use the "
-                         "fitted purchase rates")
+        bg = fit_ranked_purchase_model(summary, ranking, selection)
+        gg, left_out = fit_spend(summary)
+        scores = clv_scores(bg, gg, summary, horizon_days=clv_horizon_days,
+                            annual_discount_rate=annual_discount_rate)
+        for col, values in scores.items():
+            view[col] = values
+        p_alive = scores["p_alive"]
+        status, fit_notes, withhold = clv_fit_status(
+            bg, gg, ranking,
+            lambda: int(((view["segment"] == "Lost") & (p_alive > 0.95)).sum()) if "segment" in view else 0)
+        notes += fit_notes
+        if withhold:
             view["p_alive"] = np.nan
-        if gg.diagnostics_["status"] != "ok":
-            status = "degenerate"
-            notes.append("; ".join(i["message"] for i in gg.diagnostics_["issues"]))
-        attrs["clv_models"] = {"model": bg.model_name, "purchase": bg.params_, bg.model_name: bg.params_,
-                               "gamma_gamma": gg.params_, "time_unit": "W", "horizon_days": clv_horizon_days,
-                               "annual_discount_rate": annual_discount_rate, "gamma_gamma_left_out": left_out}
-        attrs["clv_diagnostics"] = {"purchase": bg.diagnostics_, "spend": gg.diagnostics_}
+        clv_model_attrs(attrs, bg, gg, left_out, horizon_days=clv_horizon_days,
+                        annual_discount_rate=annual_discount_rate)
     except (ConvergenceError, DataError) as exc:
-        attrs["clv_error"] = str(exc)
-        notes.append(f"CLV model not fitted: {exc}")
-        warnings.warn(f"CLV model not fitted: {exc}", RuntimeWarning, stacklevel=3)
+        clv_unavailable(attrs, notes, exc, stacklevel=3)
     try:
         simple = simple_clv(data, as_of=as_of, period_days=simple_period_days, arrays=a)
         view["clv_simple"] = simple["clv"].to_numpy()
-        attrs["clv_simple"] = {k: simple.attrs.get(k) for k in ("period_days", "requested_period_days",
-                                                                "history_days", "retention", "retained_of", "note")}
-        if simple.attrs.get("note"):
-            notes.append(f"clv_simple: {simple.attrs['note']}")
+        simple_clv_attrs(attrs, notes, simple.attrs)
     except DataError as exc:
-        attrs["clv_simple_error"] = str(exc)
-        notes.append(str(exc))
-    attrs["clv_status"] = status
-    attrs["clv_notes"] = notes
-    view["clv_status"] = pd.Categorical([status] * n, categories=["ok", "degenerate", "unavailable"])
-    note = " | ".join(notes) if notes else None
+        simple_clv_failed(attrs, notes, exc)
+    note = clv_outcome(attrs, status, notes)
+    view["clv_status"] = pd.Categorical([status] * n, categories=list(CLV_STATUSES))
     view["clv_note"] = pd.Series([note] * n, index=view.index, dtype="category")
 
 

@@ -2,8 +2,10 @@
 
 * :func:`profiles` -- :func:`personalize.analytics.profiles` (the single customer view as of a date);
 * :func:`customer_view` -- :func:`personalize.analytics.customer_view`: profiles, RFM scores and
-  segments, lifecycle stages, membership tiers and CLV (simple, and BG/NBD + Gamma-Gamma fitted on
-  the driver from the per-customer summary, scored in partitions);
+  segments, lifecycle stages, membership tiers and CLV (simple, and BG/NBD or MBG/NBD + Gamma-Gamma:
+  ranked on the holdout, fitted on the driver from the per-customer summary and scored in partitions,
+  with the pandas path's status and notes -- the steps are
+  :mod:`personalize.analytics.customers`' own functions);
 * :func:`churn_features`, :func:`labels`, :func:`snapshot`, :func:`training_set` -- the point-in-time
   churn snapshots of :mod:`personalize.churn` (features strictly before a cutoff, labels from the
   horizon after it), collected as the same :class:`~personalize.churn.TrainingSet` the
@@ -197,6 +199,36 @@ class ProfileFrames:
 
     def order_seq(self) -> Column:
         return _F().col("o_pos")
+
+    def first_order_ns(self) -> int | None:
+        """Time of the first order (integer nanoseconds), None without orders."""
+        if not hasattr(self, "_first_ns"):
+            v = self.orders.agg(_F().min("o_ts").alias("t")).first()["t"]
+            self._first_ns = None if v is None else int(v)
+        return self._first_ns
+
+    def order_arrays(self, ids: np.ndarray):
+        """The ``OrderArrays`` of :func:`personalize.analytics.customers.rank_purchase_models`: the orders of the
+        customers ``keep`` selects (codes into the sorted ``ids``), collected in the pandas path's order
+        (customer, then ``o_pos``)."""
+        F = _F()
+        ids = np.asarray(ids, dtype=object)
+
+        def orders(keep):
+            o = self.orders
+            if keep is not None:
+                chosen = self.sds.spark.createDataFrame(pd.DataFrame({"customer_id": ids[keep]}),
+                                                        "customer_id string")
+                o = o.join(F.broadcast(chosen), "customer_id", "left_semi")
+            loc = o.select("customer_id", "o_pos", "o_ts", "o_amount").toPandas()
+            codes = pd.Index(ids).get_indexer(loc["customer_id"].to_numpy(dtype=object)).astype(np.int64)
+            if (codes < 0).any():  # pragma: no cover - the ids are the summary's, every customer with an order
+                raise PersonalizeError("orders of customers missing from the CLV summary")
+            order = np.lexsort((loc["o_pos"].to_numpy(np.int64), codes))
+            return (codes[order], ids, loc["o_ts"].to_numpy(np.int64)[order] // NS_DAY,
+                    loc["o_amount"].to_numpy(np.float64)[order])
+
+        return orders
 
     def unpersist(self) -> None:
         for df in (self.orders, self.lines):
@@ -551,35 +583,35 @@ def _clv_summary(a: ProfileFrames) -> DataFrame:
                     .otherwise(0.0).alias("monetary_value"))
 
 
-def _clv_scores(summary: DataFrame, bg_state: dict, gg_state: dict, horizon_days: float,
+def _clv_scores(summary: DataFrame, model_name: str, bg_state: dict, gg_state: dict, horizon_days: float,
                 annual_discount_rate: float) -> DataFrame:
     """p_alive, expected_purchases, expected_spend and clv for every row of ``summary``, in partitions
-    (``mapInPandas`` with the fitted models' parameters)."""
-    from personalize.analytics.clv import BGNBDModel, GammaGammaModel, discounted_clv
-
-    h = horizon_days / 7.0
-    step = 365.25 / 12.0 / 7.0
-    monthly = (1.0 + annual_discount_rate) ** (1.0 / 12.0) - 1.0
+    (``mapInPandas`` with the fitted models' state; ``model_name`` names the purchase model's class in
+    ``PURCHASE_MODELS``), by :func:`personalize.analytics.customers.clv_scores`."""
+    from personalize.analytics.clv import PURCHASE_MODELS, GammaGammaModel
+    from personalize.analytics.customers import clv_scores
 
     def score(batches):
-        bg = BGNBDModel.from_dict(bg_state)
+        bg = PURCHASE_MODELS[model_name].from_dict(bg_state)
         gg = GammaGammaModel.from_dict(gg_state)
         for b in batches:
-            s = b.set_index("customer_id")
-            spend = s.assign(monetary_value=np.clip(s["monetary_value"].to_numpy(), 0.0, None))
+            out = clv_scores(bg, gg, b.set_index("customer_id"), horizon_days=horizon_days,
+                             annual_discount_rate=annual_discount_rate)
             yield pd.DataFrame({"customer_id": b["customer_id"].to_numpy(),
-                                "p_alive": bg.p_alive(s), "expected_purchases": bg.expected_purchases(h, s),
-                                "expected_spend": np.asarray(gg.expected_spend(spend), dtype=np.float64),
-                                "clv": discounted_clv(bg, gg, spend, horizon=h, step=step,
-                                                      discount_rate=monthly).to_numpy()})
+                                **{k: np.asarray(v, dtype=np.float64) for k, v in out.items()}})
 
     schema = "customer_id string, p_alive double, expected_purchases double, expected_spend double, clv double"
     return summary.mapInPandas(score, schema)
 
 
-def _simple_clv(a: ProfileFrames, period_days: float) -> tuple[DataFrame | None, str | None]:
+def _simple_clv(a: ProfileFrames, period_days: float) -> tuple[DataFrame, dict]:
+    """(``clv_simple`` per customer, the attrs of :func:`personalize.analytics.simple_clv`) with one period
+    (shortened as the pandas path does, by the same functions); raises DataError as it does."""
+    from personalize.analytics.clv import simple_clv_factor, simple_clv_no_retention, simple_clv_period
+
     F = _F()
-    p_ns = int(period_days * NS_DAY)
+    period, history_days, note = simple_clv_period(period_days, as_of=a.as_of, first_ns=a.first_order_ns())
+    p_ns = int(period * NS_DAY)
     last = F.col("o_ts") >= F.lit(a.c_ns - p_ns)
     prev = (F.col("o_ts") >= F.lit(a.c_ns - 2 * p_ns)) & ~last
     per = a.orders.groupBy("customer_id").agg(
@@ -592,14 +624,65 @@ def _simple_clv(a: ProfileFrames, period_days: float) -> tuple[DataFrame | None,
     n_prev = int(r["np"] or 0)
     if n_prev == 0:
         per.unpersist()
-        return None, (f"nobody bought in the period before last ({period_days:g} days before {a.as_of.date()} and "
-                      "earlier): cannot estimate retention; use a shorter period_days")
+        raise simple_clv_no_retention(period, a.as_of)
     retention = float(int(r["kept"]) / n_prev)
-    factor = retention  # one period, no discount (customer_view's simple CLV)
+    factor = simple_clv_factor(retention, period, period_days)  # one period, no discount (customer_view's)
     aov = F.when(F.col("_f") > 0, F.col("_val") / F.greatest(F.col("_f"), F.lit(1)).cast("double")) \
         .otherwise(F.col("_all") / F.greatest(F.col("_n"), F.lit(1)).cast("double"))
+    info = {"retention": retention, "retained_of": n_prev, "period_days": period,
+            "requested_period_days": float(period_days), "history_days": history_days}
+    if note:
+        info["note"] = note
     return per.select("customer_id", (F.col("_f").cast("double") * aov * F.lit(1.0) * F.lit(factor))
-                      .alias("clv_simple")), None
+                      .alias("clv_simple")), info
+
+
+def _add_clv(view: DataFrame, attrs: dict, a: ProfileFrames, *, clv_model: str, clv_horizon_days: float,
+             annual_discount_rate: float, simple_period_days: float) -> DataFrame:
+    """``view`` with the CLV columns of the pandas path (p_alive, expected_purchases, expected_spend, clv,
+    clv_simple, clv_status, clv_note) and their attrs, by the steps of
+    :func:`personalize.analytics.customers._add_clv`: the purchase models ranked on the holdout and fitted on
+    the driver from the collected summary, scored in partitions."""
+    from personalize.analytics import customers as C
+
+    F = _F()
+    notes: list[str] = []
+    status = "unavailable"
+    try:
+        cal_day = (a.as_of.value - 1) // NS_DAY
+        summary = _clv_summary(a).persist()
+        local = summary.orderBy("customer_id").toPandas().set_index("customer_id")
+        first_ns = a.first_order_ns()
+        ids = np.asarray(local.index, dtype=object)
+        ranking, selection = C.rank_purchase_models(
+            clv_model, cal_day=cal_day, first_day=(first_ns // NS_DAY) if first_ns is not None else cal_day,
+            n_customers=len(ids), orders=a.order_arrays(ids))
+        attrs["clv_selection"] = selection
+        bg = C.fit_ranked_purchase_model(local, ranking, selection)
+        gg, left_out = C.fit_spend(local)
+        scored = view.join(_clv_scores(summary, bg.model_name, bg.to_dict(), gg.to_dict(), clv_horizon_days,
+                                       annual_discount_rate), "customer_id", "left")
+        alive = F.col("p_alive")
+        status, fit_notes, withhold = C.clv_fit_status(
+            bg, gg, ranking,
+            lambda: scored.filter((F.col("segment") == "Lost") & ~F.isnan(alive) & (alive > 0.95)).count())
+        notes += fit_notes
+        view = scored.withColumn("p_alive", _nan()) if withhold else scored
+        C.clv_model_attrs(attrs, bg, gg, left_out, horizon_days=clv_horizon_days,
+                          annual_discount_rate=annual_discount_rate)
+    except (ConvergenceError, DataError) as exc:
+        C.clv_unavailable(attrs, notes, exc, stacklevel=3)
+        for c in ("p_alive", "expected_purchases", "expected_spend", "clv"):
+            view = view.withColumn(c, _nan())
+    try:
+        simple, info = _simple_clv(a, simple_period_days)
+        view = view.join(simple, "customer_id", "left")
+        C.simple_clv_attrs(attrs, notes, info)
+    except DataError as exc:
+        C.simple_clv_failed(attrs, notes, exc)
+        view = view.withColumn("clv_simple", _nan())
+    note = C.clv_outcome(attrs, status, notes)
+    return view.withColumn("clv_status", F.lit(status)).withColumn("clv_note", F.lit(note).cast("string"))
 
 
 # ---------------------------------------------------------------------------- the customer view
@@ -607,11 +690,10 @@ def customer_view(sds: SparkDataset, as_of, *, rfm_thresholds: dict | None = Non
                   segment_rules: Sequence[SegmentRule] = DEFAULT_SEGMENT_RULES,
                   lifecycle: LifecycleConfig | None = None, tiers: TierConfig | None = None, clv: bool = True,
                   clv_horizon_days: float = 365.0, annual_discount_rate: float = 0.10,
-                  simple_period_days: float = 365.0) -> tuple[DataFrame, dict]:
+                  simple_period_days: float = 365.0, clv_model: str = "auto") -> tuple[DataFrame, dict]:
     """(Spark DataFrame, attrs): :func:`personalize.analytics.customer_view` on Spark, one row per customer
-    who bought before ``as_of``, with ``customer_id`` as a column; ``attrs`` as the pandas frame's."""
-    from personalize.analytics.customers import fit_clv
-
+    who bought before ``as_of``, with ``customer_id`` as a column; ``attrs`` as the pandas frame's (the CLV
+    model selection, status and notes by the same functions)."""
     a = ProfileFrames(sds, as_of)
     prof = materialize(profiles(sds, as_of, frames=a))
     order = list(prof.columns)
@@ -624,27 +706,9 @@ def customer_view(sds: SparkDataset, as_of, *, rfm_thresholds: dict | None = Non
                     "tier", "tier_level", "tier_since", "t12m_spend", "t12m_orders", "next_tier",
                     "spend_to_next_tier", "orders_to_next_tier"]
     if clv:
-        summary = _clv_summary(a).persist()
-        local = summary.orderBy("customer_id").toPandas().set_index("customer_id")
-        try:
-            bg, gg, left_out = fit_clv(local)
-            scores = _clv_scores(summary, bg.to_dict(), gg.to_dict(), clv_horizon_days, annual_discount_rate)
-            view = view.join(scores, "customer_id", "left")
-            attrs["clv_models"] = {"bgnbd": bg.params_, "gamma_gamma": gg.params_, "time_unit": "W",
-                                   "horizon_days": clv_horizon_days, "annual_discount_rate": annual_discount_rate,
-                                   "gamma_gamma_left_out": left_out}
-        except (ConvergenceError, DataError) as exc:
-            attrs["clv_error"] = str(exc)
-            warnings.warn(f"CLV model not fitted: {exc}", RuntimeWarning, stacklevel=2)
-            for c in ("p_alive", "expected_purchases", "expected_spend", "clv"):
-                view = view.withColumn(c, _nan())
-        simple, err = _simple_clv(a, simple_period_days)
-        if simple is None:
-            attrs["clv_simple_error"] = err
-            view = view.withColumn("clv_simple", _nan())
-        else:
-            view = view.join(simple, "customer_id", "left")
-        cols += ["p_alive", "expected_purchases", "expected_spend", "clv", "clv_simple"]
+        view = _add_clv(view, attrs, a, clv_model=clv_model, clv_horizon_days=clv_horizon_days,
+                        annual_discount_rate=annual_discount_rate, simple_period_days=simple_period_days)
+        cols += ["p_alive", "expected_purchases", "expected_spend", "clv", "clv_simple", "clv_status", "clv_note"]
     cust = sds.customers
     if cust is not None:
         extra = [c for c in ("region", "consent_email", "consent_sms", "consent_personalization")
