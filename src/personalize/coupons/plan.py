@@ -35,7 +35,7 @@ from personalize.coupons.allocate import (NONE, Allocation, allocate, expected_c
                                           redemption_probability)
 from personalize.errors import BundleError, DataError
 from personalize.offers.catalog import OfferCatalog
-from personalize.offers.features import Economics, customer_frame, economics
+from personalize.offers.features import DayFeatures, Economics, customer_frame
 
 if TYPE_CHECKING:
     from personalize.data import Dataset
@@ -78,12 +78,15 @@ class Ladder:
 
 
 def coupon_training_set(ds: Dataset, catalog: OfferCatalog, ladder: Ladder, *, randomized_only: bool = True,
-                        end: pd.Timestamp | None = None) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
+                        end: pd.Timestamp | None = None, features: DayFeatures | None = None
+                        ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
     """``(X, treatment, y, cutoff)`` from exposures to the ladder's offers and to no offer (control).
 
     Customer features as of each exposure's day (nothing after it); ``treatment`` is the offer id or
     ``"control"``; ``y`` is ``converted``. Only randomized exposures unless ``randomized_only=False``.
+    ``features`` shares each day's customer features with other training sets (:class:`DayFeatures`).
     """
+    features = features if features is not None else DayFeatures(ds, catalog)
     exp = ds.exposures
     if exp is None or not len(exp):
         raise DataError("no exposures to learn coupon uplift from", table="exposures")
@@ -100,8 +103,8 @@ def coupon_training_set(ds: Dataset, catalog: OfferCatalog, ladder: Ladder, *, r
     parts = []
     for day, g in exp.groupby(exp["exposed_at"].dt.normalize(), sort=True):
         ids = g["customer_id"].astype(str).to_numpy(dtype=object)
-        econ = economics(ds, catalog, day, customer_ids=np.unique(ids))
-        X = _customer_features(ds, day, econ).iloc[econ.rows(ids)].reset_index(drop=True)
+        econ, frame = features.get(day, ids)
+        X = _with_basket(frame, econ).iloc[econ.rows(ids)].reset_index(drop=True)
         parts.append((X, g))
     X = pd.concat([p[0] for p in parts], ignore_index=True)
     g = pd.concat([p[1] for p in parts], ignore_index=True)
@@ -111,7 +114,11 @@ def coupon_training_set(ds: Dataset, catalog: OfferCatalog, ladder: Ladder, *, r
 
 
 def _customer_features(ds: Dataset, cutoff: pd.Timestamp, econ: Economics) -> pd.DataFrame:
-    f = customer_frame(ds, cutoff, econ)
+    return _with_basket(customer_frame(ds, cutoff, econ), econ)
+
+
+def _with_basket(frame: pd.DataFrame, econ: Economics) -> pd.DataFrame:
+    f = frame.copy()
     f["aov"] = econ.aov
     f["margin_rate"] = econ.margin_rate
     return f.reset_index(drop=True)

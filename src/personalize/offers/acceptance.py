@@ -20,7 +20,7 @@ import pandas as pd
 from personalize.churn.model import PropensityModel
 from personalize.errors import DataError, NotFittedError
 from personalize.offers.catalog import OfferCatalog
-from personalize.offers.features import Economics, customer_frame, economics, pair_features
+from personalize.offers.features import DayFeatures, Economics, pair_features
 
 if TYPE_CHECKING:
     from personalize.data import Dataset
@@ -44,11 +44,13 @@ class AcceptanceSet:
 
 
 def acceptance_training_set(ds: Dataset, catalog: OfferCatalog, *, exposures: pd.DataFrame | None = None,
-                            end: pd.Timestamp | None = None) -> AcceptanceSet:
+                            end: pd.Timestamp | None = None, features: DayFeatures | None = None) -> AcceptanceSet:
     """One row per exposure to an offer (controls excluded), features as of the exposure's day.
 
-    ``exposures`` defaults to the Dataset's; ``end`` keeps only exposures before it (a time split).
+    ``exposures`` defaults to the Dataset's; ``end`` keeps only exposures before it (a time split);
+    ``features`` shares each day's customer features with other training sets (:class:`DayFeatures`).
     """
+    features = features if features is not None else DayFeatures(ds, catalog)
     exp = ds.exposures if exposures is None else exposures
     if exp is None or not len(exp):
         raise DataError("no exposures to learn acceptance from", table="exposures")
@@ -68,8 +70,7 @@ def acceptance_training_set(ds: Dataset, catalog: OfferCatalog, *, exposures: pd
     parts = []
     for day, g in exp.groupby("_day", sort=True):
         ids = g["customer_id"].astype(str).to_numpy(dtype=object)
-        econ = economics(ds, catalog, day, customer_ids=np.unique(ids))
-        cust = customer_frame(ds, day, econ)
+        econ, cust = features.get(day, ids)
         X = pair_features(catalog, cust, econ, econ.rows(ids), g["_offer"].to_numpy())
         parts.append((X, g))
     if not parts:

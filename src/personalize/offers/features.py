@@ -23,7 +23,7 @@ from personalize.offers.catalog import OfferCatalog
 if TYPE_CHECKING:
     from personalize.data import Dataset
 
-__all__ = ["Economics", "economics", "pair_features", "OFFER_FEATURES"]
+__all__ = ["Economics", "economics", "pair_features", "OFFER_FEATURES", "DayFeatures"]
 
 OFFER_FEATURES = ("offer_kind", "offer_value", "offer_min_spend", "offer_unit_cost", "offer_targeted",
                   "offer_cost_share", "offer_reach", "affinity_share", "affinity_bought")
@@ -70,11 +70,15 @@ def economics(ds: Dataset, catalog: OfferCatalog, cutoff: pd.Timestamp,
     item_ids = tx["item_id"].astype(str).to_numpy(dtype=object)[ok]
     if items is not None and "margin" in items.columns and items["margin"].notna().any():
         m = pd.Series(items["margin"].to_numpy(np.float64), index=items["item_id"].astype(str))
-        line_margin = m.reindex(item_ids).to_numpy()
+        everyone = m.reindex(tx["item_id"].astype(str).to_numpy(dtype=object)).to_numpy()
+        fill = float(np.nanmean(everyone)) if np.isfinite(everyone).any() else DEFAULT_MARGIN
+        line_margin = everyone[ok]
         known = np.isfinite(line_margin)
         w = np.bincount(row[known], weights=amount[known], minlength=n)
         mm = np.bincount(row[known], weights=amount[known] * line_margin[known], minlength=n)
-        margin = np.where(w > 0, mm / np.where(w > 0, w, 1), np.nanmean(line_margin) if known.any() else DEFAULT_MARGIN)
+        # without known margins: the mean line margin of everyone's purchases before the cutoff (not only of the
+        # customers asked for, so that a customer's row never depends on who else is scored)
+        margin = np.where(w > 0, mm / np.where(w > 0, w, 1), fill)
     cats = None
     if items is not None and "category" in items.columns:
         cats = pd.Series(items["category"].astype("object").to_numpy(), index=items["item_id"].astype(str)) \
@@ -177,3 +181,39 @@ def campaign_history(ds: Dataset, cutoff: pd.Timestamp, customer_ids: np.ndarray
         ratio = np.where(received > 0, coupons / received, np.nan)
     return pd.DataFrame({"offers_received": received, "days_since_offer": last, "coupon_orders": coupons,
                          "coupon_orders_per_offer": ratio}, index=idx)
+
+
+class DayFeatures:
+    """:func:`economics` and :func:`customer_frame` as of each exposure day, computed once per day for every
+    customer exposed that day, then shared (the acceptance and the coupon training sets both need them: a
+    day's features cost a pass over the history before it).
+
+    ``get(day, ids)`` returns ``(econ, frame)`` covering at least ``ids``; a request for customers the day's
+    entry lacks recomputes it for the union. Rows are per customer as of the day, whoever else is in the
+    entry, so sharing changes no value.
+    """
+
+    def __init__(self, ds: Dataset, catalog: OfferCatalog):
+        self._ds, self._catalog = ds, catalog
+        self._expected: dict[pd.Timestamp, np.ndarray] = {}
+        exp = ds.exposures
+        if exp is not None and len(exp):
+            day = exp["exposed_at"].dt.normalize()
+            for d, g in exp["customer_id"].astype(str).groupby(day, sort=False):
+                self._expected[pd.Timestamp(d)] = np.unique(g.to_numpy(dtype=object))
+        self._cache: dict[pd.Timestamp, tuple[Economics, pd.DataFrame]] = {}
+
+    def get(self, day, ids) -> tuple[Economics, pd.DataFrame]:
+        day = pd.Timestamp(day)
+        want = np.unique(np.asarray(ids, dtype=object))
+        hit = self._cache.get(day)
+        if hit is not None and (hit[0].rows(want) >= 0).all():
+            return hit
+        base = [want, self._expected.get(day, want)]
+        if hit is not None:
+            base.append(hit[0].customer_ids)
+        union = np.unique(np.concatenate(base))
+        econ = economics(self._ds, self._catalog, day, customer_ids=union)
+        entry = (econ, customer_frame(self._ds, day, econ))
+        self._cache[day] = entry
+        return entry

@@ -21,8 +21,8 @@ import pandas as pd
 from personalize.churn.training_sets import data_end
 from personalize.coupons.plan import CouponTable, Ladder, _customer_features, coupon_options, coupon_training_set
 from personalize.errors import PersonalizeError
-from personalize.offers import AcceptanceModel, ContactPolicy, OfferCatalog, acceptance_training_set, economics, \
-    score_offers
+from personalize.offers import AcceptanceModel, ContactPolicy, DayFeatures, OfferCatalog, acceptance_training_set, \
+    economics, score_offers
 from personalize.uplift import AutoUplift
 
 if TYPE_CHECKING:
@@ -59,7 +59,8 @@ def train_offers(ds: Dataset, customers: pd.DataFrame, candidates: CandidateTabl
     t = time.perf_counter()
     try:
         say(f"training the offer acceptance model on {int(ds.exposures['offer_id'].notna().sum()):,} exposures")
-        aset = acceptance_training_set(ds, catalog)
+        day_features = DayFeatures(ds, catalog)  # each exposure day's features once, for both training sets
+        aset = acceptance_training_set(ds, catalog, features=day_features)
         model = AcceptanceModel(random_state=seed, n_jobs=n_jobs).fit_exposures(aset, catalog)
         say("scoring next-best-offers for every customer")
         scores = score_offers(ds, catalog, model, customers, as_of=end, candidates=candidates, policy=policy)
@@ -75,7 +76,8 @@ def train_offers(ds: Dataset, customers: pd.DataFrame, candidates: CandidateTabl
     t = time.perf_counter()
     try:
         lad = Ladder.parse(ladder, catalog) if ladder else Ladder.default(catalog, ds.exposures)
-        X, treatment, y, _cut = coupon_training_set(ds, catalog, lad)
+        X, treatment, y, _cut = coupon_training_set(ds, catalog, lad, features=day_features)
+        del day_features
         say(f"training the coupon uplift model on {len(y):,} randomized exposures ({len(lad.levels)} levels)")
         uplift = AutoUplift(learner_params={"control_name": "control", "n_jobs": n_jobs, "random_state": seed},
                             random_state=seed).fit(X, treatment, y)
