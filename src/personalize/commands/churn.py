@@ -5,12 +5,11 @@ from __future__ import annotations
 import time
 from typing import Annotated
 
-import pandas as pd
 import typer
 
 from personalize.commands.common import (CustomerCol, Decimal, FeedbackFile, FormatOpt, ItemCol, JsonOpt, OrderCol,
                                          PathArg, PointsFile, PriceCol, QuantityCol, Query, Sep, TimeCol, TimeFormat,
-                                         emit, dataset_from, progress_enabled, write_table)
+                                         emit, dataset_from, progress_enabled, write_table, parse_date)
 from personalize.errors import DataError
 
 churn_app = typer.Typer(name="churn", help="Churn risk: evaluate against baselines, score customers.",
@@ -20,18 +19,6 @@ LearningRateOpt = Annotated[float, typer.Option("--learning-rate", help="LightGB
                                                                        "e.g. 0.1, for millions of customers).")]
 HorizonOpt = Annotated[float, typer.Option("--horizon-days", help="Churn = no purchase in this many days "
                                                                   "after the cutoff.")]
-
-
-def _date(value: str | None, opt: str):
-    if value is None:
-        return None
-    try:
-        ts = pd.Timestamp(value)
-    except (TypeError, ValueError):
-        raise DataError(f"{opt} {value!r} is not a date") from None
-    if ts is pd.NaT:
-        raise DataError(f"{opt} is empty")
-    return ts
 
 
 def evaluate_command(
@@ -59,7 +46,7 @@ def evaluate_command(
 
     t0 = time.perf_counter()
     ds = dataset_from(locals())
-    day = _date(as_of, "--as-of")
+    day = parse_date(as_of, "--as-of")
     show = progress_enabled(json)
     prog = (lambda k, n: typer.echo(f"fold {k}/{n} done", err=True)) if show else None
     ev = evaluate_churn(ds, as_of=day, horizon_days=horizon_days, folds=folds, random_state=seed,

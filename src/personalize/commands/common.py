@@ -35,6 +35,19 @@ CustomersFile = Annotated[str | None, typer.Option("--customers", help="Customer
 OffersFile = Annotated[str | None, typer.Option("--offers", help="Offer catalog file (offer_id, kind, value, ...)")]
 ExposuresFile = Annotated[str | None, typer.Option("--exposures", help="Campaign exposures file (customer_id, "
                                                                          "exposed_at, offer_id, ...)")]
+# the generic exposures loader's column options (abtest, uplift evaluate)
+ExposureOfferCol = Annotated[str | None, typer.Option("--offer-col", help="generic: offer id column "
+                                                                        "(empty = control)")]
+ExposureTimeCol = Annotated[str | None, typer.Option("--time-col", help="generic: exposure time column")]
+ConvertedCol = Annotated[str | None, typer.Option("--converted-col", help="generic: converted (true/false) column")]
+RevenueCol = Annotated[str | None, typer.Option("--revenue-col", help="generic: revenue column")]
+CampaignCol = Annotated[str | None, typer.Option("--campaign-col", help="generic: campaign id column")]
+RandomizedCol = Annotated[str | None, typer.Option("--randomized-col", help="generic: randomized (true/false) "
+                                                                            "column")]
+RandomizedFlag = Annotated[bool | None, typer.Option("--randomized/--not-randomized",
+                                                     help="generic: declare the assignment when the file has no "
+                                                          "randomized column.")]
+ExposureOffersFile = Annotated[str | None, typer.Option("--offers", help="generic: offers table file")]
 FeedbackFile = Annotated[str | None, typer.Option("--feedback", help="Feedback file: surveys, ratings, reviews, "
                                                                       "complaints (customer_id, timestamp, kind, "
                                                                       "score, scale, ...)")]
@@ -46,6 +59,19 @@ MapOpt = Annotated[list[str] | None, typer.Option("--map", help="Column of an --
                                                                "customers.consent_email=optin_mail (repeatable)")]
 
 FORMATS = ("online_retail", "cdnow", "cdnow_sample", "generic")
+
+
+def parse_date(value: str | None, opt: str) -> pd.Timestamp | None:
+    """A date option's value (None when not given); a DataError naming the option otherwise."""
+    if value is None:
+        return None
+    try:
+        ts = pd.Timestamp(value)
+    except (TypeError, ValueError):
+        raise DataError(f"{opt} {value!r} is not a date") from None
+    if ts is pd.NaT:
+        raise DataError(f"{opt} is empty")
+    return ts
 
 
 def table_mappings(maps: list[str] | None) -> dict[str, dict[str, str]]:

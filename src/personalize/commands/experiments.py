@@ -14,9 +14,10 @@ from typing import Annotated
 
 import typer
 
-from personalize.commands.common import (CustomerCol, Decimal, FormatOpt, ItemCol, JsonOpt, OrderCol, PathArg,
-                                         PriceCol, QuantityCol, Query, Sep, TimeCol, TimeFormat, emit,
-                                         load_dataset)
+from personalize.commands.common import (CampaignCol, ConvertedCol, CustomerCol, Decimal, ExposureOfferCol,
+                                         ExposureOffersFile, ExposureTimeCol, FormatOpt, ItemCol, JsonOpt, OrderCol,
+                                         PathArg, PriceCol, QuantityCol, Query, RandomizedCol, RandomizedFlag,
+                                         RevenueCol, Sep, TimeCol, TimeFormat, emit, load_dataset)
 from personalize.errors import DataError
 
 EXPOSURE_FORMATS = ("generic", "hillstrom")
@@ -96,20 +97,9 @@ def abtest_command(
     bootstrap: Annotated[int, typer.Option("--bootstrap", help="Bootstrap resamples (0 = none).")] = 2000,
     seed: Annotated[int, typer.Option("--seed", help="Bootstrap seed.")] = 0,
     mixture_sd: Annotated[float, typer.Option("--mixture-sd", help="mSPRT mixture scale in metric SDs.")] = 0.1,
-    customer_col: Annotated[str | None, typer.Option("--customer-col", help="generic: customer id column")] = None,
-    offer_col: Annotated[str | None, typer.Option("--offer-col", help="generic: offer id column "
-                                                                      "(empty = control)")] = None,
-    time_col: Annotated[str | None, typer.Option("--time-col", help="generic: exposure time column")] = None,
-    converted_col: Annotated[str | None, typer.Option("--converted-col", help="generic: converted "
-                                                                              "(true/false) column")] = None,
-    revenue_col: Annotated[str | None, typer.Option("--revenue-col", help="generic: revenue column")] = None,
-    campaign_col: Annotated[str | None, typer.Option("--campaign-col", help="generic: campaign id column")] = None,
-    randomized_col: Annotated[str | None, typer.Option("--randomized-col", help="generic: randomized "
-                                                                                "(true/false) column")] = None,
-    randomized: Annotated[bool | None, typer.Option("--randomized/--not-randomized",
-                                                    help="generic: declare the assignment when the file has no "
-                                                         "randomized column.")] = None,
-    offers: Annotated[str | None, typer.Option("--offers", help="generic: offers table file")] = None,
+    customer_col: CustomerCol = None, offer_col: ExposureOfferCol = None, time_col: ExposureTimeCol = None,
+    converted_col: ConvertedCol = None, revenue_col: RevenueCol = None, campaign_col: CampaignCol = None,
+    randomized_col: RandomizedCol = None, randomized: RandomizedFlag = None, offers: ExposureOffersFile = None,
     features: Annotated[str | None, typer.Option("--features", help="generic: pre-period features file "
                                                                     "(customer_id + covariates)")] = None,
     time_format: TimeFormat = None, sep: Sep = None, decimal: Decimal = ".",

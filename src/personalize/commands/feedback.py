@@ -6,31 +6,18 @@ import time
 from pathlib import Path
 from typing import Annotated
 
-import pandas as pd
 import typer
 
 from personalize.commands.common import (CustomerCol, CustomersFile, Decimal, FeedbackFile, FormatOpt, ItemCol,
                                          ItemsFile, JsonOpt, MapOpt, OrderCol, PathArg, PointsFile, PriceCol,
                                          QuantityCol, Query, Sep, TimeCol, TimeFormat, dataset_from, emit,
-                                         write_table)
+                                         write_table, parse_date)
 from personalize.errors import DataError
 
 feedback_app = typer.Typer(name="feedback", help="Customer feedback: NPS, CSAT, ratings, complaints, drivers.",
                            no_args_is_help=True)
 
 GROUPINGS = ("overall", "segment", "tier", "lifecycle", "channel", "month")
-
-
-def _date(value: str | None, opt: str):
-    if value is None:
-        return None
-    try:
-        ts = pd.Timestamp(value)
-    except (TypeError, ValueError):
-        raise DataError(f"{opt} {value!r} is not a date") from None
-    if ts is pd.NaT:
-        raise DataError(f"{opt} is empty")
-    return ts
 
 
 def _fmt(v, spec: str = ".1f", none: str = "-") -> str:
@@ -74,7 +61,7 @@ def report_command(
         raise DataError(f"--by {bad[0]!r}: expected one of {', '.join(GROUPINGS)}")
     if min_responses < 1 or drivers_min < 1:
         raise DataError("--min-responses and --drivers-min must be at least 1")
-    cut, lo = _date(as_of, "--as-of"), _date(start, "--start")
+    cut, lo = parse_date(as_of, "--as-of"), parse_date(start, "--start")
     if cut is not None and lo is not None and lo >= cut:
         raise DataError(f"--start {start} is not before --as-of {as_of}")
     ds = dataset_from(locals())

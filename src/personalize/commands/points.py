@@ -13,7 +13,8 @@ from personalize.commands.common import (CustomerCol, CustomersFile, Decimal, Fe
                                          ItemsFile, JsonOpt, MapOpt, OrderCol, PathArg, PointsFile, PriceCol,
                                          QuantityCol, Query, Sep, TimeCol, TimeFormat, dataset_from, emit,
                                          write_table)
-from personalize.commands.feedback import _date, _fmt
+from personalize.commands.common import parse_date
+from personalize.commands.feedback import _fmt
 from personalize.errors import DataError, PersonalizeError
 
 points_app = typer.Typer(name="points", help="Loyalty points: balances, expiry, liability, tiers.",
@@ -87,9 +88,9 @@ def report_command(
         raise DataError(f"--tier-basis must be points or spend, got {tier_basis!r}")
     policy = PointsPolicy(validity_days=validity_days, expiry=expiry, point_value=point_value)
     tiers = _tiers(tier_config, tier_basis)
-    cut = _date(as_of, "--as-of")
+    cut = parse_date(as_of, "--as-of")
     ds = dataset_from(locals())
-    rep = points_report(ds, as_of=cut, start=_date(start, "--start"), freq=freq, policy=policy,
+    rep = points_report(ds, as_of=cut, start=parse_date(start, "--start"), freq=freq, policy=policy,
                         expiring_days=expiring_days, tiers=tiers)
     doc = {"path": path, "points": points, **rep, "activity": rep["activity"].to_dict(orient="records"),
            "plots": None, "out": None}

@@ -15,7 +15,9 @@ from typing import Annotated
 
 import typer
 
-from personalize.commands.common import Decimal, JsonOpt, Sep, TimeFormat, emit
+from personalize.commands.common import (CampaignCol, ConvertedCol, CustomerCol, Decimal, ExposureOfferCol,
+                                         ExposureOffersFile, ExposureTimeCol, JsonOpt, RandomizedCol, RandomizedFlag,
+                                         RevenueCol, Sep, TimeFormat, emit)
 from personalize.errors import DataError
 
 uplift_app = typer.Typer(name="uplift", help="Uplift models of randomized campaigns: `uplift evaluate`.",
@@ -67,20 +69,9 @@ def evaluate_command(
     plots: Annotated[str | None, typer.Option("--plots", help="Folder for qini_curve.png and uplift_curve.png "
                                               "(first seed's test rows); its parent must exist.")] = None,
     n_jobs: Annotated[int | None, typer.Option("--n-jobs", help="LightGBM threads per model.")] = None,
-    customer_col: Annotated[str | None, typer.Option("--customer-col", help="generic: customer id column")] = None,
-    offer_col: Annotated[str | None, typer.Option("--offer-col", help="generic: offer id column "
-                                                                      "(empty = control)")] = None,
-    time_col: Annotated[str | None, typer.Option("--time-col", help="generic: exposure time column")] = None,
-    converted_col: Annotated[str | None, typer.Option("--converted-col", help="generic: converted "
-                                                                              "(true/false) column")] = None,
-    revenue_col: Annotated[str | None, typer.Option("--revenue-col", help="generic: revenue column")] = None,
-    campaign_col: Annotated[str | None, typer.Option("--campaign-col", help="generic: campaign id column")] = None,
-    randomized_col: Annotated[str | None, typer.Option("--randomized-col", help="generic: randomized "
-                                                                                "(true/false) column")] = None,
-    randomized: Annotated[bool | None, typer.Option("--randomized/--not-randomized",
-                                                    help="generic: declare the assignment when the file has no "
-                                                         "randomized column.")] = None,
-    offers: Annotated[str | None, typer.Option("--offers", help="generic: offers table file")] = None,
+    customer_col: CustomerCol = None, offer_col: ExposureOfferCol = None, time_col: ExposureTimeCol = None,
+    converted_col: ConvertedCol = None, revenue_col: RevenueCol = None, campaign_col: CampaignCol = None,
+    randomized_col: RandomizedCol = None, randomized: RandomizedFlag = None, offers: ExposureOffersFile = None,
     features: Annotated[str | None, typer.Option("--features", help="generic: customer features file "
                                                  "(customer_id + columns measured before the campaign)")] = None,
     history: Annotated[str | None, typer.Option("--history", help="generic: purchase history file; features are "
