@@ -22,18 +22,16 @@ channel, caps, suppression, erasure): it is simply not an option there.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from personalize._atomic import atomic_write
+from personalize._arrayfiles import load_arrays, save_arrays
 from personalize.coupons.allocate import (NONE, Allocation, allocate, expected_cost, expected_incremental_profit,
                                           redemption_probability)
-from personalize.errors import BundleError, DataError
+from personalize.errors import DataError
 from personalize.offers.catalog import OfferCatalog
 from personalize.offers.features import DayFeatures, Economics, customer_frame
 
@@ -193,25 +191,14 @@ class CouponTable:
     _ARRAYS = ("customer_ids", "cost", "profit", "uplift", "baseline", "cold_cost", "cold_profit")
 
     def save(self, directory) -> None:
-        d = Path(directory)
-        d.mkdir(parents=True, exist_ok=True)
         arrays = {k: getattr(self, k) for k in self._ARRAYS}
         arrays["customer_ids"] = np.asarray(self.customer_ids, dtype=str)
-        atomic_write(d / "arrays.npz", lambda fh: np.savez(fh, **arrays))
-        meta = {"kind": "coupons", "ladder": list(self.ladder.levels), "as_of": self.as_of,
-                "anyway_redeem_rate": self.anyway_redeem_rate, "model": self.model_name}
-        atomic_write(d / "meta.json", lambda fh: fh.write(json.dumps(meta, indent=2)), binary=False)
+        save_arrays(directory, arrays, {"kind": "coupons", "ladder": list(self.ladder.levels), "as_of": self.as_of,
+                                        "anyway_redeem_rate": self.anyway_redeem_rate, "model": self.model_name})
 
     @classmethod
     def load(cls, directory) -> "CouponTable":
-        d = Path(directory)
-        try:
-            meta = json.loads((d / "meta.json").read_text())
-            with np.load(d / "arrays.npz", allow_pickle=False) as z:
-                a = {k: z[k] for k in cls._ARRAYS}
-        except (OSError, KeyError, ValueError) as exc:
-            raise BundleError(f"coupon table in {d} is unreadable: {exc}") from None
-        a["customer_ids"] = a["customer_ids"].astype(object)
+        meta, a = load_arrays(directory, cls._ARRAYS, "coupon table in {dir} is unreadable")
         return cls(ladder=Ladder(tuple(meta["ladder"])), **a, as_of=meta["as_of"],
                    anyway_redeem_rate=float(meta["anyway_redeem_rate"]), model_name=meta.get("model", ""))
 

@@ -19,13 +19,13 @@ request costs a few small vector operations over the catalog.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
+from personalize._arrayfiles import load_arrays, save_arrays
 from personalize._atomic import atomic_write
 from personalize.errors import BundleError, DataError
 from personalize.offers.acceptance import AcceptanceModel
@@ -166,27 +166,20 @@ class OfferScores:
                "cold_value", "cold_static")
 
     def save(self, directory) -> None:
-        d = Path(directory)
-        d.mkdir(parents=True, exist_ok=True)
         arrays = {k: getattr(self, k) for k in self._ARRAYS}
         arrays["customer_ids"] = np.asarray(self.customer_ids, dtype=str)
-        atomic_write(d / "arrays.npz", lambda fh: np.savez(fh, **arrays))
+        d = save_arrays(directory, arrays, {"kind": "offers", "as_of": self.as_of, "policy": self.policy.get_params(),
+                                            "offer_ids": [str(o) for o in self.catalog.offer_ids]})
         atomic_write(d / "catalog.parquet", lambda fh: self.catalog.to_frame().to_parquet(fh, index=False))
-        meta = {"kind": "offers", "as_of": self.as_of, "policy": self.policy.get_params(),
-                "offer_ids": [str(o) for o in self.catalog.offer_ids]}
-        atomic_write(d / "meta.json", lambda fh: fh.write(json.dumps(meta, indent=2)), binary=False)
 
     @classmethod
     def load(cls, directory) -> "OfferScores":
-        d = Path(directory)
+        unreadable = "offer scores in {dir} are unreadable"
+        meta, a = load_arrays(directory, cls._ARRAYS, unreadable)
         try:
-            meta = json.loads((d / "meta.json").read_text())
-            with np.load(d / "arrays.npz", allow_pickle=False) as z:
-                a = {k: z[k] for k in cls._ARRAYS}
-            catalog = OfferCatalog(pd.read_parquet(d / "catalog.parquet"))
+            catalog = OfferCatalog(pd.read_parquet(Path(directory) / "catalog.parquet"))
         except (OSError, KeyError, ValueError) as exc:
-            raise BundleError(f"offer scores in {d} are unreadable: {exc}") from None
-        a["customer_ids"] = a["customer_ids"].astype(object)
+            raise BundleError(f"{unreadable.format(dir=Path(directory))}: {exc}") from None
         return cls(catalog=catalog, **a, as_of=meta["as_of"], policy=meta["policy"])
 
 
