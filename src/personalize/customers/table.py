@@ -20,7 +20,7 @@ from personalize.customers.consent import SUPPRESSED, consent_flags
 if TYPE_CHECKING:
     from personalize.data import Dataset
 
-__all__ = ["customer_table", "merge_scores"]
+__all__ = ["customer_table", "finish_customer_table", "merge_scores"]
 
 log = logging.getLogger(__name__)
 
@@ -77,13 +77,22 @@ def customer_table(dataset: Dataset, *, as_of=None) -> pd.DataFrame:
         table = _basic_totals(dataset, customers)
     else:
         table = view.reset_index() if "customer_id" not in view.columns else view.reset_index(drop=True)
-        table["customer_id"] = table["customer_id"].astype(str)
-        if customers is not None:
-            c = customers.copy()
-            c["customer_id"] = c["customer_id"].astype(str)
-            # the customers table is authoritative for attributes (region, consent, ...) of every customer
-            overlap = [col for col in c.columns if col in table.columns and col != "customer_id"]
-            table = table.drop(columns=overlap).merge(c, on="customer_id", how="outer")
+    return finish_customer_table(table, customers if view is not None else None)
+
+
+def finish_customer_table(table: pd.DataFrame, customers: pd.DataFrame | None) -> pd.DataFrame:
+    """The last steps of :func:`customer_table` on a per-customer frame (also the Spark path's): the
+    customers table's attributes win (``customers``, outer join), consent and suppression flags become
+    booleans with missing = no consent / not suppressed, object columns become booleans or strings,
+    sorted by customer id."""
+    table = table.copy()
+    table["customer_id"] = table["customer_id"].astype(str)
+    if customers is not None:
+        c = customers.copy()
+        c["customer_id"] = c["customer_id"].astype(str)
+        # the customers table is authoritative for attributes (region, consent, ...) of every customer
+        overlap = [col for col in c.columns if col in table.columns and col != "customer_id"]
+        table = table.drop(columns=overlap).merge(c, on="customer_id", how="outer")
     for col in table.columns:
         if col.startswith("consent_") or col == SUPPRESSED:
             table[col] = consent_flags(table[col])

@@ -182,26 +182,9 @@ def customer_table_frame(view: pd.DataFrame, customers: pd.DataFrame | None) -> 
     """The bundle's customer table from a collected customer view (the steps of
     :func:`personalize.customers.customer_table`: customers-table attributes win, consent flags become
     booleans with missing = no consent, sorted by customer id)."""
-    from personalize.customers.consent import consent_flags
+    from personalize.customers.table import finish_customer_table
 
-    table = view.copy()
-    table["customer_id"] = table["customer_id"].astype(str)
-    if customers is not None:
-        c = customers.copy()
-        c["customer_id"] = c["customer_id"].astype(str)
-        overlap = [col for col in c.columns if col in table.columns and col != "customer_id"]
-        table = table.drop(columns=overlap).merge(c, on="customer_id", how="outer")
-    for col in table.columns:
-        if col.startswith("consent_"):
-            table[col] = consent_flags(table[col])
-        elif table[col].dtype == object:
-            non_null = table[col].dropna()
-            if len(non_null) and non_null.map(lambda v: isinstance(v, (bool, np.bool_))).all():
-                table[col] = table[col].astype("boolean")
-            else:
-                table[col] = table[col].map(lambda v: None if v is None or v is pd.NA else str(v)).astype("str")
-    table.attrs = {}
-    return table.sort_values("customer_id", kind="stable").reset_index(drop=True)
+    return finish_customer_table(view, customers)
 
 
 @runtime_checkable
