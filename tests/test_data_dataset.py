@@ -239,3 +239,22 @@ def test_appending_future_returns_never_changes_a_past_slice():
                                                      ("c1", "b", "2024-05-02", -2.0, 3.0)]))
     for cutoff in ("2024-02-01", "2024-03-02", "2024-04-01"):
         pd.testing.assert_frame_equal(base.until(cutoff).transactions, more.until(cutoff).transactions)
+
+
+def test_of_customers_keeps_the_vocabularies_and_only_their_rows():
+    from personalize.datasets import make_retail
+
+    ds, _ = make_retail(n_customers=200, n_items=40, seed=1, offers=False, exposures=False)
+    keep = np.zeros(len(ds.customer_vocab), dtype=bool)
+    keep[::3] = True
+    sub = ds.of_customers(keep)
+    assert sub.customer_vocab is ds.customer_vocab and sub.item_vocab is ds.item_vocab
+    assert keep[sub.customer_idx].all() and len(sub) == int(keep[ds.customer_idx].sum())
+    assert set(sub.transactions["customer_id"]) == set(np.asarray(ds.customer_vocab.ids)[keep]) & set(
+        ds.transactions["customer_id"])
+    # a time slice of the sample is the sample's slice
+    cut = ds.transactions["timestamp"].iloc[len(ds) // 2]
+    assert len(sub.until(cut)) == int(keep[ds.until(cut).customer_idx].sum())
+    assert ds.of_customers(np.ones(len(ds.customer_vocab), dtype=bool)) is ds
+    with pytest.raises(DataError, match="one flag per customer"):
+        ds.of_customers(keep[:-1])

@@ -312,3 +312,36 @@ if RecommenderContract is not None:
                                         "itemknn": {"kind": "itemknn", "num_threads": 1},
                                         "buyagain": {"kind": "buyagain"}, "popular": {"kind": "popular"}},
                             n_candidates=20, n_estimators=30, train_windows=2)
+
+
+def test_a_long_precomputed_list_starts_with_the_live_answer(split, fitted):
+    # the candidate table asks for 200 items; the ranker re-ranks each generator's top n_candidates (what it was
+    # trained on) and the rest follows by generator rank: its head is exactly what a k=10 request answers
+    customers = list(split.customers("all")[:60])
+    for exclude in ("none", "purchased"):
+        short = fitted.recommend(customers, k=10, exclude=exclude)
+        long = fitted.recommend(customers, k=120, exclude=exclude)
+        assert (long.groupby("customer_id").size() == 120).all()
+        assert not long.duplicated(["customer_id", "item_id"]).any()
+        head = long[long["rank"] <= 10].reset_index(drop=True)
+        pd.testing.assert_frame_equal(head[["customer_id", "score", "rank"]], short[["customer_id", "score", "rank"]])
+        # the same items, except that equal scores may come in another order
+        tied = long.duplicated(["customer_id", "score"], keep=False)[long["rank"] <= 10].to_numpy()
+        assert (head["item_id"].to_numpy() == short["item_id"].to_numpy())[~tied].all()
+        assert tied.mean() < 0.05
+        # scores keep falling past the re-ranked pool
+        for _, g in long[long["source"] == "twostage"].groupby("customer_id"):
+            assert np.all(np.diff(g["score"].to_numpy()) <= 1e-9)
+
+
+def test_training_windows_fit_on_a_customer_sample(split):
+    with threadpool_limits(1, "blas"):
+        m = _model(n_candidates=10, n_estimators=10, train_windows=2, max_fit_customers=300,
+                   max_train_customers=100).fit(split.train)
+    windows = m.train_info_["windows"]
+    assert all(w["fit_customers"] == 300 for w in windows)
+    # the served generators are refit on everyone
+    assert m.state_.n_active == split.train.n_customers
+    assert m.generators_["popular"].item_scores_.sum() == split.train.interaction_matrix("count").getnnz()
+    with pytest.raises(PersonalizeError, match="max_fit_customers"):
+        TwoStage(max_fit_customers=0).fit(split.train)

@@ -301,6 +301,35 @@ class Dataset:
                               returns=keep(self.returns), netted=keep(self._netted), feedback=keep(self.feedback),
                               points=keep(self.points))
 
+    def of_customers(self, keep: np.ndarray) -> "Dataset":
+        """Only the customers with ``keep[customer index]`` true (a bool mask over the customer vocabulary),
+        vocabularies unchanged: a sample of customers to fit on, whose indices still match the whole data's.
+
+        Transactions, exposures and feedback of the others go; the items and customers tables stay. The
+        result is a view of its own: its time slices (``until``/``between``) cut the sample, and it has no
+        returns to undo (take the sample from a slice that is already as of its cutoff).
+        """
+        keep = np.asarray(keep, dtype=bool)
+        if keep.shape != (len(self.customer_vocab),):
+            raise DataError(f"of_customers needs one flag per customer ({len(self.customer_vocab)}), "
+                            f"got shape {keep.shape}")
+        rows = keep[self.customer_idx]
+        if rows.all():
+            return self
+
+        def own(df):
+            if df is None or not len(df):
+                return df
+            idx = self.customer_vocab.index(df["customer_id"].to_numpy(dtype=object))
+            return df.loc[(idx >= 0) & keep[np.maximum(idx, 0)]].reset_index(drop=True)
+
+        out = Dataset(self.transactions.loc[rows].reset_index(drop=True), items=self.items,
+                      customers=self.customers, offers=self.offers, exposures=own(self.exposures),
+                      customer_vocab=self.customer_vocab, item_vocab=self.item_vocab,
+                      customer_idx=self.customer_idx[rows], item_idx=self.item_idx[rows], report=self.report,
+                      returns=None, netted=None, feedback=own(self.feedback), points=own(self.points))
+        return out
+
     def with_tables(self, *, items: pd.DataFrame | None = None, customers: pd.DataFrame | None = None,
                     offers: pd.DataFrame | None = None, exposures: pd.DataFrame | None = None,
                     mapping: Mapping | None = None, decimal: str = ".", feedback: pd.DataFrame | None = None,

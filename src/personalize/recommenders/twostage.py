@@ -260,6 +260,11 @@ class _State:
     def n_items(self) -> int:
         return len(self.item)
 
+    @property
+    def n_active(self) -> int:
+        """Customers with a purchase in the data the tables were built on (at least 1)."""
+        return max(int(np.count_nonzero(self.cust[:, _C["cust_days"]] > 0)), 1)
+
     def _customer_rows(self, crow: np.ndarray) -> np.ndarray:
         """Customer feature rows (NaN for customers beyond the table, e.g. added by updates)."""
         out = np.full((len(crow), self.cust.shape[1]), np.nan)
@@ -386,6 +391,13 @@ class TwoStage(Recommender):
         7 days after 14 days of history, i.e. 28 days in all; shorter histories raise a DataError saying so).
     max_train_customers:
         Cap on the customers per window used to train the rankers (random sample).
+    max_fit_customers:
+        Cap on the customers whose histories the training windows' generators and feature tables are fitted on
+        (the window's ranker customers plus a seeded random sample of the others; None = everyone). Item
+        factors, neighbours and popularity from 100,000 customers' histories rank as well as from a million's,
+        and the windows' cost stops growing with the customer base. The generators served are always refit
+        on everyone. Popularity generators' scores are shares of the customers with a purchase (not raw counts),
+        so a sample, a window and the whole data speak the same scale.
     negative_share:
         Share of the candidates that were not bought kept in the training windows' rows (a seeded random
         sample; every purchased candidate is kept; 1 keeps them all). Lambdarank's cost grows with the rows
@@ -411,7 +423,8 @@ class TwoStage(Recommender):
 
     def __init__(self, *, generators: dict | None = None, n_candidates: int = 50,
                  train_window_days: float | None = None, train_windows: int | None = None,
-                 max_train_customers: int | None = 20000, negative_share: float = 0.3, n_estimators: int = 200,
+                 max_train_customers: int | None = 20000, max_fit_customers: int | None = 100_000,
+                 negative_share: float = 0.3, n_estimators: int = 200,
                  learning_rate: float = 0.1, num_leaves: int = 15, min_child_samples: int = 50,
                  feature_fraction: float = 0.8,
                  random_state: int = 0, num_threads: int = 1, fallback=DEFAULT_FALLBACK,
@@ -422,6 +435,7 @@ class TwoStage(Recommender):
         self.train_window_days = train_window_days
         self.train_windows = train_windows
         self.max_train_customers = max_train_customers
+        self.max_fit_customers = max_fit_customers
         self.negative_share = negative_share
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
@@ -454,6 +468,7 @@ class TwoStage(Recommender):
         for name in ("n_candidates", "n_estimators", "num_leaves", "min_child_samples"):
             pos_int(name)
         pos_int("max_train_customers", allow_none=True)
+        pos_int("max_fit_customers", allow_none=True)
         pos_int("train_windows", allow_none=True)
         v = self.train_window_days
         if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0):
@@ -503,14 +518,22 @@ class TwoStage(Recommender):
 
     # ------------------------------------------------------------------ stage 1 + features
     def _candidate_frame(self, gens: dict, state: _State, customers: Customers, *, k: int, exclude: str,
-                         cand: np.ndarray | None):
-        """Pooled candidates of ``customers``: (position in customers, item, feature matrix)."""
+                         cand: np.ndarray | None, pool: int | None = None):
+        """Pooled candidates of ``customers``: (position in customers, item, feature matrix).
+
+        With ``pool`` (< ``k``), only the candidates some generator ranks in its top ``pool`` get features
+        (what the ranker was trained on); the others come back apart, as ``(pos, item, best generator rank)``:
+        ``(pos, item, X, rest)``.
+        """
         n_i = state.n_items
         query = Query(customers=np.zeros(0, dtype=object), k=k, exclude=exclude, candidates=cand)
         keys_list, parts = [], []
+        share = 1.0 / state.n_active
         for g in gens.values():
             rows, item, score, src = g._recommend_core(query, customers)
             key = rows.astype(np.int64) * n_i + item
+            if isinstance(g, Popular):  # buyer counts -> shares of the customers: the same scale in every fit
+                score = score * share
             parts.append((key, np.where(src == 0, score, np.nan), ranks(rows).astype(np.float64)))
             keys_list.append(key)
         keys = np.unique(np.concatenate(keys_list)) if keys_list else np.zeros(0, np.int64)
@@ -523,6 +546,17 @@ class TwoStage(Recommender):
                 gfeat[p, 2 * j + 1] = rank
         gfeat[:, -1] = (gfeat[:, 1:-1:2] <= k).sum(1)
         pos, item = keys // n_i, keys % n_i
+        rest = None
+        if pool is not None and pool < k:
+            best = gfeat[:, 1:-1:2].min(1)
+            inside = best <= pool
+            rest = (pos[~inside], item[~inside], best[~inside])
+            gfeat, pos, item = gfeat[inside], pos[inside], item[inside]
+            # a generator that ranks the item below its top pool did not propose it, as in training
+            beyond = gfeat[:, 1:-1:2] > pool
+            gfeat[:, 0:-1:2][beyond] = np.nan
+            gfeat[:, 1:-1:2][beyond] = pool + 1.0
+            gfeat[:, -1] = (~beyond).sum(1)
         feats = state.features(customers.cidx[pos], item)
         for p, ev in customers.events.items():  # customers with live purchases: their own pair features
             sel = np.flatnonzero(pos == p)
@@ -530,7 +564,7 @@ class TwoStage(Recommender):
                 mini = state.for_customer(int(customers.cidx[p]), ev.items, _days(ev.ns.astype("datetime64[ns]")))
                 feats[sel] = mini.features(np.zeros(len(sel), np.int64), item[sel])
         X = np.concatenate([gfeat, feats], 1).astype(np.float32)
-        return pos, item, X
+        return (pos, item, X) if pool is None else (pos, item, X, rest)
 
     # ------------------------------------------------------------------ fit
     def _fit(self, dataset, X) -> None:
@@ -669,6 +703,16 @@ class TwoStage(Recommender):
         info: dict = {"customers": int(len(rows))}
         if len(rows) == 0:
             return info, None
+        active = np.unique(inner.customer_idx)
+        cap = self.max_fit_customers
+        if cap is not None and len(active) > max(int(cap), len(rows)):
+            others = np.setdiff1d(active, rows, assume_unique=True)
+            extra = rng.choice(others, max(int(cap) - len(rows), 0), replace=False)
+            keep = np.zeros(len(dataset.customer_vocab), dtype=bool)
+            keep[rows] = True
+            keep[extra] = True
+            inner = inner.of_customers(keep)
+            info["fit_customers"] = int(len(rows) + len(extra))
         gens = fit_together({name: copy.deepcopy(g) for name, g in templates.items()}, inner)
         state = _State.build(inner, cutoff)
         past = np.unique(inner.customer_idx.astype(np.int64) * n_i + inner.item_idx)
@@ -724,7 +768,10 @@ class TwoStage(Recommender):
             return self.generators_[chosen]._make_scorer(query, cols, width)
         ranker = self.rankers_.get(mode) or self.rankers_.get("all") or self.rankers_.get("discovery")
         n_gen = len(self.generators_)
-        kk = max(int(self.n_candidates), int(query.k))
+        # the ranker re-ranks each generator's top n_candidates (what it was trained on); a longer list (e.g.
+        # the precomputed candidates) continues with the other candidates by their best generator rank
+        pool = int(self.n_candidates)
+        kk = max(pool, int(query.k))
 
         def score(batch, out, colpos):
             out.fill(NEG)
@@ -734,16 +781,29 @@ class TwoStage(Recommender):
             if not len(warm):
                 return
             sub = batch.subset(warm)
-            pos, item, X = self._candidate_frame(self.generators_, self.state_, Customers(sub.cidx, sub.events,
-                                                                                         sub.now_ns),
-                                                 k=kk, exclude=exclude, cand=cand)
+            pos, item, X, rest = self._candidate_frame(self.generators_, self.state_,
+                                                       Customers(sub.cidx, sub.events, sub.now_ns),
+                                                       k=kk, exclude=exclude, cand=cand, pool=pool)
+            if len(pos):
+                if ranker is not None:
+                    s = ranker.predict(X, num_threads=1)
+                else:  # no window had a positive label: mean generator rank
+                    s = -np.nanmean(X[:, 1:2 * n_gen:2], axis=1)
+            else:
+                s = np.zeros(0)
+            if rest is not None and len(rest[0]):
+                # below the customer's whole re-ranked pool, in best-rank order
+                floor = np.full(len(warm), 0.0)
+                if len(pos):
+                    low = np.full(len(warm), np.inf)
+                    np.minimum.at(low, pos, s)
+                    floor = np.where(np.isfinite(low), low, 0.0)
+                pos = np.concatenate([pos, rest[0]])
+                item = np.concatenate([item, rest[1]])
+                s = np.concatenate([s, floor[rest[0]] - 1.0 - rest[2] / (kk + 1.0)])
             if not len(pos):
                 return
             pos = warm[pos]
-            if ranker is not None:
-                s = ranker.predict(X, num_threads=1)
-            else:  # no window had a positive label: mean generator rank
-                s = -np.nanmean(X[:, 1:2 * n_gen:2], axis=1)
             if colpos is not None:
                 col = colpos[item]
                 ok = col >= 0
@@ -776,7 +836,7 @@ class TwoStage(Recommender):
     def to_meta(self) -> dict:
         return {**super().to_meta(), "generators": self.generator_names_, "feature_names": self.feature_names_,
                 "rankers": {m: b is not None for m, b in self.rankers_.items()}, "choice": self.choice_,
-                "train_info": self.train_info_}
+                "popularity_scores": "share", "train_info": self.train_info_}
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         return {**super().to_arrays(), **self.state_.to_arrays("model_state_")}
@@ -796,7 +856,8 @@ class TwoStage(Recommender):
         try:
             self.generator_names_ = list(meta["generators"])
             self.feature_names_ = list(meta["feature_names"])
-            if self.feature_names_ != self._feature_names(self.generator_names_):
+            if self.feature_names_ != self._feature_names(self.generator_names_) \
+                    or meta.get("popularity_scores") != "share":
                 raise BundleError("this TwoStage model was saved by another version of the library (its features "
                                   "differ from this version's): retrain it")
             self.train_info_ = meta.get("train_info") or {}
