@@ -307,11 +307,9 @@ class Recommender(Params):
         Unknown customers get the fallback chain; ``source`` names what
         produced each row.
         """
-        self._check_fitted()
         ids = id_array(customer_ids)
-        query = self._query(ids, k, exclude, items, filters, live)
-        with blas_one_thread():
-            rows, item, score, src = self._recommend_core(query, self._resolve(ids, query.live))
+        rows, item, score, src = self.recommend_indices(ids, k, exclude=exclude, items=items, filters=filters,
+                                                        live=live)
         names = np.asarray(self._source_names, dtype=object)
         return pd.DataFrame({
             "customer_id": ids[rows],
@@ -320,6 +318,23 @@ class Recommender(Params):
             "rank": ranks(rows),
             "source": names[src],
         }, copy=False)
+
+    def recommend_indices(self, customer_ids, k: int = 10, *, exclude: str | None = "auto", items=None,
+                          filters: Filters | dict | None = None, live: LiveEvents | None = None):
+        """:meth:`recommend` as arrays, for bulk callers (e.g. the candidate table): ``(row, item, score, source)``
+        -- the position in ``customer_ids``, the index in ``item_ids_``, the score and the index in
+        ``source_names_`` -- grouped by row in input order, best first."""
+        self._check_fitted()
+        ids = id_array(customer_ids)
+        query = self._query(ids, k, exclude, items, filters, live)
+        with blas_one_thread():
+            return self._recommend_core(query, self._resolve(ids, query.live))
+
+    @property
+    def source_names_(self) -> list[str]:
+        """What each source code of :meth:`recommend_indices` means (the ``source`` of :meth:`recommend`)."""
+        self._check_fitted()
+        return list(self._source_names)
 
     def _recommend_core(self, query: Query, customers: Customers):
         """Core of :meth:`recommend` on indices: (row, item, score, source code) arrays, grouped by row."""

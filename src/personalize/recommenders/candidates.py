@@ -27,6 +27,7 @@ import pandas as pd
 from personalize._atomic import atomic_write
 from personalize.errors import BundleError, PersonalizeError
 from personalize.recommenders.catalog import ItemCatalog
+from personalize.recommenders.topk import ranks
 
 if TYPE_CHECKING:
     from personalize.data import Dataset
@@ -92,18 +93,20 @@ class CandidateTable:
                     source_names.append(str(s))
             return pd.Index(source_names).get_indexer(vals).astype(np.int8)
 
+        # on index arrays, not frames: a million customers x 200 items is 200M rows
+        model_items = item_pos.get_indexer(np.asarray(recommender.item_ids_, dtype=str))
+        model_sources = src_codes(recommender.source_names_)
         for start in range(0, n_c, batch_size):
-            batch = customer_ids[start:start + batch_size].tolist()
-            df = recommender.recommend(batch, k=n, exclude="none")
-            if len(df):
-                row = pd.Index(batch).get_indexer(df["customer_id"].astype(str)) + start
-                col = df["rank"].to_numpy(dtype=np.int64) - 1
-                ok = (row >= start) & (col >= 0) & (col < n)
-                iidx = item_pos.get_indexer(df["item_id"].astype(str))
-                ok &= iidx >= 0
+            batch = customer_ids[start:start + batch_size]
+            row, item, score, src = recommender.recommend_indices(batch.astype(object), k=n, exclude="none")
+            if len(row):
+                col = ranks(row) - 1
+                iidx = model_items[item]
+                ok = (col < n) & (iidx >= 0)
+                row = row + start
                 items[row[ok], col[ok]] = iidx[ok]
-                scores[row[ok], col[ok]] = df["score"].to_numpy(dtype=np.float32)[ok]
-                sources[row[ok], col[ok]] = src_codes(df["source"].to_numpy(dtype=object)[ok])
+                scores[row[ok], col[ok]] = score[ok].astype(np.float32)
+                sources[row[ok], col[ok]] = model_sources[src[ok]]
             if progress is not None:
                 progress(min(start + batch_size, n_c), n_c)
 
