@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -97,3 +98,15 @@ def test_train_auto_publishes_the_chosen_model(tmp_path, ds):
     assert rec.kind == v["served"]
     with pytest.raises(Exception, match="auto"):
         train_bundle(small, store=tmp_path / "m2", recommender="best")
+
+
+def test_churn_trains_on_a_sample_of_a_large_training_set(ds):
+    from personalize.pipeline.churn import train_churn
+
+    full_model, full_scores, full = train_churn(ds, seed=0, max_training_rows=None)
+    model, scores, info = train_churn(ds, seed=0, max_training_rows=300)
+    assert info["status"] == "published" and full["status"] == "published"
+    assert info["training_rows"] == 300 and info["training_rows_available"] == full["training_rows"] > 300
+    # every customer is still scored, by the model trained on the sample
+    assert len(scores) == len(full_scores)
+    assert not np.allclose(scores["churn_risk"].to_numpy(), full_scores["churn_risk"].to_numpy())

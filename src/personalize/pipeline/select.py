@@ -10,7 +10,8 @@ that does not beat Popular is never chosen over it: Popular is then served
 (the data is popularity-dominated).
 
 On large data the comparison runs on a random sample of customers (their
-whole histories; ``max_customers``), so the choice costs a few fits of a
+whole histories; ``max_customers``, default 100,000: the validation window then holds tens of
+thousands of buyers, enough to tell the candidates apart), so the choice costs a few fits of a
 sample, not of everyone; the chosen kind is then fitted on all the data.
 """
 
@@ -41,16 +42,21 @@ EASE_MAX_ITEMS = 30_000
 TIE_MARGIN = 0.01
 
 
-def _params(kind: str, factors: int, seed: int) -> dict:
+#: from this many customers up, TwoStage trains its rankers and generators on every core (its default is one
+#: thread, right for a shared machine and small data)
+LARGE_CUSTOMERS = 200_000
+
+
+def _params(kind: str, factors: int, seed: int, n_customers: int = 0) -> dict:
     if kind in ("als", "bpr"):
         return {"factors": factors, "random_state": seed}
     if kind == "twostage":
-        return {"random_state": seed}
+        return {"random_state": seed, **({"num_threads": 0} if n_customers >= LARGE_CUSTOMERS else {})}
     return {}  # itemknn, buyagain, ease: deterministic; their defaults adapt to the data
 
 
 def select_recommender(dataset: Dataset, *, candidates: Sequence[str] = AUTO_CANDIDATES, factors: int = 64,
-                       seed: int = 0, window: tuple | None = None, k: int = 10, max_customers: int = 200_000,
+                       seed: int = 0, window: tuple | None = None, k: int = 10, max_customers: int = 100_000,
                        progress: Callable[[str], None] | None = None) -> tuple[Recommender | None, dict]:
     """(an unfitted copy of the best candidate, or None when none could be scored; the report).
 
@@ -84,7 +90,7 @@ def select_recommender(dataset: Dataset, *, candidates: Sequence[str] = AUTO_CAN
             if kind == "ease" and data.n_items > EASE_MAX_ITEMS:
                 skipped[kind] = f"{data.n_items:,} items: EASE is for catalogs up to {EASE_MAX_ITEMS:,}"
                 continue
-            model = Popular() if kind == "popular" else make(kind, **_params(kind, factors, seed))
+            model = Popular() if kind == "popular" else make(kind, **_params(kind, factors, seed, data.n_customers))
             say(f"  comparing {kind} on the validation window")
             t = time.perf_counter()
             try:
@@ -118,5 +124,5 @@ def select_recommender(dataset: Dataset, *, candidates: Sequence[str] = AUTO_CAN
         "models": scores, "fit_seconds": fit_s, "skipped": skipped, "ranking": ranked, "served": best,
         "vs_popular": vs}
     say(f"  serving {best} (" + ", ".join(f"{kd} {key(kd)[0]:.4f}" for kd in ranked) + ")")
-    chosen = Popular() if best == "popular" else make(best, **_params(best, factors, seed))
+    chosen = Popular() if best == "popular" else make(best, **_params(best, factors, seed, dataset.n_customers))
     return chosen, report

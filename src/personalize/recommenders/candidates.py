@@ -27,7 +27,7 @@ import pandas as pd
 from personalize._atomic import atomic_write
 from personalize.errors import BundleError, PersonalizeError
 from personalize.recommenders.catalog import ItemCatalog
-from personalize.recommenders.topk import ranks
+from personalize.recommenders.topk import bulk_scoring, ranks
 
 if TYPE_CHECKING:
     from personalize.data import Dataset
@@ -98,7 +98,8 @@ class CandidateTable:
         model_sources = src_codes(recommender.source_names_)
         for start in range(0, n_c, batch_size):
             batch = customer_ids[start:start + batch_size]
-            row, item, score, src = recommender.recommend_indices(batch.astype(object), k=n, exclude="none")
+            with bulk_scoring():  # a batch job: the model's own scorer may use every core
+                row, item, score, src = recommender.recommend_indices(batch.astype(object), k=n, exclude="none")
             if len(row):
                 col = ranks(row) - 1
                 iidx = model_items[item]

@@ -9,6 +9,9 @@ only fight the other server processes for the cores (STACK.md).
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
@@ -26,6 +29,26 @@ def blas_one_thread():
     if _controller is None:
         _controller = ThreadpoolController()
     return _controller.limit(limits=1, user_api="blas")
+
+
+_SCORING_THREADS: contextvars.ContextVar[int] = contextvars.ContextVar("personalize_scoring_threads", default=1)
+
+
+@contextlib.contextmanager
+def bulk_scoring(threads: int = 0):
+    """Within this block a model's own scorer (TwoStage's LightGBM ranker) may use ``threads`` threads (0 =
+    every core): for batch jobs such as the candidate table. A request is scored on one thread (the default),
+    the service scaling with worker processes instead."""
+    token = _SCORING_THREADS.set(int(threads))
+    try:
+        yield
+    finally:
+        _SCORING_THREADS.reset(token)
+
+
+def scoring_threads() -> int:
+    """Threads a model's scorer may use here (see :func:`bulk_scoring`)."""
+    return _SCORING_THREADS.get()
 
 
 def csr_gather(indptr: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

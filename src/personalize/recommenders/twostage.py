@@ -82,7 +82,7 @@ from personalize.recommenders.base import Customers, Recommender, fit_together
 from personalize.recommenders.fallback import DEFAULT_FALLBACK
 from personalize.recommenders.popular import Popular
 from personalize.recommenders.query import Query
-from personalize.recommenders.topk import NEG, ranks
+from personalize.recommenders.topk import NEG, ranks, scoring_threads
 
 _MODES = ("all", "discovery")
 _DAY = np.timedelta64(86400, "s")
@@ -394,7 +394,7 @@ class TwoStage(Recommender):
     max_fit_customers:
         Cap on the customers whose histories the training windows' generators and feature tables are fitted on
         (the window's ranker customers plus a seeded random sample of the others; None = everyone). Item
-        factors, neighbours and popularity from 100,000 customers' histories rank as well as from a million's,
+        factors, neighbours and popularity from 50,000 customers' histories rank about as well as from a million's,
         and the windows' cost stops growing with the customer base. The generators served are always refit
         on everyone. Popularity generators' scores are shares of the customers with a purchase (not raw counts),
         so a sample, a window and the whole data speak the same scale.
@@ -423,7 +423,7 @@ class TwoStage(Recommender):
 
     def __init__(self, *, generators: dict | None = None, n_candidates: int = 50,
                  train_window_days: float | None = None, train_windows: int | None = None,
-                 max_train_customers: int | None = 20000, max_fit_customers: int | None = 100_000,
+                 max_train_customers: int | None = 20000, max_fit_customers: int | None = 50_000,
                  negative_share: float = 0.3, n_estimators: int = 200,
                  learning_rate: float = 0.1, num_leaves: int = 15, min_child_samples: int = 50,
                  feature_fraction: float = 0.8,
@@ -786,7 +786,7 @@ class TwoStage(Recommender):
                                                        k=kk, exclude=exclude, cand=cand, pool=pool)
             if len(pos):
                 if ranker is not None:
-                    s = ranker.predict(X, num_threads=1)
+                    s = ranker.predict(X, num_threads=scoring_threads())
                 else:  # no window had a positive label: mean generator rank
                     s = -np.nanmean(X[:, 1:2 * n_gen:2], axis=1)
             else:
