@@ -393,7 +393,13 @@ class Recommender(Params):
                 fr = np.flatnonzero(full)
                 parts.append((np.repeat(chunk[fr], kk), items_top[fr].ravel(), vals[fr].ravel().astype(np.float64),
                               np.zeros(len(fr) * kk, np.int64)))
-            for p in np.flatnonzero(~full):  # top up from the fallback chain
+            short = np.flatnonzero(~full)
+            if not query.top_up and len(short):  # the model's own items only, vectorized
+                own = ok[short]
+                parts.append((np.repeat(chunk[short], own.sum(1)), items_top[short][own],
+                              vals[short][own].astype(np.float64), np.zeros(int(own.sum()), np.int64)))
+                short = short[:0]
+            for p in short:  # top up from the fallback chain
                 it, sc = items_top[p][ok[p]], vals[p][ok[p]].astype(np.float64)
                 hi, hw = batch.history(int(p))
                 excluded = hi[self._excluded(hi, exclude)]
@@ -403,7 +409,7 @@ class Recommender(Params):
                 n_p = len(it) + len(fi)
                 parts.append((np.full(n_p, chunk[p], np.int64), np.concatenate([it, fi]), np.concatenate([sc, fs]),
                               np.concatenate([np.zeros(len(it), np.int64), fsrc])))
-        cold_rows = np.flatnonzero(~warm)
+        cold_rows = np.flatnonzero(~warm) if query.top_up else np.zeros(0, np.int64)
         if len(cold_rows) and disliked is not None:  # cold, but rated items 1-2 stars: their own top-up
             dr, dj = rows_of(disliked, cidx[cold_rows])
             empty = np.zeros(0, np.int64)
@@ -417,6 +423,9 @@ class Recommender(Params):
             m = len(ci)
             parts.append((np.repeat(cold_rows, m), np.tile(ci, len(cold_rows)), np.tile(cs, len(cold_rows)),
                           np.tile(cc, len(cold_rows))))
+        if not parts:
+            z = np.zeros(0, np.int64)
+            return z, z, np.zeros(0), z
         rows = np.concatenate([q[0] for q in parts]).astype(np.int64)
         order = np.argsort(rows, kind="stable")
         item = np.concatenate([q[1] for q in parts]).astype(np.int64)[order]

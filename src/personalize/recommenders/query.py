@@ -54,9 +54,10 @@ class Query:
     candidates: np.ndarray | None    # bool mask over the model's items (filters and `items` combined); None = all
     filters: Filters | None = None
     live: LiveEvents | None = None
+    top_up: bool = True              # fill short lists from the fallback chain (False: the model's own items only)
 
     def replace(self, **changes) -> "Query":
         fields = {"customers": self.customers, "k": self.k, "exclude": self.exclude, "candidates": self.candidates,
-                  "filters": self.filters, "live": self.live}
+                  "filters": self.filters, "live": self.live, "top_up": self.top_up}
         fields.update(changes)
         return Query(**fields)

@@ -526,7 +526,9 @@ class TwoStage(Recommender):
         ``(pos, item, X, rest)``.
         """
         n_i = state.n_items
-        query = Query(customers=np.zeros(0, dtype=object), k=k, exclude=exclude, candidates=cand)
+        # the generators' own items only: their fallback chains would add the popular and trending items that
+        # the Popular generators propose anyway, one customer at a time
+        query = Query(customers=np.zeros(0, dtype=object), k=k, exclude=exclude, candidates=cand, top_up=False)
         keys_list, parts = [], []
         share = 1.0 / state.n_active
         for g in gens.values():
@@ -536,12 +538,22 @@ class TwoStage(Recommender):
                 score = score * share
             parts.append((key, np.where(src == 0, score, np.nan), ranks(rows).astype(np.float64)))
             keys_list.append(key)
-        keys = np.unique(np.concatenate(keys_list)) if keys_list else np.zeros(0, np.int64)
+        space = len(customers.cidx) * n_i
+        if space <= _DENSE_KEYS:  # a batch's (customer, item) grid fits a flag array: no sorting
+            seen = np.zeros(space, dtype=bool)
+            for key in keys_list:
+                seen[key] = True
+            keys = np.flatnonzero(seen)
+            where = np.cumsum(seen) - 1
+            locate = lambda key: where[key]  # noqa: E731
+        else:
+            keys = np.unique(np.concatenate(keys_list)) if keys_list else np.zeros(0, np.int64)
+            locate = lambda key: np.searchsorted(keys, key)  # noqa: E731
         gfeat = np.full((len(keys), 2 * len(gens) + 1), np.nan)
         for j, (key, score, rank) in enumerate(parts):
             gfeat[:, 2 * j + 1] = k + 1.0
             if len(key):
-                p = np.searchsorted(keys, key)
+                p = locate(key)
                 gfeat[p, 2 * j] = score
                 gfeat[p, 2 * j + 1] = rank
         gfeat[:, -1] = (gfeat[:, 1:-1:2] <= k).sum(1)
@@ -872,6 +884,9 @@ class TwoStage(Recommender):
         if bad:
             raise BundleError(f"TwoStage bundle chooses unknown generator(s) {bad}")
 
+
+#: batches of customers x items up to this size pool their candidates in a flag array (else by sorting)
+_DENSE_KEYS = 1 << 24
 
 #: the adaptive window plan (see :func:`window_plan`)
 MAX_WINDOW_DAYS = 40.0
