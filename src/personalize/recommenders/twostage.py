@@ -262,8 +262,11 @@ class _State:
 
     @property
     def n_active(self) -> int:
-        """Customers with a purchase in the data the tables were built on (at least 1)."""
-        return max(int(np.count_nonzero(self.cust[:, _C["cust_days"]] > 0)), 1)
+        """Customers with a purchase in the data the tables were built on (at least 1; counted once)."""
+        n = self.__dict__.get("_n_active")
+        if n is None:
+            n = self.__dict__["_n_active"] = max(int(np.count_nonzero(self.cust[:, _C["cust_days"]] > 0)), 1)
+        return n
 
     def _customer_rows(self, crow: np.ndarray) -> np.ndarray:
         """Customer feature rows (NaN for customers beyond the table, e.g. added by updates)."""
