@@ -203,7 +203,16 @@ def train_bundle(dataset: Dataset, *, store: str | Path = "models", factors: int
         timings["fit_popular_s"] = time.perf_counter() - t
         t = time.perf_counter()
         say(f"precomputing top-{candidates} candidates for {len(dataset.customer_vocab)} customers")
-        table = CandidateTable.build(recommender, dataset, n=candidates, cold=popular)
+        step = {"next": 0.1}
+        t_c = time.perf_counter()
+
+        def cand_progress(done: int, total: int) -> None:  # every tenth of the way, with the time so far
+            if total and done / total >= step["next"] and done < total:
+                say(f"  candidates: {done:,} of {total:,} customers ({time.perf_counter() - t_c:.0f} s)")
+                step["next"] = (int(done / total * 10) + 1) / 10
+
+        table = CandidateTable.build(recommender, dataset, n=candidates, cold=popular,
+                                     progress=cand_progress if progress is not None else None)
         timings["candidates_s"] = time.perf_counter() - t
     components: dict[str, Any] = {"recommender": recommender, "popular": popular, "candidates": table}
     if customers:
