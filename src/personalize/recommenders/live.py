@@ -149,6 +149,8 @@ class LiveEvents:
         return out
 
     def _tail_add(self, customer_id: str, items: np.ndarray, ns: np.ndarray) -> None:
+        if not len(items):
+            return
         code = self._tail.get(customer_id)
         if code is None:
             code = self._tail[customer_id] = len(self._tail_ids)

@@ -14,8 +14,10 @@ recommender itself is asked with the same rules.
 Live state has one owner: the runtime's :class:`~personalize.recommenders.LiveEvents`
 overlay (``self.live``). Purchase events go there (never into the fitted
 models, which stay as published); a customer with live events is answered by
-the recommender with the overlay, and that answer is cached (bounded LRU)
-until the customer's next event.
+the recommender with the overlay, and that answer is cached until the
+customer's next event, in a :class:`LiveRowCache` (an LRU over one
+preallocated block of :data:`LIVE_CACHE_SIZE` candidate lists, so a worker's
+memory does not creep as it fills).
 
 Privacy rules hold in every answer, in one place:
 
