@@ -373,7 +373,7 @@ def soak(store: Path, tmp: Path, seconds: float, customers: list[str], items: li
     proc = start_workers(store, port, tmp / "soak-events.sqlite", 1)
     server = psutil.Process(proc.pid)
     rng = np.random.default_rng(5)
-    samples, posted, failed, i = [], 0, 0, 0
+    samples, posted_at, posted, failed, i = [], [], 0, 0, 0
     t0 = time.monotonic()
     next_sample = t0
     try:
@@ -399,13 +399,18 @@ def soak(store: Path, tmp: Path, seconds: float, customers: list[str], items: li
             if time.monotonic() >= next_sample:
                 rss = sum(p.memory_info().rss for p in [server, *server.children(recursive=True)])
                 samples.append((round(time.monotonic() - t0, 1), round(rss / 2**20, 1)))
+                posted_at.append(posted)
                 next_sample += 10.0
     finally:
         stop_group(proc)
-    warm = next((mb for t, mb in samples if t >= 60.0), samples[0][1])
+    w = next((j for j, (t, _) in enumerate(samples) if t >= 60.0), 0)
+    warm = samples[w][1]
+    after = posted_at[-1] - posted_at[w]
     return {"seconds": seconds, "events_posted": posted, "failed_requests": failed,
             "rss_mb_samples": samples, "rss_mb_after_warmup": warm, "rss_mb_end": samples[-1][1],
-            "rss_growth_mb": round(samples[-1][1] - warm, 1)}
+            "rss_growth_mb": round(samples[-1][1] - warm, 1), "events_after_warmup": after,
+            # the growth per event, for comparing soaks that posted different numbers of events (a busy machine)
+            "rss_growth_bytes_per_event": round((samples[-1][1] - warm) * 2**20 / after, 1) if after else None}
 
 
 def server_side(port: int, route: str) -> dict:

@@ -46,14 +46,32 @@ class _FactorModel(Recommender):
 
     def _post_state(self) -> None:
         super()._post_state()
-        self._Y64 = self.item_factors_.astype(np.float64)
-        self._YtY = self._Y64.T @ self._Y64
-        norms = np.linalg.norm(self.item_factors_, axis=1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            self._Ynorm = (self.item_factors_ / norms[:, None]).astype(np.float32)
-        self._Ynorm[norms == 0] = 0
-        self._norm_ok = norms > 0
+        # derived from the item factors on first use (a fold-in, a similar-items query), not on load: a
+        # worker swapping bundles under load serves the new one sooner (``_gram``, ``_unit_items``)
+        self._YtY: np.ndarray | None = None
+        self._unit: tuple[np.ndarray, np.ndarray] | None = None
         self._yt_cache: dict[int, np.ndarray] = {}
+
+    def _gram(self) -> np.ndarray:
+        """``Y^T Y`` of the item factors, in float64 (the fold-in's constant part)."""
+        if self._YtY is None:
+            Y = self.item_factors_
+            g = np.zeros((Y.shape[1], Y.shape[1]))
+            for s in range(0, len(Y), 16384):  # float64 a block at a time, not a float64 copy of Y
+                blk = Y[s:s + 16384].astype(np.float64)
+                g += blk.T @ blk
+            self._YtY = g
+        return self._YtY
+
+    def _unit_items(self) -> tuple[np.ndarray, np.ndarray]:
+        """(item factors scaled to unit length (zero rows stay zero), which rows are non-zero)."""
+        if self._unit is None:
+            norms = np.linalg.norm(self.item_factors_, axis=1)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                unit = (self.item_factors_ / norms[:, None]).astype(np.float32)
+            unit[norms == 0] = 0
+            self._unit = (unit, norms > 0)
+        return self._unit
 
     def _yt(self, cols, width: int) -> np.ndarray:
         if cols is None:
@@ -87,9 +105,9 @@ class _FactorModel(Recommender):
 
     def _system(self, hi: np.ndarray, hw: np.ndarray):
         c = self._confidence(hw)
-        Yu = self._Y64[hi]
+        Yu = self.item_factors_[hi].astype(np.float64)
         f = Yu.shape[1]
-        A = self._YtY + self._fold_reg() * np.eye(f) + (Yu.T * (c - 1.0)) @ Yu
+        A = self._gram() + self._fold_reg() * np.eye(f) + (Yu.T * (c - 1.0)) @ Yu
         return A, Yu, c
 
     def _fold_in(self, hi: np.ndarray, hw: np.ndarray) -> np.ndarray:
@@ -100,10 +118,11 @@ class _FactorModel(Recommender):
         return self.item_factors_ @ self._fold_in(hi, hw)
 
     def _similar_scores(self, iidx):
-        if not self._norm_ok[iidx]:
+        unit, ok = self._unit_items()
+        if not ok[iidx]:
             return None, self.source
-        s = self._Ynorm @ self._Ynorm[iidx]
-        s[~self._norm_ok] = NEG
+        s = unit @ unit[iidx]
+        s[~ok] = NEG
         return s, self.source
 
     def _explain_contrib(self, batch, iidx, hi, hw):

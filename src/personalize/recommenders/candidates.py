@@ -12,7 +12,11 @@ of ``k`` items the caller asks the recommender itself (see
 :class:`personalize.runtime.Runtime`).
 
 Stored pickle-free: ``arrays.npz`` (``allow_pickle=False``, ids as fixed-width
-unicode) plus ``meta.json``.
+unicode) plus ``meta.json``. The arrays include each source's score quantiles
+(:meth:`CandidateTable.score_quantiles`, what the service's relevance scores
+are read from), computed once when the table is built or saved, so a load does
+not pass over every score again; a table saved without them computes them on
+load.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from personalize._arrayfiles import read_npz
 from personalize._atomic import atomic_write
 from personalize.errors import BundleError, PersonalizeError
 from personalize.recommenders.catalog import ItemCatalog
@@ -33,7 +38,12 @@ if TYPE_CHECKING:
     from personalize.data import Dataset
     from personalize.recommenders.base import Recommender
 
-__all__ = ["CandidateTable"]
+__all__ = ["CandidateTable", "QUANTILE_GRID"]
+
+#: the probabilities at which :meth:`CandidateTable.score_quantiles` cuts each source's scores
+QUANTILE_GRID = np.linspace(0.0, 1.0, 257)
+#: scores drawn (without replacement, fixed seed) when a table holds more than this many
+_QUANTILE_SAMPLE = 2_000_000
 
 
 class CandidateTable:
@@ -44,7 +54,8 @@ class CandidateTable:
     def __init__(self, *, customer_ids: np.ndarray, item_ids: np.ndarray, items: np.ndarray, scores: np.ndarray,
                  sources: np.ndarray, source_names: list[str], bought_indptr: np.ndarray,
                  bought_indices: np.ndarray, cold_items: np.ndarray, cold_scores: np.ndarray,
-                 cold_sources: np.ndarray, catalog: ItemCatalog, n: int) -> None:
+                 cold_sources: np.ndarray, catalog: ItemCatalog, n: int,
+                 score_quantiles: dict[str, np.ndarray] | None = None) -> None:
         self.customer_ids = customer_ids
         self.item_ids = item_ids
         self.items = items
@@ -59,9 +70,17 @@ class CandidateTable:
         self.catalog = catalog
         self.n = int(n)
         self.customer_pos = {str(c): i for i, c in enumerate(self.customer_ids.tolist())}
-        self.item_pos = {str(c): i for i, c in enumerate(self.item_ids.tolist())}
         self.item_ids_list = [str(x) for x in self.item_ids.tolist()]
         self.item_index = pd.Index(self.item_ids_list)
+        self._quantiles = dict(score_quantiles) if score_quantiles is not None else None
+
+    @property
+    def item_pos(self) -> dict[str, int]:
+        """Item id -> position (built on first use: a load does not pay for it)."""
+        pos = self.__dict__.get("_item_pos")
+        if pos is None:
+            pos = self.__dict__["_item_pos"] = {c: i for i, c in enumerate(self.item_ids_list)}
+        return pos
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -128,6 +147,37 @@ class CandidateTable:
                    bought_indices=bought.indices.astype(np.int32), cold_items=cold_items, cold_scores=cold_scores,
                    cold_sources=cold_sources, catalog=ItemCatalog.from_items(item_ids, dataset.items), n=n)
 
+    # ------------------------------------------------------------------ score distribution
+    def score_quantiles(self) -> dict[str, np.ndarray]:
+        """Per source name, the quantiles (at :data:`QUANTILE_GRID`) of its finite scores over every
+        customer's list and the cold list (a sample of 2,000,000 scores when there are more)."""
+        if self._quantiles is None:
+            scores = np.concatenate([np.asarray(self.scores, np.float64).ravel(),
+                                     np.asarray(self.cold_scores, np.float64)])
+            sources = np.concatenate([np.asarray(self.sources).ravel(), np.asarray(self.cold_sources)])
+            items = np.concatenate([np.asarray(self.items).ravel(), np.asarray(self.cold_items)])
+            ok = (items >= 0) & np.isfinite(scores)
+            scores, sources = scores[ok], sources[ok]
+            if scores.size > _QUANTILE_SAMPLE:
+                pick = np.random.default_rng(0).choice(scores.size, _QUANTILE_SAMPLE, replace=False)
+                scores, sources = scores[pick], sources[pick]
+            out = {}
+            for code, name in enumerate(self.source_names):
+                v = scores[sources == code]
+                if v.size:
+                    out[str(name)] = np.quantile(v, QUANTILE_GRID)
+            self._quantiles = out
+        return self._quantiles
+
+    def _quantile_array(self) -> np.ndarray:
+        """:meth:`score_quantiles` as one array, a row per source name (NaN: the source has no scores)."""
+        q = self.score_quantiles()
+        out = np.full((len(self.source_names), len(QUANTILE_GRID)), np.nan)
+        for code, name in enumerate(self.source_names):
+            if str(name) in q:
+                out[code] = q[str(name)]
+        return out
+
     # ------------------------------------------------------------------ persistence
     _ARRAYS = ("customer_ids", "item_ids", "items", "scores", "sources", "bought_indptr", "bought_indices",
                "cold_items", "cold_scores", "cold_sources")
@@ -137,6 +187,7 @@ class CandidateTable:
         d.mkdir(parents=True, exist_ok=True)
         arrays = {name: getattr(self, name) for name in self._ARRAYS}
         arrays.update({f"catalog_{k}": v for k, v in self.catalog.to_arrays().items()})
+        arrays["score_quantiles"] = self._quantile_array()
         atomic_write(d / "arrays.npz", lambda fh: np.savez(fh, **arrays))
         meta = {"kind": "candidates", "n": self.n, "source_names": self.source_names}
         atomic_write(d / "meta.json", lambda fh: fh.write(json.dumps(meta, indent=2)), binary=False)
@@ -146,11 +197,19 @@ class CandidateTable:
         d = Path(directory)
         try:
             meta = json.loads((d / "meta.json").read_text(encoding="utf-8"))
-            with np.load(d / "arrays.npz", allow_pickle=False) as z:
-                arrays = {name: z[name] for name in cls._ARRAYS}
-                catalog = ItemCatalog.from_arrays(arrays["item_ids"], {k[len("catalog_"):]: z[k] for k in z.files
-                                                                       if k.startswith("catalog_")})
-            return cls(**arrays, catalog=catalog, source_names=meta["source_names"], n=meta["n"])
+            z = read_npz(d / "arrays.npz")
+            arrays = {name: z[name] for name in cls._ARRAYS}
+            catalog = ItemCatalog.from_arrays(arrays["item_ids"], {k[len("catalog_"):]: v for k, v in z.items()
+                                                                   if k.startswith("catalog_")})
+            qa = z.get("score_quantiles")
+            names = meta["source_names"]
+            quantiles = None  # a table saved before the quantiles were: computed on first use
+            if qa is not None:
+                if qa.ndim != 2 or qa.shape != (len(names), len(QUANTILE_GRID)):
+                    raise ValueError(f"score_quantiles has shape {qa.shape}, expected "
+                                     f"{(len(names), len(QUANTILE_GRID))}")
+                quantiles = {str(name): qa[code] for code, name in enumerate(names) if np.isfinite(qa[code]).all()}
+            return cls(**arrays, catalog=catalog, source_names=names, n=meta["n"], score_quantiles=quantiles)
         except FileNotFoundError as exc:
             raise BundleError(f"candidate table file missing: {exc.filename}") from None
         except (KeyError, ValueError, json.JSONDecodeError) as exc:

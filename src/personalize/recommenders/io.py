@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from personalize._arrayfiles import read_npz
 from personalize._atomic import atomic_write
 from personalize._json import to_jsonable
 from personalize.errors import BundleError
@@ -107,8 +108,7 @@ def load_recommender(directory):
     parts = {name: load_recommender(d / _PARTS / name) for name in meta.get("parts") or []}
     path = d / "arrays.npz"
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
+        arrays = read_npz(path)
         files = {name: (d / _FILES / name).read_text(encoding="utf-8") for name in meta.get("files") or []}
     except (OSError, ValueError) as exc:
         raise BundleError(f"{d}: unreadable model file ({exc})") from None

@@ -13,12 +13,15 @@ Items are stored as positions in the item vocabulary the overlay was made
 for (the model's, or the bundle's, which is the same), so a model can check
 in O(1) that an overlay belongs to it.
 
-Memory stays small and flat however many customers shop: events sit in a
-compacted block -- customer ids as one sorted array of UTF-8 bytes, and per
-customer a slice of item positions and int64 times (about 12 bytes per event
-and 8 plus the id's length per customer, no Python object per customer) --
-and a small tail of recent additions that is merged in once it grows. A
-million events from hundreds of thousands of customers take tens of MB.
+Memory stays small however many customers shop: events sit in a compacted
+block -- customer ids as one sorted array of UTF-8 bytes, and per customer a
+slice of item positions and int64 times (about 12 bytes per event and 8 plus
+the id's length per customer, no Python object per customer) -- and a tail of
+recent additions that is merged in once it grows past an eighth of the block.
+The tail is arrays too (item, time, customer code and a link to the
+customer's previous tail event: 24 bytes per event) plus one dict entry per
+customer in it, not a Python object per event. A million events from hundreds
+of thousands of customers take tens of MB.
 """
 
 from __future__ import annotations
@@ -118,11 +121,71 @@ class LiveEvents:
         self._indptr = np.zeros(1, np.int64)
         self._item = np.zeros(0, np.int32)
         self._ns = np.zeros(0, np.int64)
-        # recent additions: customer id -> [(items, ns), ...]
-        self._tail: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
-        self._tail_n = 0
+        self._reset_tail()
         self.latest_ns: int | None = None
         self._lock = threading.RLock()
+
+    # ------------------------------------------------------------------ the tail
+    def _reset_tail(self, capacity: int = 1024) -> None:
+        """Recent additions: event ``j`` is item ``_t_item[j]`` at ``_t_ns[j]`` of customer code
+        ``_t_code[j]``; ``_t_prev[j]`` is that customer's previous tail event (-1: none), ``_t_head[code]``
+        the last. ``_tail`` maps a customer id to its code, ``_tail_ids`` a code to its id (None: forgotten)."""
+        self._tail: dict[str, int] = {}
+        self._tail_ids: list[str | None] = []
+        self._t_item = np.empty(capacity, np.int32)
+        self._t_ns = np.empty(capacity, np.int64)
+        self._t_code = np.empty(capacity, np.int32)
+        self._t_prev = np.empty(capacity, np.int64)
+        self._t_head = np.empty(max(capacity // 4, 16), np.int64)
+        self._t_count = np.empty(max(capacity // 4, 16), np.int64)
+        self._tail_n = 0
+
+    @staticmethod
+    def _grown(a: np.ndarray, need: int) -> np.ndarray:
+        if need <= len(a):
+            return a
+        out = np.empty(max(need, 2 * len(a)), a.dtype)
+        out[:len(a)] = a
+        return out
+
+    def _tail_add(self, customer_id: str, items: np.ndarray, ns: np.ndarray) -> None:
+        if not len(items):
+            return
+        code = self._tail.get(customer_id)
+        if code is None:
+            code = self._tail[customer_id] = len(self._tail_ids)
+            self._tail_ids.append(customer_id)
+            self._t_head = self._grown(self._t_head, code + 1)
+            self._t_count = self._grown(self._t_count, code + 1)
+            self._t_head[code] = -1
+            self._t_count[code] = 0
+        n, m = self._tail_n, len(items)
+        self._t_item = self._grown(self._t_item, n + m)
+        self._t_ns = self._grown(self._t_ns, n + m)
+        self._t_code = self._grown(self._t_code, n + m)
+        self._t_prev = self._grown(self._t_prev, n + m)
+        self._t_item[n:n + m] = items
+        self._t_ns[n:n + m] = ns
+        self._t_code[n:n + m] = code
+        self._t_prev[n] = self._t_head[code]
+        self._t_prev[n + 1:n + m] = np.arange(n, n + m - 1)
+        self._t_head[code] = n + m - 1
+        self._t_count[code] += m
+        self._tail_n = n + m
+
+    def _tail_positions(self, customer_id: str) -> list[int]:
+        """Positions of a customer's tail events, oldest first (empty when none)."""
+        code = self._tail.get(customer_id)
+        out: list[int] = []
+        if code is None:
+            return out
+        j = int(self._t_head[code])
+        prev = self._t_prev
+        while j >= 0:
+            out.append(j)
+            j = int(prev[j])
+        out.reverse()
+        return out
 
     @classmethod
     def for_model(cls, model) -> "LiveEvents":
@@ -150,8 +213,7 @@ class LiveEvents:
     def _append(self, customer_id: str, items: np.ndarray, ns: np.ndarray) -> None:
         top = int(ns.max())
         self.latest_ns = top if self.latest_ns is None else max(self.latest_ns, top)
-        self._tail.setdefault(customer_id, []).append((items, ns))
-        self._tail_n += len(items)
+        self._tail_add(customer_id, items, ns)
         if self._tail_n > max(_MIN_TAIL, len(self._item) // 8):
             self.compact()
 
@@ -173,8 +235,7 @@ class LiveEvents:
         starts = np.r_[0, np.flatnonzero(np.diff(codes)) + 1]
         ends = np.r_[starts[1:], len(codes)]
         for s, e in zip(starts.tolist(), ends.tolist()):
-            self._tail.setdefault(str(uniq[codes[s]]), []).append((items[s:e], ns[s:e]))
-        self._tail_n += len(codes)
+            self._tail_add(str(uniq[codes[s]]), items[s:e], ns[s:e])
         if self._tail_n > max(_MIN_TAIL, len(self._item) // 8):
             self.compact()
 
@@ -196,30 +257,30 @@ class LiveEvents:
     @_locked
     def compact(self) -> None:
         """Merge the tail into the compacted block."""
-        if not self._tail:
+        if not self._tail_n:
             return
-        cust, items, ns = [], [], []
-        for cid, chunks in self._tail.items():
-            for it, t in chunks:
-                cust.append(np.full(len(it), cid, dtype=object))
-                items.append(it)
-                ns.append(t)
-        self._merge(_encode(np.concatenate(cust)), np.concatenate(items), np.concatenate(ns))
-        self._tail = {}
-        self._tail_n = 0
+        n = self._tail_n
+        ids = np.asarray(self._tail_ids, dtype=object)[self._t_code[:n]]
+        keep = ids != None  # noqa: E711 - events of a customer forgotten while in the tail
+        if keep.any():
+            self._merge(_encode(ids[keep]), self._t_item[:n][keep], self._t_ns[:n][keep])
+        self._reset_tail()
 
     @_locked
     def forget(self, customer_id: str) -> bool:
         """Drop every event of ``customer_id`` and the id itself (no copy of it is kept); True if there were any."""
         cid = str(customer_id)
-        had = self._tail.pop(cid, None)
-        if had is not None:
-            self._tail_n -= sum(len(it) for it, _ in had)
+        code = self._tail.pop(cid, None)
+        had = code is not None
+        if had:  # its tail events stay as anonymous rows until the next compaction drops them
+            self._tail_ids[code] = None
+            self._t_head[code] = -1
+            self._t_count[code] = 0
         pos = self._pos(cid)
         if pos >= 0:
             self._merge(np.zeros(0, dtype=self._cust.dtype), np.zeros(0, np.int32), np.zeros(0, np.int64),
                         drop=_encode([cid]))
-        return had is not None or pos >= 0
+        return had or pos >= 0
 
     # ------------------------------------------------------------------ reading
     def _pos(self, customer_id: str) -> int:
@@ -243,29 +304,34 @@ class LiveEvents:
 
     @property
     def n_events(self) -> int:
-        return int(len(self._item) + self._tail_n)
+        with self._lock:
+            dropped = sum(1 for c in self._tail_ids if c is None)
+            if not dropped:
+                return int(len(self._item) + self._tail_n)
+            return int(len(self._item) + self._t_count[:len(self._tail_ids)].sum())
 
     @_locked
     def count(self, customer_id: str) -> int:
         """Events recorded for ``customer_id`` (0 if none): a cheap version stamp for caches."""
         p = self._pos(customer_id)
         n = int(self._indptr[p + 1] - self._indptr[p]) if p >= 0 else 0
-        return n + sum(len(it) for it, _ in self._tail.get(customer_id, ()))
+        code = self._tail.get(customer_id)
+        return n + (int(self._t_count[code]) if code is not None else 0)
 
     @_locked
     def events(self, customer_id: str) -> CustomerEvents | None:
         p = self._pos(customer_id)
-        tail = self._tail.get(customer_id)
-        if p < 0 and tail is None:
+        tail = self._tail_positions(customer_id)
+        if p < 0 and not tail:
             return None
         items, ns = [], []
         if p >= 0:
             s, e = self._indptr[p], self._indptr[p + 1]
             items.append(self._item[s:e])
             ns.append(self._ns[s:e])
-        for it, ts in tail or ():
-            items.append(it)
-            ns.append(ts)
+        if tail:
+            items.append(self._t_item[tail])
+            ns.append(self._t_ns[tail])
         it = np.concatenate(items).astype(np.int64)
         t = np.concatenate(ns)
         order = np.argsort(t, kind="stable")
@@ -273,6 +339,7 @@ class LiveEvents:
 
     @property
     def nbytes(self) -> int:
-        """Approximate memory held by the events arrays and the compacted ids (not the small tail's ids)."""
-        tail = sum(it.nbytes + ts.nbytes for chunks in self._tail.values() for it, ts in chunks)
+        """Approximate memory held by the events arrays and the compacted ids (not the tail's ids)."""
+        tail = sum(a.nbytes for a in (self._t_item, self._t_ns, self._t_code, self._t_prev, self._t_head,
+                                      self._t_count))
         return int(self._item.nbytes + self._ns.nbytes + self._indptr.nbytes + self._cust.nbytes + tail)

@@ -8,6 +8,11 @@ mean "among the top 3 % of what this source recommends", whatever the raw
 scales (0.76 against 149.0). A source the table never used (e.g. the live
 model's cold-start chain) falls back to the position in the list:
 ``1 - (rank - 1) / k``.
+
+The quantiles are the candidate table's
+(:meth:`~personalize.recommenders.CandidateTable.score_quantiles`), stored
+with it when it is saved: loading a bundle does not pass over its millions of
+scores again.
 """
 
 from __future__ import annotations
@@ -15,8 +20,6 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["Relevance"]
-
-_GRID = np.linspace(0.0, 1.0, 257)
 
 
 class Relevance:
@@ -26,24 +29,8 @@ class Relevance:
         self.quantiles = quantiles
 
     @classmethod
-    def from_candidates(cls, table, *, sample: int = 2_000_000, seed: int = 0) -> "Relevance":
-        out: dict[str, np.ndarray] = {}
-        if table is None:
-            return cls(out)
-        scores = np.concatenate([np.asarray(table.scores, np.float64).ravel(),
-                                 np.asarray(table.cold_scores, np.float64)])
-        sources = np.concatenate([np.asarray(table.sources).ravel(), np.asarray(table.cold_sources)])
-        items = np.concatenate([np.asarray(table.items).ravel(), np.asarray(table.cold_items)])
-        ok = (items >= 0) & np.isfinite(scores)
-        scores, sources = scores[ok], sources[ok]
-        if scores.size > sample:
-            pick = np.random.default_rng(seed).choice(scores.size, sample, replace=False)
-            scores, sources = scores[pick], sources[pick]
-        for code, name in enumerate(table.source_names):
-            v = scores[sources == code]
-            if v.size:
-                out[str(name)] = np.quantile(v, _GRID)
-        return cls(out)
+    def from_candidates(cls, table) -> "Relevance":
+        return cls({} if table is None else dict(table.score_quantiles()))
 
     def scale(self, source: str, raw: np.ndarray, ranks: np.ndarray, k: int) -> np.ndarray:
         """Percentiles of ``raw`` among ``source``'s scores (by position when the source is unknown)."""

@@ -14,8 +14,10 @@ recommender itself is asked with the same rules.
 Live state has one owner: the runtime's :class:`~personalize.recommenders.LiveEvents`
 overlay (``self.live``). Purchase events go there (never into the fitted
 models, which stay as published); a customer with live events is answered by
-the recommender with the overlay, and that answer is cached (bounded LRU)
-until the customer's next event.
+the recommender with the overlay, and that answer is cached until the
+customer's next event, in a :class:`LiveRowCache` (an LRU over one
+preallocated block of :data:`LIVE_CACHE_SIZE` candidate lists, so a worker's
+memory does not creep as it fills).
 
 Privacy rules hold in every answer, in one place:
 
@@ -69,7 +71,7 @@ _CLV_FIELDS = {"clv": "clv", "clv_simple": "clv_simple", "p_alive": "p_alive",
                "expected_purchases": "expected_purchases", "expected_spend": "expected_spend",
                "status": "clv_status", "note": "clv_note"}
 #: customers whose live candidate list is kept (the rest are recomputed on their next request)
-LIVE_CACHE_SIZE = 10_000
+LIVE_CACHE_SIZE = 4096
 #: suffix of ``source`` for the non-personal answers given to customers who opted out of personalization
 OPT_OUT = ":opt_out"
 _EMPTY_I = np.zeros(0, dtype=np.int32)
@@ -115,6 +117,79 @@ def _filters(categories: Sequence[str] | None, in_stock: bool | None) -> Filters
     return Filters(categories=list(categories) if categories else None, in_stock=True if in_stock else None)
 
 
+class LiveRowCache:
+    """The live candidate lists of the most recently served customers with live events (LRU).
+
+    One block of ``slots`` rows of ``width`` candidates (item position, score, source code), allocated and
+    written through when the first row is stored: however many customers come and go, the cache holds the
+    same memory (no array or Python object per entry beyond the id and its slot), so a worker's memory
+    does not creep as it fills. Reads return copies (a slot is reused once its customer is evicted).
+    Not thread-safe by itself: the runtime calls it under its lock.
+    """
+
+    def __init__(self, slots: int, width: int) -> None:
+        self.slots = int(slots)
+        self.width = int(width)
+        self._where: OrderedDict[str, tuple[int, int]] = OrderedDict()  # id -> (slot, stamp), oldest first
+        self._free: list[int] = []
+        self._items: np.ndarray | None = None
+
+    def _allocate(self) -> None:
+        shape = (self.slots, self.width)
+        self._items = np.empty(shape, np.int32)
+        self._scores = np.empty(shape, np.float32)
+        self._sources = np.empty(shape, np.int8)
+        self._len = np.empty(self.slots, np.int32)
+        for a in (self._items, self._scores, self._sources, self._len):
+            a.fill(0)  # touch every page now: the block is resident from the start, not as it fills
+        self._free = list(range(self.slots - 1, -1, -1))
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+    def __contains__(self, customer_id: object) -> bool:
+        return customer_id in self._where
+
+    @property
+    def nbytes(self) -> int:
+        if self._items is None:
+            return 0
+        return int(self._items.nbytes + self._scores.nbytes + self._sources.nbytes + self._len.nbytes)
+
+    def get(self, customer_id: str, stamp: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """The stored row of ``customer_id`` if it was stored at ``stamp`` (copies), else None."""
+        hit = self._where.get(customer_id)
+        if hit is None or hit[1] != stamp:
+            return None
+        self._where.move_to_end(customer_id)
+        slot, n = hit[0], int(self._len[hit[0]])
+        return self._items[slot, :n].copy(), self._scores[slot, :n].copy(), self._sources[slot, :n].copy()
+
+    def put(self, customer_id: str, stamp: int, items: np.ndarray, scores: np.ndarray, sources: np.ndarray) -> None:
+        if self.slots < 1:
+            return
+        if self._items is None:
+            self._allocate()
+        hit = self._where.pop(customer_id, None)
+        if hit is not None:
+            slot = hit[0]
+        elif self._free:
+            slot = self._free.pop()
+        else:
+            _, (slot, _) = self._where.popitem(last=False)
+        n = min(len(items), self.width)
+        self._items[slot, :n] = items[:n]
+        self._scores[slot, :n] = scores[:n]
+        self._sources[slot, :n] = sources[:n]
+        self._len[slot] = n
+        self._where[customer_id] = (slot, int(stamp))
+
+    def pop(self, customer_id: str) -> None:
+        hit = self._where.pop(customer_id, None)
+        if hit is not None:
+            self._free.append(hit[0])
+
+
 class Runtime:
     """One loaded bundle plus the live overlay of events received since it was published."""
 
@@ -131,7 +206,7 @@ class Runtime:
         self.relevance = Relevance.from_candidates(cands)
         vocab = cands.item_ids if cands is not None else self.model.item_ids_
         self.live = LiveEvents(self.model.item_map_ if self.model is not None else vocab)
-        self._cache: OrderedDict[str, tuple[int, np.ndarray, np.ndarray, np.ndarray]] = OrderedDict()
+        self._cache = LiveRowCache(LIVE_CACHE_SIZE, cands.n if cands is not None else 0)
         self._lock = threading.Lock()
         self.update_failures = 0
         self._tls = threading.local()
@@ -184,7 +259,7 @@ class Runtime:
         self.desk.live.forget(customer_id)
         self.loyalty.forget(customer_id)
         with self._lock:
-            self._cache.pop(customer_id, None)
+            self._cache.pop(customer_id)
 
     # ------------------------------------------------------------------ helpers
     @staticmethod
@@ -219,10 +294,9 @@ class Runtime:
         t = self.cands
         stamp = self.live.count(customer_id)
         with self._lock:
-            hit = self._cache.get(customer_id)
-            if hit is not None and hit[0] == stamp:
-                self._cache.move_to_end(customer_id)
-                return hit[1], hit[2], hit[3], self._bought(customer_id)
+            hit = self._cache.get(customer_id, stamp)
+        if hit is not None:
+            return (*hit, self._bought(customer_id))
         items, scores, sources = t.cold_items, t.cold_scores, t.cold_sources
         if self.model is not None:
             try:
@@ -245,10 +319,7 @@ class Runtime:
                             t.source_names.append(s)
                 sources = pd.Index(t.source_names).get_indexer(names).astype(np.int8)
         with self._lock:
-            self._cache[customer_id] = (stamp, items, scores, sources)
-            self._cache.move_to_end(customer_id)
-            while len(self._cache) > LIVE_CACHE_SIZE:
-                self._cache.popitem(last=False)
+            self._cache.put(customer_id, stamp, items, scores, sources)
         return items, scores, sources, self._bought(customer_id)
 
     def _bought(self, customer_id: str) -> np.ndarray:
@@ -435,7 +506,7 @@ class Runtime:
     def knows_item(self, item_id: str) -> bool:
         """Whether the served bundle knows ``item_id`` (events for other items are stored but not applied)."""
         if self.cands is not None:
-            return item_id in self.cands.item_pos
+            return item_id in self.cands.item_index
         return True
 
     def similar_items(self, item_id: str, k: int = 10) -> list[dict]:
