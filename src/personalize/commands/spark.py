@@ -22,6 +22,9 @@ MemoryOpt = Annotated[str, typer.Option("--driver-memory", help="Driver JVM memo
 PathArg = Annotated[str, typer.Argument(help="Transactions: Parquet file, folder or glob (any path Spark reads).")]
 ItemsOpt = Annotated[str | None, typer.Option("--items", help="Item table (Parquet).")]
 CustomersOpt = Annotated[str | None, typer.Option("--customers", help="Customer table (Parquet).")]
+OffersOpt = Annotated[str | None, typer.Option("--offers", help="Offer catalog (Parquet): with --exposures, the bundle "
+                                                                "gets next-best-offers and coupon levels.")]
+ExposuresOpt = Annotated[str | None, typer.Option("--exposures", help="Campaign exposures (Parquet).")]
 MapOpt = Annotated[list[str] | None, typer.Option("--map", help="Column mapping FIELD=COLUMN for transactions, or "
                                                                "TABLE.FIELD=COLUMN (repeatable).")]
 OutputOpt = Annotated[str | None, typer.Option("--output", help="Also write the scored customers and candidates as "
@@ -41,8 +44,9 @@ def _mapping(maps: list[str] | None) -> dict:
             raise PersonalizeError(f"--map {m!r}: expected FIELD=COLUMN or TABLE.FIELD=COLUMN")
         table, dot, field = left.strip().rpartition(".")
         table = table if dot else "transactions"
-        if table not in ("transactions", "items", "customers"):
-            raise PersonalizeError(f"--map {m!r}: the Spark path reads transactions, items and customers")
+        if table not in ("transactions", "items", "customers", "offers", "exposures"):
+            raise PersonalizeError(f"--map {m!r}: the Spark path reads transactions, items, customers, offers and "
+                                   "exposures")
         if field not in TABLES[table].columns:
             raise PersonalizeError(f"--map {m!r}: {table} has no field {field!r}; fields: "
                                    f"{sorted(TABLES[table].columns)}")
@@ -58,12 +62,12 @@ def _start(master: str, driver_memory: str, partitions: int | None, say):
     return spark_session(master, driver_memory=driver_memory, shuffle_partitions=partitions)
 
 
-def _load(spark, path, items, customers, maps, time_format, say):
+def _load(spark, path, items, customers, maps, time_format, say, offers=None, exposures=None):
     from personalize.spark.data import SparkDataset
 
     say(f"reading and cleaning {path}")
-    sds = SparkDataset.from_parquet(spark, path, items=items, customers=customers, mapping=_mapping(maps) or None,
-                                    time_format=time_format)
+    sds = SparkDataset.from_parquet(spark, path, items=items, customers=customers, offers=offers,
+                                    exposures=exposures, mapping=_mapping(maps) or None, time_format=time_format)
     r = sds.report
     say(f"{r.kept_rows:,} of {r.input_rows:,} lines kept; dropped {dict(r.dropped)}")
     return sds
@@ -80,7 +84,11 @@ def _say(json: bool):
 
 def train(path: PathArg, master: MasterOpt = "local[2]",
           out: Annotated[str, typer.Option("--out", help="Model store to publish to.")] = "models",
-          items: ItemsOpt = None, customers: CustomersOpt = None, maps: MapOpt = None, output: OutputOpt = None,
+          items: ItemsOpt = None, customers: CustomersOpt = None, offers: OffersOpt = None,
+          exposures: ExposuresOpt = None, maps: MapOpt = None, output: OutputOpt = None,
+          ladder: Annotated[str | None, typer.Option("--ladder", help="Coupon ladder: offer ids, cheapest first "
+                                                                       "(default: every untargeted discount offer "
+                                                                       "with randomized exposures).")] = None,
           factors: Annotated[int, typer.Option(help="ALS latent factors.")] = 64,
           iterations: Annotated[int, typer.Option(help="ALS iterations.")] = 15,
           candidates: Annotated[int, typer.Option(help="Precomputed candidates per customer.")] = 200,
@@ -102,10 +110,10 @@ def train(path: PathArg, master: MasterOpt = "local[2]",
     from personalize.spark.session import JobProgress
 
     with JobProgress(spark, say, interval=2.0) if not json else _Null():
-        sds = _load(spark, path, items, customers, maps, time_format, say)
+        sds = _load(spark, path, items, customers, maps, time_format, say, offers=offers, exposures=exposures)
         manifest = train_bundle(sds, store=out, out=output, factors=factors, iterations=iterations,
                                 candidates=candidates, churn=churn, churn_horizon_days=churn_horizon_days, seed=seed,
-                                keep=keep, progress=say, extra_params={"source": {"path": str(path), "master": master}})
+                                keep=keep, progress=say, ladder=ladder, extra_params={"source": {"path": str(path), "master": master}})
     emit(manifest, json, f"published model version {manifest['version']} to {out}/ "
                          f"({time.perf_counter() - t0:.1f} s on {master})")
 

@@ -551,10 +551,20 @@ def _driver_tables(offers, exposures, maps, *, time_format: str | None, decimal:
     def local(df, name):
         if df is None or isinstance(df, pd.DataFrame):
             return prepare_pandas(df, name, maps.get(name), decimal=decimal)
-        # Spark's casts first (they read integer nanoseconds and Spark timestamps), then the pandas contract
-        cast = cast_table(apply_mapping(_with_pos(df), TABLES[name], maps.get(name)), TABLES[name],
-                          time_format=time_format, decimal=decimal)
-        return prepare_pandas(cast.orderBy(POS).drop(POS).toPandas(), name, None, decimal=decimal)
+        # Parquet timestamps written by pandas come as integer nanoseconds: those become timestamps here, the
+        # rest is the pandas contract on the collected rows
+        F = _F()
+        schema = TABLES[name]
+        chosen = mapped_columns(df.columns, schema, maps.get(name))
+        cols = []
+        for c in df.columns:
+            canon = next((k for k, v in chosen.items() if v == c), None)
+            if canon is not None and schema.columns[canon] == "time" and _is(df.schema[c].dataType, "LongType") \
+                    and time_format is None:
+                cols.append(F.timestamp_micros(F.expr(f"(`{c}` - pmod(`{c}`, 1000)) div 1000")).alias(c))
+            else:
+                cols.append(F.col(f"`{c}`"))
+        return prepare_pandas(df.select(*cols).toPandas(), name, maps.get(name), decimal=decimal)
 
     off = local(offers, "offers")
     if off is not None:

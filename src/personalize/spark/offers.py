@@ -67,8 +67,11 @@ def _sorted_arrays(df: DataFrame, fields: dict[str, Any], order: tuple[str, ...]
                                             **{k: v for k, v in fields.items() if k not in order}}.items()])
     g = df.groupBy("customer_id").agg(F.array_sort(F.collect_list(st)).alias("_s"))
     out = [F.col("customer_id")]
+    def field(key):
+        return lambda x: x[key]
+
     for name, key in zip(names, [k for k in fields]):
-        out.append(F.transform("_s", lambda x, key=key: x[key]).alias(name))
+        out.append(F.transform("_s", field(key)).alias(name))
     return g.select(*out)
 
 

@@ -12,7 +12,10 @@ customer view          Spark SQL (profiles, RFM, lifecycle, tiers, CLV scoring)
 CLV fit                driver: BG/NBD + Gamma-Gamma on the per-customer summary
 churn training set     Spark SQL snapshots, collected (one row per customer and cutoff)
 churn model            driver: LightGBM on the collected training set
+offer/coupon features  Spark SQL per exposure day (customers exposed that day), collected
+acceptance, uplift     driver: LightGBM / uplift learners on one row per exposure
 candidates, churn risk executors: ``mapInPandas`` with the broadcast models
+offers, coupon levels  executors: ``mapInPandas`` (P(accept), value, policy, uplift -> economics)
 bundle                 driver: the same components, published to the model store
 =====================  =========================================================
 
@@ -90,9 +93,14 @@ def train_bundle(sds: SparkDataset, *, store: str | Path = "models", out: str | 
                  candidates: int = 200, churn: bool = True, churn_horizon_days: float = DEFAULT_CHURN_HORIZON_DAYS,
                  churn_cutoffs: int = DEFAULT_CHURN_CUTOFFS, churn_spacing_days: float = DEFAULT_CHURN_SPACING_DAYS,
                  seed: int = 0, keep: int | None = None, scorers: Sequence[CustomerScorer] = (),
+                 offers: bool = True, ladder: str | None = None,
                  progress: Callable[[str], None] | None = None, extra_params: dict | None = None) -> dict:
     """Fit on Spark, score every customer in partitions, publish the bundle ``personalize serve`` loads;
-    returns the manifest (``metrics.timings`` has each step's seconds, ``als_fit_s`` MLlib's own)."""
+    returns the manifest (``metrics.timings`` has each step's seconds, ``als_fit_s`` MLlib's own).
+
+    With offers and exposures in ``sds`` (and ``offers=True``) the bundle also gets the acceptance and
+    uplift models, every customer's next-best-offer scores and coupon options
+    (:mod:`personalize.spark.offers`; ``ladder`` as in :func:`personalize.pipeline.train_bundle`)."""
     from personalize.churn import ChurnModel
     from personalize.spark import features as SF
     from personalize.spark.als import SparkALS
@@ -160,11 +168,24 @@ def train_bundle(sds: SparkDataset, *, store: str | Path = "models", out: str | 
         if churn_model is not None:
             churn_info["customers_scored"] = int(customers["churn_risk"].notna().sum())
 
+        offer_info: dict[str, Any] = {}
+        offer_metrics: dict[str, Any] = {}
+        offer_components: dict[str, Any] = {}
+        if offers and sds.offers is not None:
+            from personalize.spark.offers import train_offers
+
+            t = time.perf_counter()
+            offer_components, offer_info, offer_metrics = train_offers(
+                sds, customers, table, candidate_parquet=str(outp / "candidates"), ladder=ladder, seed=seed,
+                progress=say)
+            timings["offers_s"] = time.perf_counter() - t
+
         components: dict[str, Any] = {"recommender": recommender, "popular": popular, "candidates": table,
                                       "customers": customers}
         if churn_model is not None:
             components["churn"] = churn_model
         components.update(extra_components)
+        components.update(offer_components)
         params = {"recommender": {"class": "ALS", "trained_by": "spark.ml ALS", "factors": factors,
                                   "iterations": iterations, "regularization": regularization, "alpha": alpha,
                                   "mllib_reg_param": als.reg_param_},
@@ -176,10 +197,10 @@ def train_bundle(sds: SparkDataset, *, store: str | Path = "models", out: str | 
         metrics = {"timings": timings,
                    "recommender": {"status": "skipped", "reason": "the Spark pipeline does not hold out a validation "
                                                                 "window; benchmarks/bench_spark.py compares recall"},
-                   "customers": {k: v for k, v in attrs.items() if k != "as_of"}}
+                   "customers": {k: v for k, v in attrs.items() if k != "as_of"}, **offer_metrics}
         say("publishing")
         return publish(components, None, store=store, params=params, metrics=metrics, keep=keep,
-                       extra={"churn": churn_info, "scorers": [s.name for s in scorers]},
+                       extra={"churn": churn_info, **offer_info, "scorers": [s.name for s in scorers]},
                        data=_data_info(sds, recommender.customer_ids_, recommender.item_ids_))
     finally:
         if tmp is not None:
