@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from personalize.recommenders import CandidateTable
     from personalize.spark.data import SparkDataset
 
-__all__ = ["train_offers", "SparkDayFeatures", "feature_rows", "features_of_rows"]
+__all__ = ["train_offers", "rescore_offers", "score_customers", "SparkDayFeatures", "feature_rows", "features_of_rows"]
 
 _LINES = ("_l_ns", "_l_item", "_l_amount", "_l_key")
 _EXPS = ("_e_ns", "_e_offer")
@@ -103,10 +103,10 @@ def feature_rows(sds: SparkDataset, cutoff, customers: DataFrame, exposures: Dat
                             ("ns", "restored", "pos"), ("_l_ns", "_r", "_p", "_l_item", "_l_amount", "_l_key"))
     arrays = arrays.drop("_r", "_p")
     rows = customers.join(arrays, "customer_id", "left")
-    churn, _params = SF.churn_features(sds, cut, horizon_days=horizon_days, windows=DEFAULT_WINDOWS)
+    churn, _params = SF.churn_features(sds, cut, horizon_days=horizon_days, windows=DEFAULT_WINDOWS, known=lines)
     churn_cols = [c for c in churn.columns if c != "customer_id"]
     rows = rows.join(churn.join(customers.select("customer_id"), "customer_id", "left_semi"), "customer_id", "left")
-    prof = SF.profiles(sds, cut)
+    prof = SF.profiles(sds, cut, frames=SF.ProfileFrames(sds, cut, known=lines))
     prof_cols = [c for c in PROFILE_FEATURES if c in prof.columns]
     rows = rows.join(prof.select("customer_id", *[F.col(c).cast("double").alias(f"_prof_{c}") for c in prof_cols])
                      .join(customers.select("customer_id"), "customer_id", "left_semi"), "customer_id", "left")
@@ -373,3 +373,35 @@ def train_offers(sds: SparkDataset, customers: pd.DataFrame, candidates: Candida
         info["points_pricing"] = {"status": "skipped", "reason": "the Spark path reads no points ledger: points "
                                                                   "offers are priced from their unit_cost"}
     return comps, info, metrics
+
+
+def rescore_offers(sds: SparkDataset, bundle, customers: pd.DataFrame, candidates: CandidateTable | None, *,
+                   candidate_parquet: str | None = None) -> tuple[dict[str, Any], dict]:
+    """Every customer of ``customers`` scored with the acceptance and uplift models of a published ``bundle``
+    (its catalog, contact policy, ladder and redemption rate) on the data of ``sds``, as of its end:
+    (components ``offers`` / ``coupons``, info for the manifest)."""
+    from personalize.coupons.plan import CouponTable
+
+    old = bundle["offers"]
+    catalog = OfferCatalog.from_frame(sds.offers)
+    if [str(o) for o in catalog.offer_ids] != [str(o) for o in old.catalog.offer_ids]:
+        catalog = old.catalog  # the models were trained on the bundle's catalog: score that one
+    coupons = bundle.get("coupons")
+    uplift = bundle.get("uplift")
+    coupon = (coupons.ladder, uplift) if coupons is not None and uplift is not None else None
+    rate = coupons.anyway_redeem_rate if coupons is not None else 1.0
+    end = sds.data_end()
+    scores, opts, known = score_customers(sds, catalog, customers, bundle["acceptance"], coupon, as_of=end,
+                                          candidates=candidates, candidate_parquet=candidate_parquet,
+                                          policy=old.policy, anyway_redeem_rate=rate)
+    comps: dict[str, Any] = {"acceptance": bundle["acceptance"], "offers": scores}
+    info: dict[str, Any] = {"offers": {"status": "published", "offers": len(catalog), "as_of": end.isoformat(),
+                                       "rescored_with": bundle.version}}
+    if coupon is not None:
+        comps["uplift"] = uplift
+        comps["coupons"] = CouponTable.from_options(coupon[0], scores.customer_ids, opts, known, as_of=end,
+                                                    anyway_redeem_rate=rate, model_name=coupons.model_name)
+        info["coupons"] = {"status": "published", "ladder": list(coupon[0].levels), "model": coupons.model_name,
+                           "customers_with_a_paying_level": int((opts["profit"].max(axis=1) > 0).sum()),
+                           "as_of": end.isoformat(), "rescored_with": bundle.version}
+    return comps, info

@@ -211,8 +211,10 @@ def score_bundle(sds: SparkDataset, *, models: str | Path = "models", store: str
                  out: str | Path | None = None, candidates: int | None = None, keep: int | None = None,
                  progress: Callable[[str], None] | None = None) -> dict:
     """Re-score every customer of ``sds`` with the recommender and churn model of the CURRENT bundle in
-    ``models`` (candidates, churn risk, the customer view with CLV as of the data's end) and publish the
-    result to ``store`` (default: the same store). Returns the new manifest."""
+    ``models`` (candidates, churn risk, the customer view with CLV as of the data's end and, when the bundle
+    has them and ``sds`` has offers and exposures, next-best-offers and coupon levels with its acceptance
+    and uplift models) and publish the result to ``store`` (default: the same store). Returns the new
+    manifest."""
     from personalize.store import load_bundle, publish
 
     say = progress or (lambda msg: None)
@@ -249,6 +251,20 @@ def score_bundle(sds: SparkDataset, *, models: str | Path = "models", store: str
         if churn_model is not None:
             extra["churn"] = {**(extra.get("churn") or {}), "status": "published", "as_of": sds.data_end().isoformat(),
                               "customers_scored": int(customers["churn_risk"].notna().sum())}
+        acceptance = bundle.get("acceptance")
+        if acceptance is not None and sds.offers is not None and sds.exposures is not None:
+            from personalize.spark.offers import rescore_offers
+
+            say("re-scoring next-best-offers" + (" and coupon levels" if bundle.get("uplift") is not None else "")
+                + " in partitions")
+            offer_components, offer_info = rescore_offers(sds, bundle, customers, table,
+                                                          candidate_parquet=str(outp / "candidates"))
+            components.update(offer_components)
+            extra.update(offer_info)
+        elif acceptance is not None:
+            extra["offers"] = {"status": "skipped", "reason": "the data has no offer catalog and exposures "
+                                                             "(--offers, --exposures) to re-score offers with"}
+            extra["coupons"] = {"status": "skipped", "reason": "needs the offer scores"}
         extra["scored_from"] = bundle.version
         say("publishing")
         return publish(components, None, store=store if store is not None else models,
