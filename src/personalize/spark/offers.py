@@ -226,8 +226,7 @@ def _with_churn_flag(rows: DataFrame, churn_cols: list[str]) -> DataFrame:
     """Mark the rows with churn features (customers with a line before the cutoff; a joined row can have
     every feature NaN otherwise indistinguishable from a missing one)."""
     F = _F()
-    return rows.withColumn("_has_churn", F.col(churn_cols[0]).isNotNull() | F.isnan(churn_cols[0])
-                           if churn_cols else F.lit(False))
+    return rows.withColumn("_has_churn", F.col(churn_cols[0]).isNotNull() if churn_cols else F.lit(False))
 
 
 def _state_columns(customers: pd.DataFrame) -> list[str]:
