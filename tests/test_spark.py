@@ -62,12 +62,15 @@ def _norm(values) -> list:
 
 
 def assert_same_frame(p: pd.DataFrame, q: pd.DataFrame) -> None:
-    """Same index, columns and values (numbers bit for bit, NaN where NaN)."""
-    q = q.set_index("customer_id").sort_index()
+    """Same index, columns, dtypes and values (numbers bit for bit, NaN where NaN); ``q`` is indexed by
+    customer id (:func:`personalize.spark.features.collect_view`) or has a ``customer_id`` column."""
+    if "customer_id" in q.columns:
+        q = q.set_index("customer_id").sort_index()
     assert list(p.index) == list(q.index)
     assert list(p.columns) == list(q.columns)
     for c in p.columns:
         a, b = p[c], q[c]
+        assert a.dtype == b.dtype, (c, a.dtype, b.dtype)
         if a.dtype.kind in "fiu" and b.dtype.kind in "fiu":
             x, y = a.to_numpy(np.float64), b.to_numpy(np.float64)
             same = (np.isnan(x) & np.isnan(y)) | (x == y)
@@ -117,7 +120,7 @@ def test_customer_view_profiles_rfm_lifecycle_tiers_clv_match_pandas(both):
         warnings.simplefilter("ignore")
         p = customer_view(ds, as_of)
         view, attrs = SF.customer_view(sds, as_of)
-    assert_same_frame(p, view.toPandas())
+    assert_same_frame(p, SF.collect_view(view))
     assert attrs["default_gap_days"] == p.attrs["default_gap_days"]
     assert_same_clv_attrs(p.attrs, attrs)
     assert attrs["clv_selection"]["status"] == "ok" and attrs["clv_simple"]["note"]
@@ -153,7 +156,7 @@ def test_customer_view_clv_degenerate_unavailable_and_sampled_selection_match_pa
         p = customer_view(ds, as_of)
         view, attrs = SF.customer_view(sds, as_of)
     assert p.attrs["clv_status"] == status
-    assert_same_frame(p, view.toPandas())
+    assert_same_frame(p, SF.collect_view(view))
     assert_same_clv_attrs(p.attrs, attrs)
     if sample:
         assert attrs["clv_selection"]["customers"] <= sample
@@ -231,22 +234,15 @@ def test_mllib_als_export_round_trip_is_served(both, tmp_path):
     assert not back.recommend(cust[0], k=10, live=live).equals(a[a["customer_id"] == cust[0]].reset_index(drop=True))
 
 
-def test_spark_train_cli_publishes_a_bundle_the_runtime_serves(both, files, tmp_path, capsys):
-    from personalize.cli import main
+def test_spark_train_cli_publishes_a_bundle_the_runtime_serves(offers_store):
     from personalize.runtime import Runtime
     from personalize.store import load_bundle
 
-    ds, sds = both
-    store, output = tmp_path / "models", tmp_path / "scored"
-    with pytest.raises(SystemExit) as e:
-        main(["spark", "train", files["transactions"], "--items", files["items"], "--customers", files["customers"],
-              "--out", str(store), "--output", str(output), "--factors", "8", "--iterations", "4",
-              "--candidates", "20", "--driver-memory", "2g"])
-    assert e.value.code in (0, None)
-    err = capsys.readouterr().err
-    assert "fitting Spark MLlib ALS" in err and "published" not in err
+    store, ds, output, err = offers_store
+    assert "fitting Spark MLlib ALS" in err and "scoring next-best-offers and coupon levels" in err
     bundle = load_bundle(store)
-    assert set(bundle.components) == {"recommender", "popular", "candidates", "customers", "churn"}
+    assert set(bundle.components) == {"recommender", "popular", "candidates", "customers", "churn", "acceptance",
+                                      "offers", "uplift", "coupons"}
     rt = Runtime(bundle)
     known = str(ds.transactions["customer_id"].iloc[-1])
     rec = rt.recommend(known, k=10)
@@ -267,28 +263,153 @@ def test_spark_train_cli_publishes_a_bundle_the_runtime_serves(both, files, tmp_
         p = customer_table(ds)
     table = bundle["customers"]
     assert list(table["customer_id"]) == list(p["customer_id"])
-    for col in ("monetary", "R", "segment", "lifecycle", "tier", "clv", "consent_email"):
+    for col in ("monetary", "R", "segment", "lifecycle", "tier", "clv", "consent_email", "suppressed"):
         assert _norm(table[col]) == _norm(p[col]), col
-    assert table["churn_risk"].notna().sum() == sds.transactions.select("customer_id").distinct().count()
+    for col in ("clv_status", "clv_note", "segment", "consent_email", "suppressed"):
+        assert table[col].dtype == p[col].dtype, (col, table[col].dtype, p[col].dtype)
+    assert table["churn_risk"].notna().sum() == ds.transactions["customer_id"].nunique()
     assert (output / "customers").is_dir() and (output / "candidates").is_dir()
     manifest = bundle.manifest
     assert manifest["data"]["cleaning"] == ds.report.to_dict()
     assert manifest["metrics"]["timings"]["als_fit_s"] > 0
 
 
-def test_spark_score_cli_rescores_with_the_published_models(both, files, tmp_path):
+# ---------------------------------------------------------------------------- offers and coupons
+@pytest.fixture(scope="module")
+def offer_files(tmp_path_factory):
+    """A history with two randomized campaigns over every customer (enough exposures per offer to learn
+    acceptance), a suppression list and the offer catalog, as Parquet."""
+    from personalize.datasets import make_retail_frames
+
+    frames, _ = make_retail_frames(n_customers=700, n_items=60, defects=True, seed=5, n_campaigns=2,
+                                   campaign_share=1.0)
+    frames["customers"]["suppressed"] = np.arange(len(frames["customers"])) % 7 == 3
+    d = tmp_path_factory.mktemp("spark_offers")
+    paths = {}
+    for name in ("transactions", "items", "customers", "offers", "exposures"):
+        paths[name] = str(d / f"{name}.parquet")
+        frames[name].to_parquet(paths[name], index=False)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def offers_store(spark, offer_files, tmp_path_factory):
+    """(store, pandas Dataset, --output folder, progress on stderr): `personalize spark train` with churn,
+    offers and exposures, once for the module."""
+    import contextlib
+    import io
+
+    from personalize.cli import main
+
+    d = tmp_path_factory.mktemp("spark_offers_models")
+    store, output = d / "models", d / "scored"
+    f = offer_files
+    err = io.StringIO()
+    with pytest.raises(SystemExit) as e, contextlib.redirect_stderr(err):
+        main(["spark", "train", f["transactions"], "--items", f["items"], "--customers", f["customers"],
+              "--offers", f["offers"], "--exposures", f["exposures"], "--out", str(store), "--output", str(output),
+              "--factors", "4", "--iterations", "2", "--candidates", "20", "--driver-memory", "2g"])
+    assert e.value.code in (0, None), err.getvalue()[-2000:]
+    ds = Dataset.from_parquet(f["transactions"], items=f["items"], customers=f["customers"], offers=f["offers"],
+                              exposures=f["exposures"], options=CleaningOptions(now=END))
+    return store, ds, output, err.getvalue()
+
+
+def _top_offers(scores, channel: int = 0) -> np.ndarray:
+    ev = np.where(scores.static[:, :, channel] == 0, scores.p * scores.value, -np.inf)
+    return np.where(ev.max(axis=1) > 0, ev.argmax(axis=1), -1)
+
+
+def _coupon_levels(table) -> np.ndarray:
+    return np.where(table.profit.max(axis=1) > 0, table.profit.argmax(axis=1), -1)
+
+
+def test_spark_offers_and_coupon_levels_equal_the_single_machine_path_and_are_served(offers_store, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from personalize.pipeline.offers import train_offers
+    from personalize.store import load_bundle, publish
+    from serving.app import create_app
+    from serving.settings import Settings
+
+    store, ds, _output, _err = offers_store
+    bundle = load_bundle(store)
+    assert {"acceptance", "offers", "uplift", "coupons"} <= set(bundle.components)
+    extra = bundle.manifest["extra"]
+    assert extra["offers"]["status"] == "published" and extra["coupons"]["status"] == "published"
+    assert bundle.manifest["metrics"]["timings"]["offers_s"] > 0
+    # the single-machine path on the same data, customer table and candidates: the models learn from the same
+    # rows (features as of each exposure day), so every score is bit-identical
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        single, info, _ = train_offers(ds, bundle["customers"], bundle["candidates"], seed=0)
+    assert info["coupons"]["status"] == "published"
+    a, b = single["offers"], bundle["offers"]
+    np.testing.assert_array_equal(a.customer_ids.astype(str), b.customer_ids.astype(str))
+    for k in ("p", "value", "static", "exposures", "last_contact_ns", "fallback", "cold_p", "cold_value",
+              "cold_static"):
+        np.testing.assert_array_equal(getattr(a, k), getattr(b, k), err_msg=k)
+    c, d = single["coupons"], bundle["coupons"]
+    assert c.ladder == d.ladder and c.model_name == d.model_name
+    for k in ("cost", "profit", "uplift", "baseline", "cold_cost", "cold_profit"):
+        np.testing.assert_array_equal(getattr(c, k), getattr(d, k), err_msg=k)
+    np.testing.assert_array_equal(_top_offers(a), _top_offers(b))
+    levels = _coupon_levels(d)
+    np.testing.assert_array_equal(_coupon_levels(c), levels)
+    assert (levels >= 0).any() and (levels == -1).any()  # some customers get a coupon, some do not
+    assert (b.static == 2).any()  # the suppression list reached the contact policy
+    # the service answers /coupon and /next-best-offer from the Spark bundle as it does from the single machine's
+    other = tmp_path / "single"
+    publish({**{k: bundle[k] for k in ("recommender", "popular", "candidates", "customers")}, **single}, None,
+            store=other)
+    import sys
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
+    from serving_helpers import KEYS
+
+    shop = {"Authorization": "Bearer shop-key-0001"}
+    paying = b.customer_ids[levels >= 0][:6].tolist()
+    with_offer = b.customer_ids[_top_offers(b) >= 0][:6].tolist()
+    asked = [*paying, *with_offer, str(b.customer_ids[np.flatnonzero(b.static[:, 0, 0] == 2)[0]]), "NEVER-SEEN"]
+    answers = []
+    for s, name in ((store, "spark"), (other, "single")):
+        st = Settings(models=s, events_db=tmp_path / f"{name}.sqlite", api_keys=KEYS, poll_interval=0)
+        got = {}
+        with TestClient(create_app(st)) as client:
+            for cid in asked:
+                for channel in ("email", "web"):
+                    nbo = client.get(f"/v1/customers/{cid}/next-best-offer?n=3&channel={channel}", headers=shop)
+                    cp = client.get(f"/v1/customers/{cid}/coupon?channel={channel}", headers=shop)
+                    assert nbo.status_code == 200 and cp.status_code == 200, (nbo.text, cp.text)
+                    got[cid, channel] = ([o["offer_id"] for o in nbo.json()["offers"]], nbo.json()["not_shown"],
+                                         cp.json()["level"])
+        answers.append(got)
+    assert answers[0] == answers[1]
+    assert any(level is not None for _, _, level in answers[0].values())
+    assert any(offers for offers, _, _ in answers[0].values())
+    offers, not_shown, level = answers[0][asked[-2], "email"]
+    assert offers == [] and set(not_shown) == {"suppressed"} and level is None
+
+
+def test_spark_score_rescores_offers_and_coupons_with_the_published_models(offers_store, offer_files, tmp_path):
+    import shutil
+
     from personalize.cli import main
     from personalize.store import list_versions, load_bundle
 
+    src = offers_store[0]
     store = tmp_path / "models"
-    with pytest.raises(SystemExit):
-        main(["spark", "train", files["transactions"], "--items", files["items"], "--out", str(store),
-              "--factors", "4", "--iterations", "2", "--candidates", "10", "--no-churn", "--json"])
+    shutil.copytree(src, store)
     first = load_bundle(store)
+    f = offer_files
     with pytest.raises(SystemExit) as e:
-        main(["spark", "score", files["transactions"], "--items", files["items"], "--models", str(store), "--json"])
+        main(["spark", "score", f["transactions"], "--items", f["items"], "--customers", f["customers"],
+              "--offers", f["offers"], "--exposures", f["exposures"], "--models", str(store), "--json"])
     assert e.value.code in (0, None)
     assert len(list_versions(store)) == 2
     again = load_bundle(store)
     assert again.manifest["extra"]["scored_from"] == first.version
+    assert again.manifest["extra"]["offers"]["rescored_with"] == first.version
     np.testing.assert_array_equal(again["candidates"].items, first["candidates"].items)
+    # the same data and models: the same scores
+    np.testing.assert_array_equal(again["offers"].p, first["offers"].p)
+    np.testing.assert_array_equal(again["coupons"].profit, first["coupons"].profit)

@@ -31,7 +31,7 @@ from personalize.errors import ConvergenceError, DataError, PersonalizeError, Un
 if TYPE_CHECKING:
     from personalize.data import DateLike, History
 
-__all__ = ["customer_view", "customer_record", "fit_clv"]
+__all__ = ["customer_view", "customer_record", "fit_clv", "clv_dtypes"]
 
 _NS_DAY = 86_400_000_000_000
 
@@ -344,8 +344,23 @@ def _add_clv(view: pd.DataFrame, attrs: dict, data, as_of, a, *, clv_model: str,
     except DataError as exc:
         simple_clv_failed(attrs, notes, exc)
     note = clv_outcome(attrs, status, notes)
-    view["clv_status"] = pd.Categorical([status] * n, categories=list(CLV_STATUSES))
-    view["clv_note"] = pd.Series([note] * n, index=view.index, dtype="category")
+    view["clv_status"] = pd.Series([status] * n, index=view.index, dtype=object)
+    view["clv_note"] = pd.Series([note] * n, index=view.index, dtype=object)
+    clv_dtypes(view)
+
+
+def clv_dtypes(view: pd.DataFrame) -> pd.DataFrame:
+    """``clv_status`` and ``clv_note`` as categoricals (status over :data:`CLV_STATUSES`), in place: the
+    dtypes of :func:`customer_view`, also for a view collected from Spark."""
+    def values(col):
+        return [None if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA else str(v)
+                for v in view[col].tolist()]
+
+    if "clv_status" in view.columns:
+        view["clv_status"] = pd.Categorical(values("clv_status"), categories=list(CLV_STATUSES))
+    if "clv_note" in view.columns:
+        view["clv_note"] = pd.Series(values("clv_note"), index=view.index, dtype="category")
+    return view
 
 
 def customer_record(view: pd.DataFrame, customer_id: str) -> dict:

@@ -407,8 +407,9 @@ def profiles(data: History, as_of: DateLike, *, items: pd.DataFrame | None = Non
     tw = int(trend_days * _NS_DAY)
     recent_m = a.line_ts >= c_ns - tw
     prev_m = (a.line_ts >= c_ns - 2 * tw) & ~recent_m
-    spend_recent = np.bincount(a.line_cust[recent_m], weights=a.line_amount[recent_m], minlength=n)
-    spend_prev = np.bincount(a.line_cust[prev_m], weights=a.line_amount[prev_m], minlength=n)
+    # float64 also when a window has no lines (np.bincount of nothing is int64)
+    spend_recent = np.bincount(a.line_cust[recent_m], weights=a.line_amount[recent_m], minlength=n).astype(np.float64)
+    spend_prev = np.bincount(a.line_cust[prev_m], weights=a.line_amount[prev_m], minlength=n).astype(np.float64)
     tot = spend_recent + spend_prev
     with np.errstate(invalid="ignore", divide="ignore"):
         trend = np.where(np.abs(tot) > 0, (spend_recent - spend_prev) / np.abs(tot), 0.0)

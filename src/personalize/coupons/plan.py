@@ -38,7 +38,8 @@ from personalize.offers.features import DayFeatures, Economics, customer_frame
 if TYPE_CHECKING:
     from personalize.data import Dataset
 
-__all__ = ["Ladder", "CouponTable", "coupon_training_set", "coupon_options", "plan_frame"]
+__all__ = ["Ladder", "CouponTable", "coupon_training_set", "coupon_options", "coupon_economics", "plan_frame",
+           "uplift_features"]
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,12 @@ def _customer_features(ds: Dataset, cutoff: pd.Timestamp, econ: Economics) -> pd
     return _with_basket(customer_frame(ds, cutoff, econ), econ)
 
 
+def uplift_features(frame: pd.DataFrame, econ: Economics) -> pd.DataFrame:
+    """The uplift model's features of some customers: their :func:`~personalize.offers.features.customer_frame`
+    rows plus basket and margin (rows aligned with ``econ``)."""
+    return _with_basket(frame, econ)
+
+
 def _with_basket(frame: pd.DataFrame, econ: Economics) -> pd.DataFrame:
     f = frame.copy()
     f["aov"] = econ.aov
@@ -125,14 +132,20 @@ def _with_basket(frame: pd.DataFrame, econ: Economics) -> pd.DataFrame:
 def coupon_options(model, X: pd.DataFrame, econ: Economics, catalog: OfferCatalog, ladder: Ladder, *,
                    anyway_redeem_rate: float = 1.0) -> dict[str, np.ndarray]:
     """Per customer (rows of ``X`` / ``econ``) and level: uplift, baseline, expected cost and profit."""
+    columns = ladder_columns(model, ladder)
     uplift_all, baseline = model.predict_uplift_and_baseline(X)
+    return coupon_economics(uplift_all[:, columns], baseline, econ, catalog, ladder,
+                            anyway_redeem_rate=anyway_redeem_rate)
+
+
+def ladder_columns(model, ladder: Ladder) -> list[int]:
+    """The uplift model's treatment column of each ladder level; a DataError when it has no estimate for one."""
     names = [str(t) for t in model.treatment_names_]
     missing = [x for x in ladder.levels if x not in names]
     if missing:
         raise DataError(f"the uplift model has no estimate for ladder level(s) {missing} (trained on {names})",
                         column="ladder")
-    return coupon_economics(uplift_all[:, [names.index(x) for x in ladder.levels]], baseline, econ, catalog, ladder,
-                            anyway_redeem_rate=anyway_redeem_rate)
+    return [names.index(x) for x in ladder.levels]
 
 
 def coupon_economics(uplift: np.ndarray, baseline: np.ndarray, econ: Economics, catalog: OfferCatalog,
@@ -168,6 +181,20 @@ class CouponTable:
         self.cold_cost, self.cold_profit = cold_cost, cold_profit
         self.as_of, self.anyway_redeem_rate, self.model_name = as_of, anyway_redeem_rate, model_name
         self.pos = {str(c): i for i, c in enumerate(customer_ids.tolist())}
+
+    @classmethod
+    def from_options(cls, ladder: Ladder, customer_ids: np.ndarray, opts: dict[str, np.ndarray], known: np.ndarray, *,
+                     as_of, anyway_redeem_rate: float, model_name: str) -> "CouponTable":
+        """The table of every customer's :func:`coupon_options`; the cold options (an unknown customer's)
+        are the medians over the customers with a history (``known``)."""
+        known = np.asarray(known, bool)
+        return cls(ladder=ladder, customer_ids=customer_ids, cost=opts["cost"].astype(np.float32),
+                   profit=opts["profit"].astype(np.float32), uplift=opts["uplift"].astype(np.float32),
+                   baseline=opts["baseline"].astype(np.float32),
+                   cold_cost=np.median(opts["cost"][known], axis=0).astype(np.float32),
+                   cold_profit=np.median(opts["profit"][known], axis=0).astype(np.float32),
+                   as_of=pd.Timestamp(as_of).isoformat(), anyway_redeem_rate=float(anyway_redeem_rate),
+                   model_name=str(model_name))
 
     def best(self, row: int, usable: np.ndarray) -> tuple[int, str]:
         """(level index or NONE, why) for one customer row (-1: the cold options) and usable levels."""

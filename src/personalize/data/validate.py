@@ -189,11 +189,14 @@ def cast_int(series: pd.Series, table: str, column: str) -> pd.Series:
     return f.astype("Int64")
 
 
-def apply_mapping(df: pd.DataFrame, schema: TableSchema, mapping: Mapping[str, str] | None) -> pd.DataFrame:
-    """Rename user columns to canonical names and keep only known columns."""
-    if not isinstance(df, pd.DataFrame):
-        raise DataError(f"expected a pandas DataFrame, got {type(df).__name__}", table=schema.name)
-    dup = df.columns[df.columns.duplicated()].unique().tolist()
+def mapped_columns(columns, schema: TableSchema, mapping: Mapping[str, str] | None) -> dict[str, str]:
+    """``{canonical name: input column}`` for an input with ``columns``: the column mapping's checks (no
+    duplicate names, mapping names known fields and existing columns, every required field present) on
+    names only, so the pandas and the Spark paths apply one rule. Unmapped columns with canonical names are
+    kept; the first input column for a canonical name wins."""
+    cols = [str(c) for c in columns]
+    seen: set[str] = set()
+    dup = sorted({c for c in cols if c in seen or seen.add(c)})
     if dup:
         raise DataError(f"duplicate column names: {dup}", table=schema.name)
     mapping = dict(mapping or {})
@@ -201,21 +204,31 @@ def apply_mapping(df: pd.DataFrame, schema: TableSchema, mapping: Mapping[str, s
     if unknown:
         raise DataError(f"column mapping names unknown fields {unknown}; known: {sorted(schema.columns)}",
                         table=schema.name)
-    missing_src = [v for v in mapping.values() if v not in df.columns]
+    missing_src = [v for v in mapping.values() if v not in cols]
     if missing_src:
-        raise DataError(f"mapped columns not found in the input: {missing_src}; input has {list(df.columns)[:20]}",
+        raise DataError(f"mapped columns not found in the input: {missing_src}; input has {cols[:20]}",
                         table=schema.name)
     rename = {src: canon for canon, src in mapping.items()}
-    cols = {}
-    for col in df.columns:
+    chosen: dict[str, str] = {}
+    for col in cols:
         canon = rename.get(col, col if col not in mapping.values() else None)
-        if canon in schema.columns and canon not in cols:
-            cols[canon] = df[col].reset_index(drop=True)
-    missing = [c for c in schema.required if c not in cols]
+        if canon in schema.columns and canon not in chosen:
+            chosen[canon] = col
+    missing = [c for c in schema.required if c not in chosen]
     if missing:
-        raise DataError(f"missing required columns {missing}; input has {list(df.columns)[:20]} "
+        raise DataError(f"missing required columns {missing}; input has {cols[:20]} "
                         "(map your column names with a column mapping)", table=schema.name)
-    return pd.DataFrame(cols, index=pd.RangeIndex(len(df)))
+    return chosen
+
+
+def apply_mapping(df: pd.DataFrame, schema: TableSchema, mapping: Mapping[str, str] | None) -> pd.DataFrame:
+    """Rename user columns to canonical names and keep only known columns (:func:`mapped_columns`)."""
+    if not isinstance(df, pd.DataFrame):
+        raise DataError(f"expected a pandas DataFrame, got {type(df).__name__}", table=schema.name)
+    chosen = mapped_columns(df.columns, schema, mapping)
+    pos = {c: i for i, c in reversed(list(enumerate(map(str, df.columns))))}
+    return pd.DataFrame({canon: df.iloc[:, pos[src]].reset_index(drop=True) for canon, src in chosen.items()},
+                        index=pd.RangeIndex(len(df)))
 
 
 def cast_table(df: pd.DataFrame, schema: TableSchema, *, time_format: str | None = None,

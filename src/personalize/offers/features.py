@@ -23,7 +23,8 @@ from personalize.offers.catalog import OfferCatalog
 if TYPE_CHECKING:
     from personalize.data import Dataset
 
-__all__ = ["Economics", "economics", "pair_features", "OFFER_FEATURES", "DayFeatures"]
+__all__ = ["Economics", "economics", "economics_of_lines", "margin_fill", "pair_features", "OFFER_FEATURES",
+           "DayFeatures", "customer_frame", "assemble_customer_frame", "campaign_history"]
 
 OFFER_FEATURES = ("offer_kind", "offer_value", "offer_min_spend", "offer_unit_cost", "offer_targeted",
                   "offer_cost_share", "offer_reach", "affinity_share", "affinity_bought")
@@ -53,32 +54,56 @@ def economics(ds: Dataset, catalog: OfferCatalog, cutoff: pd.Timestamp,
     tx = ds.until(cutoff).transactions
     if not len(tx):
         raise DataError(f"no purchases before {cutoff}", table="transactions", column="timestamp")
-    cust = tx["customer_id"].astype(str).to_numpy(dtype=object)
-    ids = np.unique(cust) if customer_ids is None else np.asarray(customer_ids, dtype=object)
+    ids = np.unique(tx["customer_id"].astype(str).to_numpy(dtype=object)) if customer_ids is None else customer_ids
+    items = ds.items
+    fill = DEFAULT_MARGIN
+    if items is not None and "margin" in items.columns and items["margin"].notna().any():
+        lines = tx["item_id"].astype(str).value_counts()
+        fill = margin_fill(pd.Series(items["margin"].to_numpy(np.float64), index=items["item_id"].astype(str)),
+                           lines)
+    return economics_of_lines(tx, items, catalog, ids, margin=fill)
+
+
+def margin_fill(margins: pd.Series, lines_per_item: pd.Series) -> float:
+    """The margin rate of a customer without known item margins: the mean item margin over every line
+    before the cutoff (``margins``: item id -> margin; ``lines_per_item``: item id -> lines), not only of the
+    customers asked for, so that a customer's row never depends on who else is scored. Computed from
+    per-item line counts, so the Spark path (which counts lines per item) gets the same number."""
+    m = margins[~margins.index.duplicated()].reindex(lines_per_item.index).to_numpy(np.float64)
+    n = lines_per_item.to_numpy(np.float64)
+    known = np.isfinite(m) & (n > 0)
+    if not known.any():
+        return DEFAULT_MARGIN
+    order = np.argsort(lines_per_item.index.to_numpy(dtype=str)[known], kind="stable")  # a fixed summation order
+    return float(np.dot(n[known][order], m[known][order]) / n[known].sum())
+
+
+def economics_of_lines(tx: pd.DataFrame, items: pd.DataFrame | None, catalog: OfferCatalog, customer_ids,
+                       *, margin: float) -> Economics:
+    """:class:`Economics` of ``customer_ids`` from their purchase lines ``tx`` (before the cutoff, in the
+    Dataset's order; other customers' lines are ignored, a customer without lines has NaN ``aov``).
+    ``margin`` fills the margin rate of customers without known item margins (:func:`margin_fill`).
+    A customer's row depends on her own lines only, so this runs per partition on the Spark path."""
+    ids = np.asarray(customer_ids, dtype=object)
     index = pd.Index(ids)
-    row = index.get_indexer(cust)
+    n = len(ids)
+    row = index.get_indexer(tx["customer_id"].astype(str).to_numpy(dtype=object))
     ok = row >= 0
     row, amount = row[ok], tx["amount"].to_numpy(np.float64)[ok]
-    n = len(ids)
     spend = np.bincount(row, weights=amount, minlength=n)
     key = "order_id" if "order_id" in tx.columns else "timestamp"
     orders = pd.Series(tx[key].to_numpy()[ok]).groupby(row).nunique().reindex(range(n), fill_value=0).to_numpy()
     with np.errstate(invalid="ignore", divide="ignore"):
         aov = np.where(orders > 0, spend / np.maximum(orders, 1), np.nan)
-    margin = np.full(n, DEFAULT_MARGIN)
-    items = ds.items
+    margin_rate = np.full(n, DEFAULT_MARGIN)
     item_ids = tx["item_id"].astype(str).to_numpy(dtype=object)[ok]
     if items is not None and "margin" in items.columns and items["margin"].notna().any():
         m = pd.Series(items["margin"].to_numpy(np.float64), index=items["item_id"].astype(str))
-        everyone = m.reindex(tx["item_id"].astype(str).to_numpy(dtype=object)).to_numpy()
-        fill = float(np.nanmean(everyone)) if np.isfinite(everyone).any() else DEFAULT_MARGIN
-        line_margin = everyone[ok]
+        line_margin = m.reindex(item_ids).to_numpy()
         known = np.isfinite(line_margin)
         w = np.bincount(row[known], weights=amount[known], minlength=n)
         mm = np.bincount(row[known], weights=amount[known] * line_margin[known], minlength=n)
-        # without known margins: the mean line margin of everyone's purchases before the cutoff (not only of the
-        # customers asked for, so that a customer's row never depends on who else is scored)
-        margin = np.where(w > 0, mm / np.where(w > 0, w, 1), fill)
+        margin_rate = np.where(w > 0, mm / np.where(w > 0, w, 1), float(margin))
     cats = None
     if items is not None and "category" in items.columns:
         cats = pd.Series(items["category"].astype("object").to_numpy(), index=items["item_id"].astype(str)) \
@@ -96,7 +121,7 @@ def economics(ds: Dataset, catalog: OfferCatalog, cutoff: pd.Timestamp,
         s = np.bincount(row[hit], weights=amount[hit], minlength=n)
         share[:, j] = np.divide(s, spend, out=np.zeros(n), where=spend > 0)
         bought[:, j] = np.bincount(row[hit], minlength=n) > 0
-    return Economics(ids, aov, margin, share, bought)
+    return Economics(ids, aov, margin_rate, share, bought)
 
 
 def pair_features(catalog: OfferCatalog, customer: pd.DataFrame, econ: Economics, rows: np.ndarray,
@@ -136,14 +161,23 @@ PROFILE_FEATURES = ("discount_share", "discount_rate", "items_per_order", "trend
 def customer_frame(ds: Dataset, cutoff: pd.Timestamp, econ: Economics) -> pd.DataFrame:
     """Churn features plus discount and basket habits (:data:`PROFILE_FEATURES`) of ``econ``'s customers as
     of ``cutoff`` (rows aligned with ``econ``; NaN without history)."""
-    f = churn_features(ds, cutoff)
+    return assemble_customer_frame(churn_features(ds, cutoff), profiles(ds, cutoff),
+                                   campaign_history(ds, cutoff, econ.customer_ids), econ.customer_ids)
+
+
+def assemble_customer_frame(churn: pd.DataFrame, prof: pd.DataFrame, history: pd.DataFrame,
+                            customer_ids) -> pd.DataFrame:
+    """The frame of :func:`customer_frame` from its parts (each indexed by customer id): the churn features,
+    the profile columns of :data:`PROFILE_FEATURES` (prefixed ``profile_``) and :func:`campaign_history`,
+    in rows ``customer_ids``. The Spark path computes the parts there and assembles them here."""
+    f = churn.copy()
     f.index = f.index.astype(str)
-    prof = profiles(ds, cutoff)
+    prof = prof.copy()
     prof.index = prof.index.astype(str)
     extra = [c for c in PROFILE_FEATURES if c in prof.columns]
     f = f.join(prof[extra].astype(np.float64).add_prefix("profile_"), how="left")
-    f = f.reindex(pd.Index(econ.customer_ids, dtype=object))
-    return f.join(campaign_history(ds, cutoff, econ.customer_ids))
+    f = f.reindex(pd.Index(np.asarray(customer_ids, dtype=object), dtype=object))
+    return f.join(history)
 
 
 #: how a customer answered earlier offers, as of a cutoff (:func:`campaign_history`)

@@ -31,26 +31,24 @@ from personalize.errors import BundleError, DataError
 from personalize.offers.acceptance import AcceptanceModel
 from personalize.offers.catalog import CHANNELS, OfferCatalog
 from personalize.offers.eligibility import REASONS, ContactPolicy, CustomerState, eligibility
-from personalize.offers.features import customer_frame, economics, pair_features
+from personalize.offers.features import Economics, customer_frame, economics, pair_features
 
 if TYPE_CHECKING:
     from personalize.data import Dataset
     from personalize.recommenders import CandidateTable
 
-__all__ = ["OfferScores", "score_offers"]
+__all__ = ["OfferScores", "score_offers", "offer_rows", "assemble_offer_scores", "exposure_history",
+           "affinity_targets"]
 
 _R = {name: i for i, name in enumerate(REASONS)}
 _STATIC_LAST = _R["no_affinity"]  # reasons up to here are computed at train time; later ones per request
 _NS_DAY = 86_400 * 10**9
 
 
-def _affinity(catalog: OfferCatalog, econ_bought: np.ndarray, cands: CandidateTable | None,
-              customer_ids: np.ndarray) -> np.ndarray:
-    """Bought in the offer's target, or has a target item among the precomputed recommendations."""
-    aff = econ_bought.copy()
-    if cands is None:
-        return aff
-    rows = pd.Index(cands.customer_ids.astype(object)).get_indexer(customer_ids)
+def affinity_targets(catalog: OfferCatalog, cands: CandidateTable) -> dict[int, np.ndarray]:
+    """Per targeted offer (index into the catalog), which of ``cands``' items are in its target (its items or
+    its category): a bool array over ``cands.item_ids`` plus a last False slot for the -1 padding."""
+    out = {}
     cat_of = cands.catalog.category_codes
     for j in range(len(catalog)):
         if not catalog.targeted[j]:
@@ -63,7 +61,19 @@ def _affinity(catalog: OfferCatalog, econ_bought: np.ndarray, cands: CandidateTa
             code = cands.catalog.category_index.get_indexer([catalog.target_category[j]])[0]
             if code >= 0:
                 want[:-1] |= cat_of == code
-        ok = rows >= 0
+        out[j] = want
+    return out
+
+
+def _affinity(catalog: OfferCatalog, econ_bought: np.ndarray, cands: CandidateTable | None,
+              customer_ids: np.ndarray) -> np.ndarray:
+    """Bought in the offer's target, or has a target item among the precomputed recommendations."""
+    aff = econ_bought.copy()
+    if cands is None:
+        return aff
+    rows = pd.Index(cands.customer_ids.astype(object)).get_indexer(customer_ids)
+    ok = rows >= 0
+    for j, want in affinity_targets(catalog, cands).items():
         hit = np.zeros(len(customer_ids), bool)
         hit[ok] = want[cands.items[rows[ok]]].any(axis=1)
         aff[:, j] |= hit
@@ -191,7 +201,22 @@ def score_offers(ds: Dataset, catalog: OfferCatalog, model: AcceptanceModel, cus
     ids = customers["customer_id"].astype(str).to_numpy(dtype=object)
     econ = economics(ds, catalog, as_of, customer_ids=ids)
     cust = customer_frame(ds, as_of, econ)
-    n, m = len(ids), len(catalog)
+    aff = _affinity(catalog, econ.bought, candidates, ids)
+    exp_counts, last_ns = exposure_history(ds.exposures, catalog, ids, as_of)
+    state = CustomerState.from_table(customers, affinity=aff)
+    p, value, fb, static = offer_rows(catalog, model, cust, econ, state, policy, batch=batch)
+    return assemble_offer_scores(catalog, ids, p=p, value=value, static=static, exposures=exp_counts,
+                                 last_contact_ns=last_ns, fallback=fb, known=np.isfinite(econ.aov), as_of=as_of,
+                                 policy=policy)
+
+
+def offer_rows(catalog: OfferCatalog, model: AcceptanceModel, cust: pd.DataFrame, econ: Economics,
+               state: CustomerState, policy: ContactPolicy, *, batch: int = 50_000
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(p, value, fallback, static)`` of some customers (rows of ``econ`` / ``cust`` / ``state``, whose
+    ``affinity`` is set): P(accept) and value of every offer, which offers used the fallback, and the static
+    reason codes per channel. Each row depends on that customer only (the Spark path runs it per partition)."""
+    n, m = len(econ.customer_ids), len(catalog)
     p = np.zeros((n, m), np.float32)
     value = np.zeros((n, m), np.float32)
     fb = np.zeros(m, bool)
@@ -207,35 +232,46 @@ def score_offers(ds: Dataset, catalog: OfferCatalog, model: AcceptanceModel, cus
         cost = catalog.redemption_cost(basket, oo, np.nan_to_num(econ.share[rr, oo], nan=1.0))
         p[rows] = pp.reshape(len(rows), m)
         value[rows] = (basket * margin[rr] - cost).reshape(len(rows), m)
-    aff = _affinity(catalog, econ.bought, candidates, ids)
-    exp_counts, last_ns = _exposure_history(ds, catalog, ids, as_of)
     static = np.zeros((n, m, len(CHANNELS)), np.int8)
-    state = CustomerState.from_table(customers, affinity=aff)
     no_dynamic = ContactPolicy(cooldown_days=0, require_affinity=policy.require_affinity)
     for c, channel in enumerate(CHANNELS):
         _ok, reason = eligibility(catalog, state, when=None, channel=channel, policy=no_dynamic)
         reason[reason > _STATIC_LAST] = 0       # validity, caps and cooldowns are applied per request
         static[:, :, c] = reason
+    return p, value, fb, static
+
+
+def assemble_offer_scores(catalog: OfferCatalog, customer_ids: np.ndarray, *, p: np.ndarray, value: np.ndarray,
+                          static: np.ndarray, exposures: np.ndarray, last_contact_ns: np.ndarray,
+                          fallback: np.ndarray, known: np.ndarray, as_of, policy: ContactPolicy) -> OfferScores:
+    """:class:`OfferScores` from every customer's rows (:func:`offer_rows`, :func:`exposure_history`):
+    adds the cold answer (mean P(accept) and median value of the customers with a history, and the rules
+    an unknown customer meets)."""
+    m = len(catalog)
+    no_dynamic = ContactPolicy(cooldown_days=0, require_affinity=policy.require_affinity)
     cold_state = CustomerState(customer_ids=np.array(["\x00cold"], dtype=object))
     cold_static = np.zeros((m, len(CHANNELS)), np.int8)
     for c, channel in enumerate(CHANNELS):
         _ok, reason = eligibility(catalog, cold_state, when=None, channel=channel, policy=no_dynamic)
         reason[reason > _STATIC_LAST] = 0
         cold_static[:, c] = reason[0]
-    known = np.isfinite(econ.aov)
+    known = np.asarray(known, bool)
     cold_p = p[known].mean(axis=0) if known.any() else np.zeros(m, np.float32)
     cold_value = np.median(value[known], axis=0) if known.any() else np.zeros(m, np.float32)
-    return OfferScores(catalog=catalog, customer_ids=ids, p=p, value=value, static=static, exposures=exp_counts,
-                       last_contact_ns=last_ns, fallback=fb, cold_p=cold_p.astype(np.float32),
-                       cold_value=cold_value.astype(np.float32), cold_static=cold_static,
-                       as_of=pd.Timestamp(as_of).isoformat(), policy=policy.get_params())
+    return OfferScores(catalog=catalog, customer_ids=customer_ids, p=p, value=value, static=static,
+                       exposures=exposures, last_contact_ns=last_contact_ns, fallback=fallback,
+                       cold_p=cold_p.astype(np.float32), cold_value=cold_value.astype(np.float32),
+                       cold_static=cold_static, as_of=pd.Timestamp(as_of).isoformat(), policy=policy.get_params())
 
 
-def _exposure_history(ds: Dataset, catalog: OfferCatalog, ids: np.ndarray, as_of: pd.Timestamp):
+def exposure_history(exposures: pd.DataFrame | None, catalog: OfferCatalog, ids: np.ndarray, as_of: pd.Timestamp
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """``(counts, last)``: exposures of each customer of ``ids`` to each offer before ``as_of`` and her last
+    contact (int64 ns, 0 = never). A customer's row depends on her own exposures only."""
     n, m = len(ids), len(catalog)
     counts = np.zeros((n, m), np.int32)
     last = np.zeros(n, np.int64)
-    exp = ds.exposures
+    exp = exposures
     if exp is None or not len(exp):
         return counts, last
     exp = exp[exp["exposed_at"] < pd.Timestamp(as_of)]

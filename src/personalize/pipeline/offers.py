@@ -19,20 +19,27 @@ import numpy as np
 import pandas as pd
 
 from personalize.churn.training_sets import data_end
-from personalize.coupons.plan import CouponTable, Ladder, _customer_features, coupon_options, coupon_training_set
+from personalize.coupons.plan import (CouponTable, Ladder, _customer_features, coupon_options, coupon_training_set,
+                                      ladder_columns)
 from personalize.errors import PersonalizeError
 from personalize.offers import AcceptanceModel, ContactPolicy, DayFeatures, OfferCatalog, acceptance_training_set, \
     economics, score_offers
+from personalize.offers.scores import OfferScores
 from personalize.uplift import AutoUplift
 
 if TYPE_CHECKING:
     from personalize.data import Dataset
     from personalize.recommenders import CandidateTable
 
-__all__ = ["train_offers", "DEFAULT_ANYWAY_REDEEM_RATE"]
+__all__ = ["train_offers", "fit_and_score_offers", "DEFAULT_ANYWAY_REDEEM_RATE"]
 
 #: share of the customers who would have bought anyway that use a coupon they got (1.0 = all: the cautious value)
 DEFAULT_ANYWAY_REDEEM_RATE = 1.0
+
+#: ``score(acceptance model, (ladder, uplift model) or None) -> (OfferScores, coupon options or None, known)``:
+#: every customer's offer scores, coupon options (:func:`coupon_options`) and which customers have a history
+OfferScoring = Callable[[AcceptanceModel, "tuple[Ladder, AutoUplift] | None"],
+                        "tuple[OfferScores, dict[str, np.ndarray] | None, np.ndarray]"]
 
 
 def train_offers(ds: Dataset, customers: pd.DataFrame, candidates: CandidateTable | None, *,
@@ -40,65 +47,102 @@ def train_offers(ds: Dataset, customers: pd.DataFrame, candidates: CandidateTabl
                  anyway_redeem_rate: float = DEFAULT_ANYWAY_REDEEM_RATE, seed: int = 0, n_jobs: int | None = 1,
                  progress: Callable[[str], None] | None = None) -> tuple[dict[str, Any], dict, dict]:
     """(components, info for the manifest, metrics): see the module docstring."""
-    say = progress or (lambda msg: None)
-    info: dict[str, Any] = {}
-    metrics: dict[str, Any] = {}
-    comps: dict[str, Any] = {}
     if ds.offers is None or ds.exposures is None or not len(ds.exposures):
-        reason = "no offer catalog" if ds.offers is None else "no campaign exposures"
-        return comps, {"offers": {"status": "skipped", "reason": f"{reason} in the data (--offers, --exposures)"},
-                       "coupons": {"status": "skipped", "reason": f"{reason} in the data"}}, metrics
+        return skipped_offers(ds.offers is None)
     catalog = OfferCatalog.from_frame(ds.offers)
     end = data_end(ds)
+    info: dict[str, Any] = {}
     if getattr(ds, "points", None) is not None and (catalog.kinds == "points_multiplier").any():
         from personalize.analytics.points import points_pricing
 
         pricing = points_pricing(ds, as_of=end)
         catalog = catalog.with_points_pricing(pricing)
         info["points_pricing"] = pricing.to_dict()
+
+    def score(model, coupon):
+        scores = score_offers(ds, catalog, model, customers, as_of=end, candidates=candidates, policy=policy)
+        if coupon is None:
+            return scores, None, None
+        lad, uplift = coupon
+        econ = economics(ds, catalog, end, customer_ids=scores.customer_ids)
+        opts = coupon_options(uplift, _customer_features(ds, end, econ), econ, catalog, lad,
+                              anyway_redeem_rate=anyway_redeem_rate)
+        return scores, opts, np.isfinite(econ.aov)
+
+    # each exposure day's features once, for both training sets
+    comps, more, metrics = fit_and_score_offers(ds, catalog, end, DayFeatures(ds, catalog), score, ladder=ladder,
+                                                anyway_redeem_rate=anyway_redeem_rate, seed=seed, n_jobs=n_jobs,
+                                                progress=progress)
+    return comps, {**info, **more}, metrics
+
+
+def skipped_offers(no_catalog: bool) -> tuple[dict, dict, dict]:
+    reason = "no offer catalog" if no_catalog else "no campaign exposures"
+    return {}, {"offers": {"status": "skipped", "reason": f"{reason} in the data (--offers, --exposures)"},
+                "coupons": {"status": "skipped", "reason": f"{reason} in the data"}}, {}
+
+
+def fit_and_score_offers(ds, catalog: OfferCatalog, end: pd.Timestamp, features: DayFeatures, score: OfferScoring,
+                         *, ladder: str | None = None, anyway_redeem_rate: float = DEFAULT_ANYWAY_REDEEM_RATE,
+                         seed: int = 0, n_jobs: int | None = 1, progress: Callable[[str], None] | None = None
+                         ) -> tuple[dict[str, Any], dict, dict]:
+    """Fit the acceptance model and the coupon uplift model on the exposures of ``ds`` (only ``ds.exposures``
+    is read; ``features`` gives each exposure day's customer features, :class:`DayFeatures` or the Spark
+    path's), then ``score`` every customer with them; returns (components, info, metrics) for the bundle.
+
+    The single-machine path (:func:`train_offers`) and the Spark path
+    (:mod:`personalize.spark.offers`) differ only in ``features`` and ``score``."""
+    say = progress or (lambda msg: None)
+    info: dict[str, Any] = {}
+    metrics: dict[str, Any] = {}
+    comps: dict[str, Any] = {}
     t = time.perf_counter()
     try:
         say(f"training the offer acceptance model on {int(ds.exposures['offer_id'].notna().sum()):,} exposures")
-        day_features = DayFeatures(ds, catalog)  # each exposure day's features once, for both training sets
-        aset = acceptance_training_set(ds, catalog, features=day_features)
+        aset = acceptance_training_set(ds, catalog, features=features)
         model = AcceptanceModel(random_state=seed, n_jobs=n_jobs).fit_exposures(aset, catalog)
-        say("scoring next-best-offers for every customer")
-        scores = score_offers(ds, catalog, model, customers, as_of=end, candidates=candidates, policy=policy)
-        comps.update(acceptance=model, offers=scores)
-        info["offers"] = {"status": "published", "offers": len(catalog), "training_rows": len(aset),
-                          "fallback_offers": model.fallback_offers_, "as_of": end.isoformat(),
-                          "seconds": round(time.perf_counter() - t, 2)}
-        metrics["acceptance"] = {k: v for k, v in (model.validation_ or {}).items()
-                                 if k in ("auc", "pr_auc", "log_loss", "brier", "rows", "split")}
     except PersonalizeError as exc:
         info["offers"] = {"status": "skipped", "reason": str(exc)}
         return comps, {**info, "coupons": {"status": "skipped", "reason": "needs the offer scores"}}, metrics
+    offers_fit_s = time.perf_counter() - t
     t = time.perf_counter()
+    coupon = None
     try:
         lad = Ladder.parse(ladder, catalog) if ladder else Ladder.default(catalog, ds.exposures)
-        X, treatment, y, _cut = coupon_training_set(ds, catalog, lad, features=day_features)
-        del day_features
+        X, treatment, y, _cut = coupon_training_set(ds, catalog, lad, features=features)
         say(f"training the coupon uplift model on {len(y):,} randomized exposures ({len(lad.levels)} levels)")
         uplift = AutoUplift(learner_params={"control_name": "control", "n_jobs": n_jobs, "random_state": seed},
                             random_state=seed).fit(X, treatment, y)
-        ids = scores.customer_ids
-        econ = economics(ds, catalog, end, customer_ids=ids)
-        opts = coupon_options(uplift, _customer_features(ds, end, econ), econ, catalog, lad,
-                              anyway_redeem_rate=anyway_redeem_rate)
-        known = np.isfinite(econ.aov)
-        table = CouponTable(ladder=lad, customer_ids=ids, cost=opts["cost"].astype(np.float32),
-                            profit=opts["profit"].astype(np.float32), uplift=opts["uplift"].astype(np.float32),
-                            baseline=opts["baseline"].astype(np.float32),
-                            cold_cost=np.median(opts["cost"][known], axis=0).astype(np.float32),
-                            cold_profit=np.median(opts["profit"][known], axis=0).astype(np.float32),
-                            as_of=end.isoformat(), anyway_redeem_rate=float(anyway_redeem_rate),
-                            model_name=str(uplift.best_name_))
-        comps.update(uplift=uplift, coupons=table)
-        best = opts["profit"].max(axis=1)
-        info["coupons"] = {"status": "published", "ladder": list(lad.levels), "training_rows": int(len(y)),
-                           "model": str(uplift.best_name_), "customers_with_a_paying_level": int((best > 0).sum()),
-                           "seconds": round(time.perf_counter() - t, 2)}
-        metrics["uplift"] = {"chosen": str(uplift.best_name_), "validation": uplift.scores_}
+        ladder_columns(uplift, lad)
+        coupon = (lad, uplift)
+        coupon_rows = int(len(y))
     except PersonalizeError as exc:
         info["coupons"] = {"status": "skipped", "reason": str(exc)}
+    coupons_fit_s = time.perf_counter() - t
+    del features
+    t = time.perf_counter()
+    say("scoring next-best-offers" + (" and coupon levels" if coupon is not None else "") + " for every customer")
+    scores, opts, known = score(model, coupon)
+    score_s = time.perf_counter() - t
+    comps.update(acceptance=model, offers=scores)
+    info["offers"] = {"status": "published", "offers": len(catalog), "training_rows": len(aset),
+                      "fallback_offers": model.fallback_offers_, "as_of": end.isoformat(),
+                      "seconds": round(offers_fit_s + score_s, 2)}
+    metrics["acceptance"] = {k: v for k, v in (model.validation_ or {}).items()
+                             if k in ("auc", "pr_auc", "log_loss", "brier", "rows", "split")}
+    if coupon is not None:
+        lad, uplift = coupon
+        try:
+            table = CouponTable.from_options(lad, scores.customer_ids, opts, known, as_of=end,
+                                             anyway_redeem_rate=anyway_redeem_rate, model_name=str(uplift.best_name_))
+        except PersonalizeError as exc:
+            info["coupons"] = {"status": "skipped", "reason": str(exc)}
+        else:
+            comps.update(uplift=uplift, coupons=table)
+            best = opts["profit"].max(axis=1)
+            info["coupons"] = {"status": "published", "ladder": list(lad.levels), "training_rows": coupon_rows,
+                               "model": str(uplift.best_name_),
+                               "customers_with_a_paying_level": int((best > 0).sum()),
+                               "seconds": round(coupons_fit_s + score_s, 2)}
+            metrics["uplift"] = {"chosen": str(uplift.best_name_), "validation": uplift.scores_}
     return comps, info, metrics

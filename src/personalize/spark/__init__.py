@@ -15,6 +15,8 @@ Modules: :mod:`~personalize.spark.session` (starting Spark, job progress),
 :mod:`~personalize.spark.features` (profiles, RFM, lifecycle, tiers, CLV, churn snapshots),
 :mod:`~personalize.spark.als` (MLlib ALS exported as :class:`personalize.recommenders.ALS`),
 :mod:`~personalize.spark.scoring` (``mapInPandas`` batch scoring, bundle assembly),
+:mod:`~personalize.spark.offers` (next-best-offer and coupon levels: features on Spark, models on the
+driver, scoring in partitions),
 :mod:`~personalize.spark.pipeline` (everything, as :func:`personalize.pipeline.train_bundle` does it).
 """
 

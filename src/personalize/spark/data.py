@@ -26,9 +26,11 @@ Differences from the pandas path, all documented and tested:
   order, which Spark keeps for files read in order (one Parquet file, or the
   files of a glob in name order).
 
-Only transactions, items and customers are read here; offers and exposures
-(next-best-offer, coupons) are loaded by their own builders from the
-aggregated per-customer table, which fits one machine.
+Offers and campaign exposures (next-best-offer, coupons) are read with Spark
+too, then collected and validated on the driver by the pandas path's own
+rules (:func:`personalize.data.validate.prepare_table`): the catalog is small,
+and the models learn from one row per exposure, on one machine
+(:mod:`personalize.spark.offers`).
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ import pandas as pd
 from personalize.data.cleaning import CleaningOptions, CleaningReport
 from personalize.data.dataset import _split_mapping
 from personalize.data.schema import TABLES, TRANSACTIONS, TableSchema
-from personalize.data.validate import to_timestamp
+from personalize.data.validate import mapped_columns, to_timestamp
 from personalize.errors import DataError
 
 if TYPE_CHECKING:
@@ -136,30 +138,9 @@ def materialize(df: DataFrame) -> DataFrame:
 
 # ---------------------------------------------------------------------------- mapping and casts
 def apply_mapping(df: DataFrame, schema: TableSchema, mapping: Mapping[str, str] | None) -> DataFrame:
-    """Rename user columns to canonical names and keep only known columns (same rules as pandas)."""
-    cols = list(df.columns)
-    dup = sorted({c for c in cols if cols.count(c) > 1})
-    if dup:
-        raise DataError(f"duplicate column names: {dup}", table=schema.name)
-    mapping = dict(mapping or {})
-    unknown = [k for k in mapping if k not in schema.columns]
-    if unknown:
-        raise DataError(f"column mapping names unknown fields {unknown}; known: {sorted(schema.columns)}",
-                        table=schema.name)
-    missing_src = [v for v in mapping.values() if v not in cols]
-    if missing_src:
-        raise DataError(f"mapped columns not found in the input: {missing_src}; input has {cols[:20]}",
-                        table=schema.name)
-    rename = {src: canon for canon, src in mapping.items()}
-    chosen: dict[str, str] = {}
-    for col in cols:
-        canon = rename.get(col, col if col not in mapping.values() else None)
-        if canon in schema.columns and canon not in chosen:
-            chosen[canon] = col
-    missing = [c for c in schema.required if c not in chosen]
-    if missing:
-        raise DataError(f"missing required columns {missing}; input has {cols[:20]} "
-                        "(map your column names with a column mapping)", table=schema.name)
+    """Rename user columns to canonical names and keep only known columns: the pandas path's rules
+    (:func:`personalize.data.validate.mapped_columns`) on the DataFrame's column names."""
+    chosen = mapped_columns([c for c in df.columns if c != POS], schema, mapping)
     F = _F()
     return df.select(*[F.col(f"`{src}`").alias(canon) for canon, src in chosen.items()], POS)
 
@@ -383,7 +364,8 @@ class SparkDataset:
 
     def __init__(self, spark: SparkSession, transactions: DataFrame, *, returns: DataFrame, netted: DataFrame,
                  report: CleaningReport, items: DataFrame | None, customers: DataFrame | None,
-                 columns: list[str]) -> None:
+                 columns: list[str], offers: pd.DataFrame | None = None,
+                 exposures: pd.DataFrame | None = None) -> None:
         self.spark = spark
         self.transactions = transactions
         self.returns = returns
@@ -392,12 +374,15 @@ class SparkDataset:
         self.items = items
         self.customers = customers
         self.columns = columns  # canonical transaction columns present in the input
+        self.offers = offers          # pandas, validated as Dataset.offers
+        self.exposures = exposures    # pandas, validated and sorted by time as Dataset.exposures
         self._bounds: tuple[pd.Timestamp, pd.Timestamp] | None = None
 
     # ------------------------------------------------------------------ construction
     @classmethod
     def from_parquet(cls, spark: SparkSession, transactions: str, *, items: str | None = None,
-                     customers: str | None = None, **kwargs) -> "SparkDataset":
+                     customers: str | None = None, offers: str | None = None, exposures: str | None = None,
+                     **kwargs) -> "SparkDataset":
         """Read Parquet files, folders or globs with Spark and build the dataset (see :meth:`from_frames`)."""
         def read(path, table):
             if path is None:
@@ -408,21 +393,26 @@ class SparkDataset:
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 raise DataError(f"cannot read Parquet {path}: {first}", table=table) from None
         return cls.from_frames(spark, read(transactions, "transactions"), items=read(items, "items"),
-                               customers=read(customers, "customers"), **kwargs)
+                               customers=read(customers, "customers"), offers=read(offers, "offers"),
+                               exposures=read(exposures, "exposures"), **kwargs)
 
     @classmethod
     def from_frames(cls, spark: SparkSession, transactions: DataFrame, *, items: DataFrame | None = None,
-                    customers: DataFrame | None = None, mapping: Mapping | None = None,
+                    customers: DataFrame | None = None, offers: DataFrame | None = None,
+                    exposures: DataFrame | None = None, mapping: Mapping | None = None,
                     options: CleaningOptions | None = None, time_format: str | None = None,
                     decimal: str = ".") -> "SparkDataset":
-        """Validate, clean and cache Spark DataFrames; ``mapping`` as in :meth:`Dataset.from_frames`."""
+        """Validate, clean and cache Spark DataFrames; ``mapping`` as in :meth:`Dataset.from_frames`.
+        ``offers`` and ``exposures`` (Spark or pandas frames) are collected and validated on the driver."""
         if transactions is None:
             raise DataError("transactions are required", table="transactions")
         options = options or CleaningOptions()
         maps = _split_mapping(mapping)
-        extra = sorted(set(maps) - {"transactions", "items", "customers"})
+        extra = sorted(set(maps) - {"transactions", "items", "customers", "offers", "exposures"})
         if extra:
-            raise DataError(f"the Spark path reads transactions, items and customers; mapping names {extra}")
+            raise DataError("the Spark path reads transactions, items, customers, offers and exposures; mapping "
+                            f"names {extra}")
+        offers_pd, exposures_pd = _driver_tables(offers, exposures, maps, time_format=time_format, decimal=decimal)
         tx = apply_mapping(_with_pos(transactions), TRANSACTIONS, maps.get("transactions"))
         tx = cast_table(tx, TRANSACTIONS, time_format=time_format, decimal=decimal).persist()
         it = prepare_table(items, "items", maps.get("items"), decimal=decimal)
@@ -433,7 +423,7 @@ class SparkDataset:
         finally:
             tx.unpersist()
         return cls(spark, kept, returns=returns, netted=netted, report=report, items=it, customers=cu,
-                   columns=cols)
+                   columns=cols, offers=offers_pd, exposures=exposures_pd)
 
     # ------------------------------------------------------------------ facts
     def __len__(self) -> int:
@@ -533,7 +523,9 @@ class SparkDataset:
         lines = materialize(self.known_at(e).drop(RESTORED))
         rets = self.returns.filter(F.col("timestamp") < F.lit(e))
         out = SparkDataset(self.spark, lines, returns=rets, netted=self.netted, report=self.report, items=self.items,
-                           customers=self.customers, columns=self.columns)
+                           customers=self.customers, columns=self.columns, offers=self.offers,
+                           exposures=None if self.exposures is None
+                           else self.exposures[self.exposures["exposed_at"] < e].reset_index(drop=True))
         return out
 
     def to_pandas_frames(self) -> dict[str, pd.DataFrame]:
@@ -549,6 +541,39 @@ class SparkDataset:
         for df in (self.transactions, self.returns, self.netted, self.items, self.customers):
             if df is not None:
                 df.unpersist()
+
+
+def _driver_tables(offers, exposures, maps, *, time_format: str | None, decimal: str):
+    """Offers and exposures collected to the driver and validated as :meth:`Dataset.from_frames` does."""
+    from personalize.data.dataset import _check_offer_kinds, _check_offers
+    from personalize.data.validate import prepare_table as prepare_pandas
+
+    def local(df, name):
+        if df is None or isinstance(df, pd.DataFrame):
+            return prepare_pandas(df, name, maps.get(name), decimal=decimal)
+        # Parquet timestamps written by pandas come as integer nanoseconds: those become timestamps here, the
+        # rest is the pandas contract on the collected rows
+        F = _F()
+        schema = TABLES[name]
+        chosen = mapped_columns(df.columns, schema, maps.get(name))
+        cols = []
+        for c in df.columns:
+            canon = next((k for k, v in chosen.items() if v == c), None)
+            if canon is not None and schema.columns[canon] == "time" and _is(df.schema[c].dataType, "LongType") \
+                    and time_format is None:
+                cols.append(F.timestamp_micros(F.expr(f"(`{c}` - pmod(`{c}`, 1000)) div 1000")).alias(c))
+            else:
+                cols.append(F.col(f"`{c}`"))
+        return prepare_pandas(df.select(*cols).toPandas(), name, maps.get(name), decimal=decimal)
+
+    off = local(offers, "offers")
+    if off is not None:
+        _check_offer_kinds(off)
+        _check_offers(off)
+    exp = local(exposures, "exposures")
+    if exp is not None:
+        exp = exp.sort_values("exposed_at", kind="stable").reset_index(drop=True)
+    return off, exp
 
 
 def _clean(tx: DataFrame, options: CleaningOptions, items: DataFrame | None):

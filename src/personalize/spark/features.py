@@ -155,12 +155,14 @@ def midranks(df: DataFrame, value: str, *, ties: str = "mid", partitions: int | 
 class ProfileFrames:
     """The lines cut at ``as_of`` and their orders (the Spark form of ``ProfileArrays``)."""
 
-    def __init__(self, sds: SparkDataset, as_of) -> None:
+    def __init__(self, sds: SparkDataset, as_of, *, known: DataFrame | None = None) -> None:
+        """``known``: ``sds.known_at(as_of)`` when the caller has it already (shared by several features)."""
         F = _F()
         self.sds = sds
         self.as_of = to_timestamp(as_of, "as_of")
         self.c_ns = int(self.as_of.value)
-        lines = sds.known_at(self.as_of).withColumn("_ns", _ns()).withColumn("_buy", F.col("quantity") > 0)
+        known = known if known is not None else sds.known_at(self.as_of)
+        lines = known.withColumn("_ns", _ns()).withColumn("_buy", F.col("quantity") > 0)
         cols = sds.columns
         disc = None
         if "coupon_id" in cols:
@@ -720,10 +722,29 @@ def customer_view(sds: SparkDataset, as_of, *, rfm_thresholds: dict | None = Non
 
 
 # ---------------------------------------------------------------------------- churn snapshots
+def collect_view(view: DataFrame) -> pd.DataFrame:
+    """A :func:`customer_view` collected to pandas with the pandas path's dtypes, indexed like it by customer
+    id (:func:`view_dtypes`)."""
+    return view_dtypes(view.toPandas()).set_index("customer_id").sort_index()
+
+
+def view_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
+    """The pandas path's dtypes on a customer view collected from Spark, in place: timestamps in
+    nanoseconds (Spark has microseconds), ``clv_status`` and ``clv_note`` categorical."""
+    from personalize.analytics.customers import clv_dtypes
+
+    for c in frame.columns:
+        if pd.api.types.is_datetime64_any_dtype(frame[c].dtype) and frame[c].dtype != "datetime64[ns]":
+            frame[c] = frame[c].astype("datetime64[ns]")
+    return clv_dtypes(frame)
+
+
 def churn_features(sds: SparkDataset, cutoff, *, horizon_days: float = 90.0,
-                   windows: tuple[int, ...] = DEFAULT_WINDOWS, bgnbd: bool = True) -> tuple[DataFrame, dict | None]:
+                   windows: tuple[int, ...] = DEFAULT_WINDOWS, bgnbd: bool = True,
+                   known: DataFrame | None = None) -> tuple[DataFrame, dict | None]:
     """(Spark DataFrame, BG/NBD params or None): :func:`personalize.churn.churn_features` at ``cutoff``,
-    one row per customer with a line before it, ``customer_id`` plus the float64 feature columns."""
+    one row per customer with a line before it, ``customer_id`` plus the float64 feature columns.
+    ``known``: the materialized ``sds.known_at(cutoff)`` when the caller has it already."""
     F, W = _F(), _W()
     cut = to_timestamp(cutoff, "cutoff")
     if horizon_days <= 0:
@@ -731,7 +752,7 @@ def churn_features(sds: SparkDataset, cutoff, *, horizon_days: float = 90.0,
     windows = tuple(sorted(int(w) for w in windows))
     if any(w <= 0 for w in windows):
         raise DataError(f"windows must be positive numbers of days, got {windows}")
-    lines = materialize(sds.known_at(cut))
+    lines = known if known is not None else materialize(sds.known_at(cut))
     if lines.limit(1).count() == 0:
         raise DataError(f"no transactions before cutoff {cut}", table="transactions", column="timestamp")
     cut_f = cut.value / NS_DAY

@@ -12,7 +12,10 @@ customer view          Spark SQL (profiles, RFM, lifecycle, tiers, CLV scoring)
 CLV fit                driver: BG/NBD + Gamma-Gamma on the per-customer summary
 churn training set     Spark SQL snapshots, collected (one row per customer and cutoff)
 churn model            driver: LightGBM on the collected training set
+offer/coupon features  Spark SQL per exposure day (customers exposed that day), collected
+acceptance, uplift     driver: LightGBM / uplift learners on one row per exposure
 candidates, churn risk executors: ``mapInPandas`` with the broadcast models
+offers, coupon levels  executors: ``mapInPandas`` (P(accept), value, policy, uplift -> economics)
 bundle                 driver: the same components, published to the model store
 =====================  =========================================================
 
@@ -90,9 +93,14 @@ def train_bundle(sds: SparkDataset, *, store: str | Path = "models", out: str | 
                  candidates: int = 200, churn: bool = True, churn_horizon_days: float = DEFAULT_CHURN_HORIZON_DAYS,
                  churn_cutoffs: int = DEFAULT_CHURN_CUTOFFS, churn_spacing_days: float = DEFAULT_CHURN_SPACING_DAYS,
                  seed: int = 0, keep: int | None = None, scorers: Sequence[CustomerScorer] = (),
+                 offers: bool = True, ladder: str | None = None,
                  progress: Callable[[str], None] | None = None, extra_params: dict | None = None) -> dict:
     """Fit on Spark, score every customer in partitions, publish the bundle ``personalize serve`` loads;
-    returns the manifest (``metrics.timings`` has each step's seconds, ``als_fit_s`` MLlib's own)."""
+    returns the manifest (``metrics.timings`` has each step's seconds, ``als_fit_s`` MLlib's own).
+
+    With offers and exposures in ``sds`` (and ``offers=True``) the bundle also gets the acceptance and
+    uplift models, every customer's next-best-offer scores and coupon options
+    (:mod:`personalize.spark.offers`; ``ladder`` as in :func:`personalize.pipeline.train_bundle`)."""
     from personalize.churn import ChurnModel
     from personalize.spark import features as SF
     from personalize.spark.als import SparkALS
@@ -160,11 +168,24 @@ def train_bundle(sds: SparkDataset, *, store: str | Path = "models", out: str | 
         if churn_model is not None:
             churn_info["customers_scored"] = int(customers["churn_risk"].notna().sum())
 
+        offer_info: dict[str, Any] = {}
+        offer_metrics: dict[str, Any] = {}
+        offer_components: dict[str, Any] = {}
+        if offers and sds.offers is not None:
+            from personalize.spark.offers import train_offers
+
+            t = time.perf_counter()
+            offer_components, offer_info, offer_metrics = train_offers(
+                sds, customers, table, candidate_parquet=str(outp / "candidates"), ladder=ladder, seed=seed,
+                progress=say)
+            timings["offers_s"] = time.perf_counter() - t
+
         components: dict[str, Any] = {"recommender": recommender, "popular": popular, "candidates": table,
                                       "customers": customers}
         if churn_model is not None:
             components["churn"] = churn_model
         components.update(extra_components)
+        components.update(offer_components)
         params = {"recommender": {"class": "ALS", "trained_by": "spark.ml ALS", "factors": factors,
                                   "iterations": iterations, "regularization": regularization, "alpha": alpha,
                                   "mllib_reg_param": als.reg_param_},
@@ -176,10 +197,10 @@ def train_bundle(sds: SparkDataset, *, store: str | Path = "models", out: str | 
         metrics = {"timings": timings,
                    "recommender": {"status": "skipped", "reason": "the Spark pipeline does not hold out a validation "
                                                                 "window; benchmarks/bench_spark.py compares recall"},
-                   "customers": {k: v for k, v in attrs.items() if k != "as_of"}}
+                   "customers": {k: v for k, v in attrs.items() if k != "as_of"}, **offer_metrics}
         say("publishing")
         return publish(components, None, store=store, params=params, metrics=metrics, keep=keep,
-                       extra={"churn": churn_info, "scorers": [s.name for s in scorers]},
+                       extra={"churn": churn_info, **offer_info, "scorers": [s.name for s in scorers]},
                        data=_data_info(sds, recommender.customer_ids_, recommender.item_ids_))
     finally:
         if tmp is not None:
@@ -190,8 +211,10 @@ def score_bundle(sds: SparkDataset, *, models: str | Path = "models", store: str
                  out: str | Path | None = None, candidates: int | None = None, keep: int | None = None,
                  progress: Callable[[str], None] | None = None) -> dict:
     """Re-score every customer of ``sds`` with the recommender and churn model of the CURRENT bundle in
-    ``models`` (candidates, churn risk, the customer view with CLV as of the data's end) and publish the
-    result to ``store`` (default: the same store). Returns the new manifest."""
+    ``models`` (candidates, churn risk, the customer view with CLV as of the data's end and, when the bundle
+    has them and ``sds`` has offers and exposures, next-best-offers and coupon levels with its acceptance
+    and uplift models) and publish the result to ``store`` (default: the same store). Returns the new
+    manifest."""
     from personalize.store import load_bundle, publish
 
     say = progress or (lambda msg: None)
@@ -228,6 +251,20 @@ def score_bundle(sds: SparkDataset, *, models: str | Path = "models", store: str
         if churn_model is not None:
             extra["churn"] = {**(extra.get("churn") or {}), "status": "published", "as_of": sds.data_end().isoformat(),
                               "customers_scored": int(customers["churn_risk"].notna().sum())}
+        acceptance = bundle.get("acceptance")
+        if acceptance is not None and sds.offers is not None and sds.exposures is not None:
+            from personalize.spark.offers import rescore_offers
+
+            say("re-scoring next-best-offers" + (" and coupon levels" if bundle.get("uplift") is not None else "")
+                + " in partitions")
+            offer_components, offer_info = rescore_offers(sds, bundle, customers, table,
+                                                          candidate_parquet=str(outp / "candidates"))
+            components.update(offer_components)
+            extra.update(offer_info)
+        elif acceptance is not None:
+            extra["offers"] = {"status": "skipped", "reason": "the data has no offer catalog and exposures "
+                                                             "(--offers, --exposures) to re-score offers with"}
+            extra["coupons"] = {"status": "skipped", "reason": "needs the offer scores"}
         extra["scored_from"] = bundle.version
         say("publishing")
         return publish(components, None, store=store if store is not None else models,

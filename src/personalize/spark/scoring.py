@@ -183,8 +183,9 @@ def customer_table_frame(view: pd.DataFrame, customers: pd.DataFrame | None) -> 
     :func:`personalize.customers.customer_table`: customers-table attributes win, consent flags become
     booleans with missing = no consent, sorted by customer id)."""
     from personalize.customers.table import finish_customer_table
+    from personalize.spark.features import view_dtypes
 
-    return finish_customer_table(view, customers)
+    return finish_customer_table(view_dtypes(view.copy()), customers)
 
 
 @runtime_checkable
