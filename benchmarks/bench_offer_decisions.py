@@ -8,7 +8,11 @@ truth   a synthetic retailer (``make_retail``, 30,000 customers, 8 randomized
         rows; target >= 90%), and the coupon plan's true expected profit (the
         generator's true uplift, baseline and redemption behaviour on the plan the
         model chose) as a share of the oracle plan's at the same budget (target
-        >= 90%) and against "the biggest coupon", random levels and nobody.
+        >= 90%) and against "the biggest coupon", random levels and nobody; the
+        same plan fed the true uplift (model baseline and redeem rate) and the true
+        uplift and baseline tells the uplift model's share of a gap from the
+        decision's (``true_uplift_share_of_oracle``, ...), with the model's
+        per-level correlation with the true uplift.
 routes  a 1,000,000-customer bundle with offers and coupons (``make_retail``,
         trained by ``train_bundle``), one uvicorn worker, concurrency 16: the
         next-best-offer and coupon routes against the no-op route, interleaved
@@ -49,7 +53,8 @@ def truth_section(args) -> tuple[dict, dict]:
     from personalize.pipeline.offers import train_offers
 
     t = time.perf_counter()
-    ds, truth = make_retail(n_customers=args.truth_customers, seed=1, n_campaigns=args.campaigns)
+    ds, truth = make_retail(n_customers=args.truth_customers, seed=args.truth_seed, n_campaigns=args.campaigns,
+                            campaign_share=args.campaign_share)
     gen_s = time.perf_counter() - t
     with threadpool_limits(1):
         t = time.perf_counter()
@@ -64,8 +69,11 @@ def truth_section(args) -> tuple[dict, dict]:
     full = float(table.cost[table.profit > 0].sum()) if (table.profit > 0).any() else 1.0
     budgets = [round(full * f, 2) for f in (0.05, 0.15, 0.4)]
     plans = coupon_plans_vs_truth(table, catalog, econ, truth, budgets=budgets)
-    result = {"data": {"customers": args.truth_customers, "campaigns": args.campaigns,
-                       "exposures": len(ds.exposures), "generate_s": round(gen_s, 1)},
+    arms = ds.exposures["offer_id"].astype("object").fillna("control").value_counts()
+    per_level = {str(k): int(arms.get(k, 0)) for k in ["control", *table.ladder.levels]}
+    result = {"data": {"customers": args.truth_customers, "seed": args.truth_seed, "campaigns": args.campaigns,
+                       "campaign_share": args.campaign_share, "exposures": len(ds.exposures),
+                       "exposures_per_level": per_level, "generate_s": round(gen_s, 1)},
               "nbo": {k: nbo[k] for k in ("split", "train_exposures", "test_exposures", "model", "baselines",
                                           "policy", "oracle")} | {"seconds": round(nbo_s, 1)},
               "coupons": {"model": info["coupons"].get("model"), "train_s": round(train_s, 1), **plans}}
@@ -137,6 +145,8 @@ def main() -> None:
     ap.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated, from {list(SECTIONS)}")
     ap.add_argument("--truth-customers", type=int, default=30_000)
     ap.add_argument("--campaigns", type=int, default=8)
+    ap.add_argument("--campaign-share", type=float, default=0.3, help="truth: share of customers in each campaign")
+    ap.add_argument("--truth-seed", type=int, default=1)
     ap.add_argument("--route-customers", type=int, default=1_000_000)
     ap.add_argument("--seconds", type=float, default=15.0, help="load per route (interleaved in 3 rounds)")
     ap.add_argument("--store", help="reuse (or create) the 1M-customer offer bundle here")

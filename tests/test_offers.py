@@ -156,6 +156,28 @@ def test_the_bundle_has_offer_scores_and_a_coupon_table(store):
     assert np.isfinite(scores.p).all() and (scores.p >= 0).all() and (scores.p <= 1).all()
 
 
+def test_coupon_plans_against_the_truth_tell_the_uplift_model_from_the_decision(store, retail):
+    """Scored with the generator's truth, the budgeted coupon plan is compared with the oracle plan, and the same
+    economics and knapsack fed the true uplift (and baseline) show how much of any gap the uplift model causes:
+    fed the truth, the decision itself reaches nearly the oracle's profit at every budget."""
+    from personalize.offers import economics
+    from personalize.offers.evaluate import coupon_plans_vs_truth
+
+    ds, truth = retail
+    table = load_bundle(store)["coupons"]
+    catalog = OfferCatalog.from_frame(ds.offers)
+    econ = economics(ds, catalog, pd.Timestamp(table.as_of), customer_ids=table.customer_ids)
+    full = float(table.cost[table.profit > 0].sum())
+    res = coupon_plans_vs_truth(table, catalog, econ, truth, budgets=[0.05 * full, 0.4 * full])
+    assert set(res["uplift_correlation"]) == set(table.ladder.levels)
+    for p in res["plans"]:
+        assert p["oracle_true_profit"] > 0 and p["model_expected_cost"] <= p["budget"] + 1e-6
+        # only the cautious anyway-redeem rate (1.0: everyone who would have bought uses the coupon) is not the truth
+        assert p["true_uplift_baseline_share_of_oracle"] >= 0.9, p
+        assert p["true_uplift_share_of_oracle"] > p["biggest_coupon_true_profit"] / p["oracle_true_profit"], p
+        assert p["share_of_oracle"] <= 1.0 + 1e-9 or p["model_true_cost"] > p["budget"], p
+
+
 # ---------------------------------------------------------------------------- routes
 def _personal_customer(client, retail, channel="web") -> tuple[str, dict]:
     """A customer who consented, is not suppressed, and has at least two offers on ``channel``."""

@@ -25,7 +25,14 @@ generator's true uplift, baseline purchase probability and redemption
 behaviour (the basket economics are the same as the model's): the model's
 plan, the oracle's plan (the truth's own optimum at the same budget), "the
 biggest coupon to as many customers as the budget allows", random levels to
-random customers, and nobody.
+random customers, and nobody. Where the model's plan falls short of the
+oracle's, two more plans tell the uplift model from the decision apart: the
+same economics and allocation fed the *true* uplift but the model's baseline
+and anyway-redeem rate (``true_uplift_share_of_oracle``: what a perfect uplift
+model would reach with everything else as the model has it), and fed the true
+uplift and the true baseline (``true_uplift_baseline_share_of_oracle``: only
+the anyway-redeem rate is the model's). The model's per-level correlation with
+the true uplift is reported alongside (``uplift_correlation``).
 """
 
 from __future__ import annotations
@@ -164,6 +171,10 @@ def _oracle(truth, later, y, auc) -> dict:
     return {"status": "estimated", "auc": oracle, "model_share_of_oracle": auc / oracle if oracle else None}
 
 
+def _share(value: float, oracle: float) -> float | None:
+    return float(value / oracle) if oracle > 0 else None
+
+
 def coupon_plans_vs_truth(table, catalog: OfferCatalog, econ, truth, *, budgets, at=None, seed: int = 0) -> dict:
     """True expected profit of budgeted plans (module docstring). ``table``: a fitted
     :class:`~personalize.coupons.plan.CouponTable`; ``econ``: the :class:`~personalize.offers.Economics` of
@@ -176,6 +187,21 @@ def coupon_plans_vs_truth(table, catalog: OfferCatalog, econ, truth, *, budgets,
                             truth.true_baseline(at, customer_ids=ids), econ, catalog, table.ladder,
                             anyway_redeem_rate=truth.anyway_redeem_rate(ids))
     tc, tp = true["cost"], true["profit"]
+    rate = table.anyway_redeem_rate
+    with_true_u = coupon_economics(true["uplift"], table.baseline, econ, catalog, table.ladder,
+                                   anyway_redeem_rate=rate)
+    with_true_ub = coupon_economics(true["uplift"], true["baseline"], econ, catalog, table.ladder,
+                                    anyway_redeem_rate=rate)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = {lv: (float(np.corrcoef(table.uplift[:, j], true["uplift"][:, j])[0, 1])
+                     if np.std(table.uplift[:, j]) > 0 and np.std(true["uplift"][:, j]) > 0 else None)
+                for j, lv in enumerate(levels)}
+
+    def true_profit(cost, profit, budget):
+        a = allocate(cost, profit, budget=budget)
+        rows = np.flatnonzero(a.choice >= 0)
+        return float(tp[rows, a.choice[rows]].sum())
+
     rng = np.random.default_rng(seed)
     biggest = int(np.argmax(tc.mean(axis=0)))
     n = len(ids)
@@ -193,10 +219,14 @@ def coupon_plans_vs_truth(table, catalog: OfferCatalog, econ, truth, *, budgets,
         lv = rng.integers(0, len(levels), n)
         fits_r = np.cumsum(tc[order, lv[order]]) <= budget
         rand_profit = float(tp[order[fits_r], lv[order][fits_r]].sum())
+        tu_profit = true_profit(with_true_u["cost"], with_true_u["profit"], float(budget))
+        tub_profit = true_profit(with_true_ub["cost"], with_true_ub["profit"], float(budget))
         out.append({"budget": float(budget), "model_true_profit": m_profit, "model_true_cost": m_cost,
                     "model_expected_cost": float(model.total_cost), "model_customers": int(chose.sum()),
                     "oracle_true_profit": float(oracle.total_profit),
-                    "share_of_oracle": m_profit / oracle.total_profit if oracle.total_profit > 0 else None,
+                    "share_of_oracle": _share(m_profit, oracle.total_profit),
+                    "true_uplift_true_profit": tu_profit, "true_uplift_share_of_oracle": _share(tu_profit, oracle.total_profit),
+                    "true_uplift_baseline_share_of_oracle": _share(tub_profit, oracle.total_profit),
                     "biggest_coupon_true_profit": big_profit, "biggest_level": levels[biggest],
                     "random_true_profit": rand_profit, "nobody_true_profit": 0.0})
-    return {"levels": levels, "customers": n, "plans": out}
+    return {"levels": levels, "customers": n, "uplift_correlation": corr, "plans": out}
