@@ -33,6 +33,15 @@ model would reach with everything else as the model has it), and fed the true
 uplift and the true baseline (``true_uplift_baseline_share_of_oracle``: only
 the anyway-redeem rate is the model's). The model's per-level correlation with
 the true uplift is reported alongside (``uplift_correlation``).
+
+:func:`coupon_feature_ceiling` asks whether the features can carry the truth
+at all: LightGBM regressions of the generator's *true* uplift (per level) and
+true baseline at each training exposure on that exposure's features -- labels
+no uplift model ever sees, without noise -- applied to every customer as of the
+table's date and planned like the model. A learner fitted on outcomes cannot
+be expected to beat this ceiling; when the ceiling's plan is far from the
+oracle's, the information is missing from the features (a diagnostic, never a
+model).
 """
 
 from __future__ import annotations
@@ -51,7 +60,7 @@ from personalize.offers.catalog import OfferCatalog
 if TYPE_CHECKING:
     from personalize.data import Dataset
 
-__all__ = ["evaluate_offers", "coupon_plans_vs_truth", "split_time"]
+__all__ = ["evaluate_offers", "coupon_plans_vs_truth", "coupon_feature_ceiling", "split_time"]
 
 
 def split_time(exposed_at: pd.Series, holdout_fraction: float) -> pd.Timestamp:
@@ -230,3 +239,59 @@ def coupon_plans_vs_truth(table, catalog: OfferCatalog, econ, truth, *, budgets,
                     "biggest_coupon_true_profit": big_profit, "biggest_level": levels[biggest],
                     "random_true_profit": rand_profit, "nobody_true_profit": 0.0})
     return {"levels": levels, "customers": n, "uplift_correlation": corr, "plans": out}
+
+
+def coupon_feature_ceiling(ds: Dataset, catalog: OfferCatalog, table, econ, truth, *, budgets, features=None,
+                           n_jobs: int | None = 1, seed: int = 0) -> dict:
+    """The feature ceiling of the module docstring: per level the correlation of the regression on the true
+    uplift with the true uplift, and per budget the true profit of its plan as a share of the oracle's, with
+    the model's anyway-redeem rate (``share_of_oracle``) and with the true baseline and rate
+    (``true_baseline_rate_share_of_oracle``)."""
+    import lightgbm as lgb
+
+    from personalize.coupons.plan import _customer_features, coupon_economics, coupon_exposures, coupon_training_set
+
+    levels = list(table.ladder.levels)
+    exp = coupon_exposures(ds, table.ladder)
+    X, _t, _y, cut = coupon_training_set(ds, catalog, table.ladder, features=features)
+    rows_ids = exp["customer_id"].astype(str).to_numpy(dtype=object)
+    tu_rows = np.zeros((len(X), len(levels)))
+    tb_rows = np.zeros(len(X))
+    for d in np.unique(cut):
+        m = cut == d
+        tu_rows[m] = truth.true_uplift(pd.Timestamp(d), customer_ids=rows_ids[m], offer_ids=levels)
+        tb_rows[m] = truth.true_baseline(pd.Timestamp(d), customer_ids=rows_ids[m])
+    ids = np.asarray(table.customer_ids, dtype=object)
+    at = pd.Timestamp(table.as_of)
+    F = _customer_features(ds, at, econ)[list(X.columns)]
+    params = dict(n_estimators=300, learning_rate=0.05, num_leaves=15, min_child_samples=50, subsample=0.8,
+                  subsample_freq=1, colsample_bytree=0.8, random_state=seed, n_jobs=n_jobs, verbose=-1)
+    Xa, Fa = X.to_numpy(np.float64), F.to_numpy(np.float64)
+
+    def fit(label):
+        return lgb.LGBMRegressor(**params).fit(Xa, label).predict(Fa)
+
+    u_hat = np.column_stack([fit(tu_rows[:, j]) for j in range(len(levels))])
+    b_hat = np.clip(fit(tb_rows), 0.0, 1.0)
+    tu = truth.true_uplift(at, customer_ids=ids, offer_ids=levels)
+    tb = truth.true_baseline(at, customer_ids=ids)
+    tr = truth.anyway_redeem_rate(ids)
+    true = coupon_economics(tu, tb, econ, catalog, table.ladder, anyway_redeem_rate=tr)
+    ceil = coupon_economics(u_hat, b_hat, econ, catalog, table.ladder, anyway_redeem_rate=table.anyway_redeem_rate)
+    ceil_t = coupon_economics(u_hat, tb, econ, catalog, table.ladder, anyway_redeem_rate=tr)
+    tp = true["profit"]
+
+    def true_profit(e, budget):
+        a = allocate(e["cost"], e["profit"], budget=budget)
+        r = np.flatnonzero(a.choice >= 0)
+        return float(tp[r, a.choice[r]].sum())
+
+    plans = []
+    for budget in budgets:
+        o = float(allocate(true["cost"], tp, budget=float(budget)).total_profit)
+        plans.append({"budget": float(budget), "oracle_true_profit": o,
+                      "share_of_oracle": _share(true_profit(ceil, float(budget)), o),
+                      "true_baseline_rate_share_of_oracle": _share(true_profit(ceil_t, float(budget)), o)})
+    return {"training_rows": int(len(X)),
+            "uplift_correlation": {lv: float(np.corrcoef(u_hat[:, j], tu[:, j])[0, 1]) for j, lv in enumerate(levels)},
+            "baseline_correlation": float(np.corrcoef(b_hat, tb)[0, 1]), "plans": plans}
