@@ -156,6 +156,60 @@ def test_the_bundle_has_offer_scores_and_a_coupon_table(store):
     assert np.isfinite(scores.p).all() and (scores.p >= 0).all() and (scores.p <= 1).all()
 
 
+def test_coupon_plans_against_the_truth_tell_the_uplift_model_from_the_decision(store, retail):
+    """Scored with the generator's truth, the budgeted coupon plan is compared with the oracle plan, and the same
+    economics and knapsack fed the true uplift (and baseline) show how much of any gap the uplift model causes:
+    fed the truth, the decision itself reaches nearly the oracle's profit at every budget."""
+    from personalize.offers import economics
+    from personalize.offers.evaluate import coupon_plans_vs_truth
+
+    ds, truth = retail
+    table = load_bundle(store)["coupons"]
+    catalog = OfferCatalog.from_frame(ds.offers)
+    econ = economics(ds, catalog, pd.Timestamp(table.as_of), customer_ids=table.customer_ids)
+    full = float(table.cost[table.profit > 0].sum())
+    res = coupon_plans_vs_truth(table, catalog, econ, truth, budgets=[0.05 * full, 0.4 * full])
+    assert set(res["uplift_correlation"]) == set(table.ladder.levels)
+    for p in res["plans"]:
+        assert p["oracle_true_profit"] > 0 and p["model_expected_cost"] <= p["budget"] + 1e-6
+        # only the cautious anyway-redeem rate (1.0: everyone who would have bought uses the coupon) is not the truth
+        assert p["true_uplift_baseline_share_of_oracle"] >= 0.9, p
+        assert p["true_uplift_share_of_oracle"] > p["biggest_coupon_true_profit"] / p["oracle_true_profit"], p
+        assert p["share_of_oracle"] <= 1.0 + 1e-9 or p["model_true_cost"] > p["budget"], p
+
+
+def test_the_coupon_feature_ceiling_learns_the_true_uplift_of_the_training_rows(retail):
+    """The ceiling regresses each training exposure's true uplift on that exposure's features: the exposures come
+    back in the training set's row order (else the labels would be another customer's, and the regression would
+    learn nothing), and what it learns ranks the customers' true uplift and baseline at the data's end."""
+    from personalize.churn.training_sets import data_end
+    from personalize.coupons.plan import CouponTable, Ladder, coupon_exposures, coupon_training_set
+    from personalize.offers import economics
+    from personalize.offers.evaluate import coupon_feature_ceiling
+
+    ds, truth = retail
+    cat = OfferCatalog.from_frame(ds.offers)
+    lad = Ladder.default(cat, ds.exposures)
+    exp = coupon_exposures(ds, lad)
+    X, treatment, y, cutoff = coupon_training_set(ds, cat, lad)
+    assert len(exp) == len(X) and (exp["offer_id"].astype(object).fillna("control").to_numpy() == treatment).all()
+    np.testing.assert_array_equal(exp["converted"].astype(bool).to_numpy(np.int8), y)
+    np.testing.assert_array_equal(exp["exposed_at"].dt.normalize().to_numpy(dtype="datetime64[ns]"), cutoff)
+    end = data_end(ds)
+    ids = ds.customers["customer_id"].astype(str).to_numpy(dtype=object)
+    zero = np.zeros((len(ids), len(lad.levels)), np.float32)
+    table = CouponTable(ladder=lad, customer_ids=ids, cost=zero, profit=zero, uplift=zero,
+                        baseline=zero[:, 0], cold_cost=zero[0], cold_profit=zero[0], as_of=end.isoformat(),
+                        anyway_redeem_rate=1.0, model_name="none")
+    res = coupon_feature_ceiling(ds, cat, table, economics(ds, cat, end, customer_ids=ids), truth,
+                                 budgets=[500.0, 2000.0])
+    assert res["training_rows"] == len(X)
+    assert min(res["uplift_correlation"].values()) > 0.15, res["uplift_correlation"]
+    assert res["baseline_correlation"] > 0.5
+    for p in res["plans"]:
+        assert p["oracle_true_profit"] > 0 and 0.2 < p["share_of_oracle"] <= 1.05, p
+
+
 # ---------------------------------------------------------------------------- routes
 def _personal_customer(client, retail, channel="web") -> tuple[str, dict]:
     """A customer who consented, is not suppressed, and has at least two offers on ``channel``."""

@@ -38,8 +38,8 @@ from personalize.offers.features import DayFeatures, Economics, customer_frame
 if TYPE_CHECKING:
     from personalize.data import Dataset
 
-__all__ = ["Ladder", "CouponTable", "coupon_training_set", "coupon_options", "coupon_economics", "plan_frame",
-           "uplift_features"]
+__all__ = ["Ladder", "CouponTable", "coupon_exposures", "coupon_training_set", "coupon_options", "coupon_economics",
+           "plan_frame", "uplift_features"]
 
 
 @dataclass(frozen=True)
@@ -76,16 +76,11 @@ class Ladder:
         return np.array([catalog.index[x] for x in self.levels], dtype=np.int64)
 
 
-def coupon_training_set(ds: Dataset, catalog: OfferCatalog, ladder: Ladder, *, randomized_only: bool = True,
-                        end: pd.Timestamp | None = None, features: DayFeatures | None = None
-                        ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
-    """``(X, treatment, y, cutoff)`` from exposures to the ladder's offers and to no offer (control).
-
-    Customer features as of each exposure's day (nothing after it); ``treatment`` is the offer id or
-    ``"control"``; ``y`` is ``converted``. Only randomized exposures unless ``randomized_only=False``.
-    ``features`` shares each day's customer features with other training sets (:class:`DayFeatures`).
-    """
-    features = features if features is not None else DayFeatures(ds, catalog)
+def coupon_exposures(ds: Dataset, ladder: Ladder, *, randomized_only: bool = True,
+                     end: pd.Timestamp | None = None) -> pd.DataFrame:
+    """The exposures :func:`coupon_training_set` learns from, in its row order (by exposure day, then as stored):
+    exposures to the ladder's offers and to no offer (control), randomized only unless ``randomized_only=False``,
+    before ``end`` if given."""
     exp = ds.exposures
     if exp is None or not len(exp):
         raise DataError("no exposures to learn coupon uplift from", table="exposures")
@@ -99,6 +94,22 @@ def coupon_training_set(ds: Dataset, catalog: OfferCatalog, ladder: Ladder, *, r
     if exp["offer_id"].isna().sum() == 0:
         raise DataError("no control exposures (exposures without an offer): uplift needs a control group",
                         table="exposures", column="offer_id")
+    day = exp["exposed_at"].dt.normalize()
+    return exp.iloc[np.argsort(day.to_numpy(dtype="datetime64[ns]"), kind="stable")].reset_index(drop=True)
+
+
+def coupon_training_set(ds: Dataset, catalog: OfferCatalog, ladder: Ladder, *, randomized_only: bool = True,
+                        end: pd.Timestamp | None = None, features: DayFeatures | None = None
+                        ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
+    """``(X, treatment, y, cutoff)`` from exposures to the ladder's offers and to no offer (control).
+
+    Customer features as of each exposure's day (nothing after it); ``treatment`` is the offer id or
+    ``"control"``; ``y`` is ``converted``. Only randomized exposures unless ``randomized_only=False``.
+    ``features`` shares each day's customer features with other training sets (:class:`DayFeatures`).
+    Rows follow :func:`coupon_exposures`.
+    """
+    features = features if features is not None else DayFeatures(ds, catalog)
+    exp = coupon_exposures(ds, ladder, randomized_only=randomized_only, end=end)
     parts = []
     for day, g in exp.groupby(exp["exposed_at"].dt.normalize(), sort=True):
         ids = g["customer_id"].astype(str).to_numpy(dtype=object)

@@ -25,7 +25,23 @@ generator's true uplift, baseline purchase probability and redemption
 behaviour (the basket economics are the same as the model's): the model's
 plan, the oracle's plan (the truth's own optimum at the same budget), "the
 biggest coupon to as many customers as the budget allows", random levels to
-random customers, and nobody.
+random customers, and nobody. Where the model's plan falls short of the
+oracle's, two more plans tell the uplift model from the decision apart: the
+same economics and allocation fed the *true* uplift but the model's baseline
+and anyway-redeem rate (``true_uplift_share_of_oracle``: what a perfect uplift
+model would reach with everything else as the model has it), and fed the true
+uplift and the true baseline (``true_uplift_baseline_share_of_oracle``: only
+the anyway-redeem rate is the model's). The model's per-level correlation with
+the true uplift is reported alongside (``uplift_correlation``).
+
+:func:`coupon_feature_ceiling` asks whether the features can carry the truth
+at all: LightGBM regressions of the generator's *true* uplift (per level) and
+true baseline at each training exposure on that exposure's features -- labels
+no uplift model ever sees, without noise -- applied to every customer as of the
+table's date and planned like the model. A learner fitted on outcomes cannot
+be expected to beat this ceiling; when the ceiling's plan is far from the
+oracle's, the information is missing from the features (a diagnostic, never a
+model).
 """
 
 from __future__ import annotations
@@ -44,7 +60,7 @@ from personalize.offers.catalog import OfferCatalog
 if TYPE_CHECKING:
     from personalize.data import Dataset
 
-__all__ = ["evaluate_offers", "coupon_plans_vs_truth", "split_time"]
+__all__ = ["evaluate_offers", "coupon_plans_vs_truth", "coupon_feature_ceiling", "split_time"]
 
 
 def split_time(exposed_at: pd.Series, holdout_fraction: float) -> pd.Timestamp:
@@ -164,6 +180,10 @@ def _oracle(truth, later, y, auc) -> dict:
     return {"status": "estimated", "auc": oracle, "model_share_of_oracle": auc / oracle if oracle else None}
 
 
+def _share(value: float, oracle: float) -> float | None:
+    return float(value / oracle) if oracle > 0 else None
+
+
 def coupon_plans_vs_truth(table, catalog: OfferCatalog, econ, truth, *, budgets, at=None, seed: int = 0) -> dict:
     """True expected profit of budgeted plans (module docstring). ``table``: a fitted
     :class:`~personalize.coupons.plan.CouponTable`; ``econ``: the :class:`~personalize.offers.Economics` of
@@ -176,6 +196,21 @@ def coupon_plans_vs_truth(table, catalog: OfferCatalog, econ, truth, *, budgets,
                             truth.true_baseline(at, customer_ids=ids), econ, catalog, table.ladder,
                             anyway_redeem_rate=truth.anyway_redeem_rate(ids))
     tc, tp = true["cost"], true["profit"]
+    rate = table.anyway_redeem_rate
+    with_true_u = coupon_economics(true["uplift"], table.baseline, econ, catalog, table.ladder,
+                                   anyway_redeem_rate=rate)
+    with_true_ub = coupon_economics(true["uplift"], true["baseline"], econ, catalog, table.ladder,
+                                    anyway_redeem_rate=rate)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = {lv: (float(np.corrcoef(table.uplift[:, j], true["uplift"][:, j])[0, 1])
+                     if np.std(table.uplift[:, j]) > 0 and np.std(true["uplift"][:, j]) > 0 else None)
+                for j, lv in enumerate(levels)}
+
+    def true_profit(cost, profit, budget):
+        a = allocate(cost, profit, budget=budget)
+        rows = np.flatnonzero(a.choice >= 0)
+        return float(tp[rows, a.choice[rows]].sum())
+
     rng = np.random.default_rng(seed)
     biggest = int(np.argmax(tc.mean(axis=0)))
     n = len(ids)
@@ -193,10 +228,70 @@ def coupon_plans_vs_truth(table, catalog: OfferCatalog, econ, truth, *, budgets,
         lv = rng.integers(0, len(levels), n)
         fits_r = np.cumsum(tc[order, lv[order]]) <= budget
         rand_profit = float(tp[order[fits_r], lv[order][fits_r]].sum())
+        tu_profit = true_profit(with_true_u["cost"], with_true_u["profit"], float(budget))
+        tub_profit = true_profit(with_true_ub["cost"], with_true_ub["profit"], float(budget))
         out.append({"budget": float(budget), "model_true_profit": m_profit, "model_true_cost": m_cost,
                     "model_expected_cost": float(model.total_cost), "model_customers": int(chose.sum()),
                     "oracle_true_profit": float(oracle.total_profit),
-                    "share_of_oracle": m_profit / oracle.total_profit if oracle.total_profit > 0 else None,
+                    "share_of_oracle": _share(m_profit, oracle.total_profit),
+                    "true_uplift_true_profit": tu_profit, "true_uplift_share_of_oracle": _share(tu_profit, oracle.total_profit),
+                    "true_uplift_baseline_share_of_oracle": _share(tub_profit, oracle.total_profit),
                     "biggest_coupon_true_profit": big_profit, "biggest_level": levels[biggest],
                     "random_true_profit": rand_profit, "nobody_true_profit": 0.0})
-    return {"levels": levels, "customers": n, "plans": out}
+    return {"levels": levels, "customers": n, "uplift_correlation": corr, "plans": out}
+
+
+def coupon_feature_ceiling(ds: Dataset, catalog: OfferCatalog, table, econ, truth, *, budgets, features=None,
+                           n_jobs: int | None = 1, seed: int = 0) -> dict:
+    """The feature ceiling of the module docstring: per level the correlation of the regression on the true
+    uplift with the true uplift, and per budget the true profit of its plan as a share of the oracle's, with
+    the model's anyway-redeem rate (``share_of_oracle``) and with the true baseline and rate
+    (``true_baseline_rate_share_of_oracle``)."""
+    import lightgbm as lgb
+
+    from personalize.coupons.plan import _customer_features, coupon_economics, coupon_exposures, coupon_training_set
+
+    levels = list(table.ladder.levels)
+    exp = coupon_exposures(ds, table.ladder)
+    X, _t, _y, cut = coupon_training_set(ds, catalog, table.ladder, features=features)
+    rows_ids = exp["customer_id"].astype(str).to_numpy(dtype=object)
+    tu_rows = np.zeros((len(X), len(levels)))
+    tb_rows = np.zeros(len(X))
+    for d in np.unique(cut):
+        m = cut == d
+        tu_rows[m] = truth.true_uplift(pd.Timestamp(d), customer_ids=rows_ids[m], offer_ids=levels)
+        tb_rows[m] = truth.true_baseline(pd.Timestamp(d), customer_ids=rows_ids[m])
+    ids = np.asarray(table.customer_ids, dtype=object)
+    at = pd.Timestamp(table.as_of)
+    F = _customer_features(ds, at, econ)[list(X.columns)]
+    params = dict(n_estimators=300, learning_rate=0.05, num_leaves=15, min_child_samples=50, subsample=0.8,
+                  subsample_freq=1, colsample_bytree=0.8, random_state=seed, n_jobs=n_jobs, verbose=-1)
+    Xa, Fa = X.to_numpy(np.float64), F.to_numpy(np.float64)
+
+    def fit(label):
+        return lgb.LGBMRegressor(**params).fit(Xa, label).predict(Fa)
+
+    u_hat = np.column_stack([fit(tu_rows[:, j]) for j in range(len(levels))])
+    b_hat = np.clip(fit(tb_rows), 0.0, 1.0)
+    tu = truth.true_uplift(at, customer_ids=ids, offer_ids=levels)
+    tb = truth.true_baseline(at, customer_ids=ids)
+    tr = truth.anyway_redeem_rate(ids)
+    true = coupon_economics(tu, tb, econ, catalog, table.ladder, anyway_redeem_rate=tr)
+    ceil = coupon_economics(u_hat, b_hat, econ, catalog, table.ladder, anyway_redeem_rate=table.anyway_redeem_rate)
+    ceil_t = coupon_economics(u_hat, tb, econ, catalog, table.ladder, anyway_redeem_rate=tr)
+    tp = true["profit"]
+
+    def true_profit(e, budget):
+        a = allocate(e["cost"], e["profit"], budget=budget)
+        r = np.flatnonzero(a.choice >= 0)
+        return float(tp[r, a.choice[r]].sum())
+
+    plans = []
+    for budget in budgets:
+        o = float(allocate(true["cost"], tp, budget=float(budget)).total_profit)
+        plans.append({"budget": float(budget), "oracle_true_profit": o,
+                      "share_of_oracle": _share(true_profit(ceil, float(budget)), o),
+                      "true_baseline_rate_share_of_oracle": _share(true_profit(ceil_t, float(budget)), o)})
+    return {"training_rows": int(len(X)),
+            "uplift_correlation": {lv: float(np.corrcoef(u_hat[:, j], tu[:, j])[0, 1]) for j, lv in enumerate(levels)},
+            "baseline_correlation": float(np.corrcoef(b_hat, tb)[0, 1]), "plans": plans}
