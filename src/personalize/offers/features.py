@@ -217,25 +217,26 @@ def campaign_history(ds: Dataset, cutoff: pd.Timestamp, customer_ids: np.ndarray
                          "coupon_orders_per_offer": ratio}, index=idx)
 
 
-class DayFeatures:
-    """:func:`economics` and :func:`customer_frame` as of each exposure day, computed once per day for every
-    customer exposed that day, then shared (the acceptance and the coupon training sets both need them: a
-    day's features cost a pass over the history before it).
+class DayCache:
+    """Each exposure day's ``(Economics, customer frame)``, computed once per day for every customer exposed that
+    day, then shared. Subclasses say how a day is computed (:meth:`_compute`); :class:`DayFeatures` on a
+    Dataset, the Spark path's on a Spark dataset.
 
     ``get(day, ids)`` returns ``(econ, frame)`` covering at least ``ids``; a request for customers the day's
     entry lacks recomputes it for the union. Rows are per customer as of the day, whoever else is in the
     entry, so sharing changes no value.
     """
 
-    def __init__(self, ds: Dataset, catalog: OfferCatalog):
-        self._ds, self._catalog = ds, catalog
+    def __init__(self, exposures: pd.DataFrame | None) -> None:
         self._expected: dict[pd.Timestamp, np.ndarray] = {}
-        exp = ds.exposures
-        if exp is not None and len(exp):
-            day = exp["exposed_at"].dt.normalize()
-            for d, g in exp["customer_id"].astype(str).groupby(day, sort=False):
+        if exposures is not None and len(exposures):
+            day = exposures["exposed_at"].dt.normalize()
+            for d, g in exposures["customer_id"].astype(str).groupby(day, sort=False):
                 self._expected[pd.Timestamp(d)] = np.unique(g.to_numpy(dtype=object))
         self._cache: dict[pd.Timestamp, tuple[Economics, pd.DataFrame]] = {}
+
+    def _compute(self, day: pd.Timestamp, ids: np.ndarray) -> tuple[Economics, pd.DataFrame]:
+        raise NotImplementedError  # pragma: no cover - abstract
 
     def get(self, day, ids) -> tuple[Economics, pd.DataFrame]:
         day = pd.Timestamp(day)
@@ -246,8 +247,20 @@ class DayFeatures:
         base = [want, self._expected.get(day, want)]
         if hit is not None:
             base.append(hit[0].customer_ids)
-        union = np.unique(np.concatenate(base))
-        econ = economics(self._ds, self._catalog, day, customer_ids=union)
-        entry = (econ, customer_frame(self._ds, day, econ))
-        self._cache[day] = entry
+        union = np.unique(np.concatenate(base).astype(str)).astype(object)
+        entry = self._cache[day] = self._compute(day, union)
         return entry
+
+
+class DayFeatures(DayCache):
+    """:func:`economics` and :func:`customer_frame` as of each exposure day (see :class:`DayCache`): the
+    acceptance and the coupon training sets both need them, and a day's features cost a pass over the
+    history before it."""
+
+    def __init__(self, ds: Dataset, catalog: OfferCatalog):
+        super().__init__(ds.exposures)
+        self._ds, self._catalog = ds, catalog
+
+    def _compute(self, day: pd.Timestamp, ids: np.ndarray) -> tuple[Economics, pd.DataFrame]:
+        econ = economics(self._ds, self._catalog, day, customer_ids=ids)
+        return econ, customer_frame(self._ds, day, econ)

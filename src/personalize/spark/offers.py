@@ -34,8 +34,8 @@ import pandas as pd
 
 from personalize.churn.features import DEFAULT_WINDOWS
 from personalize.offers.catalog import CHANNELS, OfferCatalog
-from personalize.offers.features import (PROFILE_FEATURES, Economics, assemble_customer_frame, campaign_history,
-                                         economics_of_lines, margin_fill)
+from personalize.offers.features import (PROFILE_FEATURES, DayCache, Economics, assemble_customer_frame,
+                                         campaign_history, economics_of_lines, margin_fill)
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -182,33 +182,19 @@ def features_of_rows(pdf: pd.DataFrame, catalog: OfferCatalog, cutoff, *, items:
     return econ, assemble_customer_frame(churn, prof, history, ids), exposures
 
 
-class SparkDayFeatures:
-    """:class:`personalize.offers.features.DayFeatures` on Spark: ``get(day, ids)`` computes the features of
-    every customer exposed that day (and ``ids``) as of the day with :func:`feature_rows` and collects them."""
+class SparkDayFeatures(DayCache):
+    """:class:`personalize.offers.features.DayFeatures` on Spark: a day's entry holds the features of every
+    customer exposed that day (and those asked for) as of the day, from :func:`feature_rows`, collected."""
 
     def __init__(self, sds: SparkDataset, catalog: OfferCatalog, exposures: DataFrame | None = None,
                  progress=None) -> None:
+        super().__init__(sds.exposures)
         self._sds, self._catalog = sds, catalog
         self._exposures = exposures if exposures is not None else exposures_frame(sds)
         self._say = progress or (lambda msg: None)
-        self._expected: dict[pd.Timestamp, np.ndarray] = {}
-        exp = sds.exposures
-        if exp is not None and len(exp):
-            for d, g in exp["customer_id"].astype(str).groupby(exp["exposed_at"].dt.normalize(), sort=False):
-                self._expected[pd.Timestamp(d)] = np.unique(g.to_numpy(dtype=object))
-        self._cache: dict[pd.Timestamp, tuple[Economics, pd.DataFrame]] = {}
         self._items = sds.items.drop("_pos").toPandas() if sds.items is not None else None
 
-    def get(self, day, ids) -> tuple[Economics, pd.DataFrame]:
-        day = pd.Timestamp(day)
-        want = np.unique(np.asarray(ids, dtype=object))
-        hit = self._cache.get(day)
-        if hit is not None and (hit[0].rows(want) >= 0).all():
-            return hit
-        base = [want, self._expected.get(day, want)]
-        if hit is not None:
-            base.append(hit[0].customer_ids)
-        union = np.unique(np.concatenate(base).astype(str)).astype(object)
+    def _compute(self, day: pd.Timestamp, union: np.ndarray) -> tuple[Economics, pd.DataFrame]:
         self._say(f"  features of {len(union):,} customers as of {day.date()} (Spark)")
         spark = self._sds.spark
         cust = spark.createDataFrame(pd.DataFrame({"customer_id": pd.Series(union, dtype=object)}),
@@ -218,7 +204,6 @@ class SparkDayFeatures:
         pdf = pdf.set_index("customer_id", drop=False).reindex(pd.Index(union, dtype=object)).reset_index(drop=True)
         econ, frame, _ = features_of_rows(pdf, self._catalog, day, items=self._items, fill=fill,
                                           churn_cols=churn_cols, prof_cols=prof_cols, columns=self._sds.columns)
-        self._cache[day] = (econ, frame)
         return econ, frame
 
 
