@@ -11,6 +11,7 @@ import pandas as pd
 from personalize.errors import PersonalizeError
 from personalize.evaluation.metrics import catalog_coverage, novelty, ranking_metrics
 from personalize.evaluation.splits import TRACKS, Split
+from personalize.recommenders.topk import bulk_scoring
 
 COLUMNS = ["model", "track", "recall", "ndcg", "map", "precision", "hit_rate", "coverage", "novelty", "customers",
            "fit_seconds", "recommend_seconds"]
@@ -55,7 +56,8 @@ def _recommend(model, customer_ids: np.ndarray, k: int, exclude, batch_size: int
     parts = []
     for lo in range(0, len(customer_ids), batch_size):
         batch = [str(c) for c in customer_ids[lo:lo + batch_size]]
-        parts.append(model.recommend(batch, k=k, exclude=exclude))
+        with bulk_scoring():  # an offline batch: a model's own scorer may use every core
+            parts.append(model.recommend(batch, k=k, exclude=exclude))
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["customer_id", "item_id", "rank"])
 
 
