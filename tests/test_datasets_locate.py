@@ -42,6 +42,14 @@ def test_missing_everywhere_names_the_places_and_the_setting(tmp_path, monkeypat
     monkeypatch.delenv(DATA_DIR_ENV, raising=False)
     monkeypatch.setattr("personalize.datasets.locate._checkout_root", lambda: None)
     monkeypatch.chdir(tmp_path)
+    # a machine may hold a real shared/data in a parent of the temporary folder (/tmp/shared/data): search
+    # only the folders inside this test's own, so that "missing everywhere" is true wherever the test runs
+    from personalize.datasets import locate
+
+    real = locate.data_dir_candidates
+    monkeypatch.setattr(locate, "data_dir_candidates",
+                        lambda start=None: [f for f in real(start) if f.is_relative_to(tmp_path.resolve())])
+    assert locate.data_dir_candidates() == [tmp_path.resolve() / "shared" / "data"]
     assert find_dataset("online_retail") is None
     with pytest.raises(DatasetNotFound) as err:
         dataset_path("online_retail")
