@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Annotated
@@ -58,9 +59,9 @@ def train(path: PathArg, format: FormatOpt = "generic", out: Annotated[str, type
     show = progress_enabled(json)
     t0 = time.perf_counter()
 
-    def say(msg: str) -> None:
+    def say(msg: str) -> None:  # time since the start and the process's peak memory so far (where it grows)
         if not json:
-            typer.echo(f"[{time.perf_counter() - t0:6.1f}s] {msg}", err=True)
+            typer.echo(f"[{time.perf_counter() - t0:6.1f}s {_peak_rss_gb():5.1f} GB] {msg}", err=True)
 
     say(f"loading {path} ({format})")
     ds = dataset_from(locals())
@@ -85,6 +86,16 @@ def train(path: PathArg, format: FormatOpt = "generic", out: Annotated[str, type
                   else f"churn {churn_info.get('status', 'skipped')}: {churn_info.get('reason')}")
     emit(manifest, json, f"published model version {manifest['version']} to {out}/ "
                          f"({time.perf_counter() - t0:.1f} s; {churn_line})")
+
+
+def _peak_rss_gb() -> float:
+    """Peak resident memory of this process so far, in GiB (0 where the platform does not say)."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - Windows
+        return 0.0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (2 ** 30 if sys.platform == "darwin" else 2 ** 20)   # bytes on macOS, KiB on Linux
 
 
 def register(app: typer.Typer) -> None:

@@ -150,17 +150,22 @@ class CandidateTable:
     # ------------------------------------------------------------------ score distribution
     def score_quantiles(self) -> dict[str, np.ndarray]:
         """Per source name, the quantiles (at :data:`QUANTILE_GRID`) of its finite scores over every
-        customer's list and the cold list (a sample of 2,000,000 scores when there are more)."""
+        customer's list and the cold list (2,000,000 list positions drawn at random when there are more)."""
         if self._quantiles is None:
-            scores = np.concatenate([np.asarray(self.scores, np.float64).ravel(),
-                                     np.asarray(self.cold_scores, np.float64)])
-            sources = np.concatenate([np.asarray(self.sources).ravel(), np.asarray(self.cold_sources)])
-            items = np.concatenate([np.asarray(self.items).ravel(), np.asarray(self.cold_items)])
+            # sample positions first, then gather: a million customers x 200 is 200M scores, and copying them
+            # all (as float64, with their sources and items) would cost gigabytes for a 2M-score sample
+            flat_items, flat_scores = np.asarray(self.items).reshape(-1), np.asarray(self.scores).reshape(-1)
+            flat_sources = np.asarray(self.sources).reshape(-1)
+            n_main, n_all = flat_items.size, flat_items.size + len(self.cold_items)
+            pick = np.arange(n_all) if n_all <= _QUANTILE_SAMPLE else \
+                np.sort(np.random.default_rng(0).choice(n_all, _QUANTILE_SAMPLE, replace=False))
+            main, cold = pick[pick < n_main], pick[pick >= n_main] - n_main
+            scores = np.concatenate([flat_scores[main].astype(np.float64),
+                                     np.asarray(self.cold_scores, np.float64)[cold]])
+            sources = np.concatenate([flat_sources[main], np.asarray(self.cold_sources)[cold]])
+            items = np.concatenate([flat_items[main], np.asarray(self.cold_items)[cold]])
             ok = (items >= 0) & np.isfinite(scores)
             scores, sources = scores[ok], sources[ok]
-            if scores.size > _QUANTILE_SAMPLE:
-                pick = np.random.default_rng(0).choice(scores.size, _QUANTILE_SAMPLE, replace=False)
-                scores, sources = scores[pick], sources[pick]
             out = {}
             for code, name in enumerate(self.source_names):
                 v = scores[sources == code]

@@ -521,12 +521,13 @@ class TwoStage(Recommender):
 
     # ------------------------------------------------------------------ stage 1 + features
     def _candidate_frame(self, gens: dict, state: _State, customers: Customers, *, k: int, exclude: str,
-                         cand: np.ndarray | None, pool: int | None = None):
+                         cand: np.ndarray | None, pool: int | None = None, select=None):
         """Pooled candidates of ``customers``: (position in customers, item, feature matrix).
 
         With ``pool`` (< ``k``), only the candidates some generator ranks in its top ``pool`` get features
         (what the ranker was trained on); the others come back apart, as ``(pos, item, best generator rank)``:
-        ``(pos, item, X, rest)``.
+        ``(pos, item, X, rest)``. ``select(pos, item)`` (training) returns the rows to keep, in order, before
+        the pair features are computed: only the rows LightGBM learns from cost memory and time.
         """
         n_i = state.n_items
         # the generators' own items only: their fallback chains would add the popular and trending items that
@@ -572,13 +573,23 @@ class TwoStage(Recommender):
             gfeat[:, 0:-1:2][beyond] = np.nan
             gfeat[:, 1:-1:2][beyond] = pool + 1.0
             gfeat[:, -1] = (~beyond).sum(1)
-        feats = state.features(customers.cidx[pos], item)
+        if select is not None:
+            sel = select(pos, item)
+            gfeat, pos, item = gfeat[sel], pos[sel], item[sel]
+        # the feature matrix in float32 from the start, its pair features a chunk at a time: a training window
+        # has millions of rows, and float64 temporaries of all of them would cost several times the matrix
+        width = gfeat.shape[1]
+        X = np.empty((len(pos), len(self._feature_names(list(gens)))), dtype=np.float32)
+        X[:, :width] = gfeat
+        del gfeat
+        cidx = customers.cidx[pos]
+        for s in range(0, len(pos), _FEATURE_CHUNK):
+            X[s:s + _FEATURE_CHUNK, width:] = state.features(cidx[s:s + _FEATURE_CHUNK], item[s:s + _FEATURE_CHUNK])
         for p, ev in customers.events.items():  # customers with live purchases: their own pair features
             sel = np.flatnonzero(pos == p)
             if len(sel):
                 mini = state.for_customer(int(customers.cidx[p]), ev.items, _days(ev.ns.astype("datetime64[ns]")))
-                feats[sel] = mini.features(np.zeros(len(sel), np.int64), item[sel])
-        X = np.concatenate([gfeat, feats], 1).astype(np.float32)
+                X[sel, width:] = mini.features(np.zeros(len(sel), np.int64), item[sel])
         return (pos, item, X) if pool is None else (pos, item, X, rest)
 
     # ------------------------------------------------------------------ fit
@@ -622,6 +633,8 @@ class TwoStage(Recommender):
                 Xm = np.concatenate([p["X"] for p in parts])
                 y = np.concatenate([p["y"] for p in parts])
                 groups = np.concatenate([p["groups"] for p in parts])
+                for p in parts:  # the windows' own copies are not needed once stacked
+                    p["X"] = None
                 train = lgb.Dataset(Xm, y, group=groups, feature_name=self.feature_names_, free_raw_data=True)
                 callbacks, valid_sets = [], []
                 if val is not None and val["groups"].size:
@@ -737,30 +750,38 @@ class TwoStage(Recommender):
         for mode in _MODES:
             exclude = "none" if mode == "all" else "purchased"
             relevant = label_keys if mode == "all" else new_keys
-            pos, item, X = self._candidate_frame(gens, state, Customers(rows, {}, None), k=int(self.n_candidates),
-                                                 exclude=exclude, cand=None)
-            y = np.isin(rows[pos] * n_i + item, relevant).astype(np.float32)
-            n_rel = np.bincount(np.searchsorted(rows, relevant // n_i), minlength=len(rows))
-            # customers with nothing that counts in this mode are not scored; lambdarank learns nothing from
-            # groups without a positive, so LightGBM only sees those with one
-            counted = n_rel > 0
-            keep = counted[pos]
-            renum = np.cumsum(counted) - 1
-            pos, X, y = renum[pos[keep]], X[keep], y[keep]
-            n_rel = n_rel[counted]
-            has_pos = np.bincount(pos, weights=y, minlength=len(n_rel)) > 0
-            sizes = np.bincount(pos, minlength=len(n_rel))
-            info[mode] = {"rows": int(has_pos[pos].sum()), "positives": int(y.sum()), "groups": int(has_pos.sum()),
-                          "customers": int(len(n_rel))}
-            if validation:  # every counted customer, for the validation scores
-                frame[mode] = {"X": X, "y": y, "pos": pos, "groups": sizes[has_pos], "has_pos": has_pos,
-                               "n_rel": n_rel}
-            else:  # only the groups LightGBM trains on, with a sample of their negatives
-                keep = has_pos[pos]
+            out: dict = {}
+
+            def select(pos, item, relevant=relevant, mode=mode, out=out):
+                """The rows kept for this mode (labels and groups into ``out``), before any pair feature."""
+                y = np.isin(rows[pos] * n_i + item, relevant).astype(np.float32)
+                n_rel = np.bincount(np.searchsorted(rows, relevant // n_i), minlength=len(rows))
+                # customers with nothing that counts in this mode are not scored; lambdarank learns nothing
+                # from groups without a positive, so LightGBM only sees those with one
+                counted = n_rel > 0
+                keep = np.flatnonzero(counted[pos])
+                renum = np.cumsum(counted) - 1
+                pos, y = renum[pos[keep]], y[keep]
+                n_rel = n_rel[counted]
+                has_pos = np.bincount(pos, weights=y, minlength=len(n_rel)) > 0
+                sizes = np.bincount(pos, minlength=len(n_rel))
+                info[mode] = {"rows": int(has_pos[pos].sum()), "positives": int(y.sum()),
+                              "groups": int(has_pos.sum()), "customers": int(len(n_rel))}
+                if validation:  # every counted customer, for the validation scores
+                    out.update(y=y, pos=pos, groups=sizes[has_pos], has_pos=has_pos, n_rel=n_rel)
+                    return keep
+                # only the groups LightGBM trains on, with a sample of their negatives
+                train = has_pos[pos]
                 if self.negative_share < 1:
-                    keep &= (y > 0) | (rng.random(len(y)) < float(self.negative_share))
-                sizes = np.bincount(pos[keep], minlength=len(n_rel))
-                frame[mode] = {"X": X[keep], "y": y[keep], "groups": sizes[has_pos]}
+                    train &= (y > 0) | (rng.random(len(y)) < float(self.negative_share))
+                sizes = np.bincount(pos[train], minlength=len(n_rel))
+                out.update(y=y[train], groups=sizes[has_pos])
+                return keep[train]
+
+            _pos, _item, X = self._candidate_frame(gens, state, Customers(rows, {}, None),
+                                                   k=int(self.n_candidates), exclude=exclude, cand=None,
+                                                   select=select)
+            frame[mode] = {"X": X, **out}
         return info, frame
 
     # ------------------------------------------------------------------ serving (hooks of Recommender)
@@ -890,6 +911,8 @@ class TwoStage(Recommender):
 
 #: batches of customers x items up to this size pool their candidates in a flag array (else by sorting)
 _DENSE_KEYS = 1 << 24
+#: rows of pair features computed at once (float64 temporaries of about 1 KB per row)
+_FEATURE_CHUNK = 262_144
 
 #: the adaptive window plan (see :func:`window_plan`)
 MAX_WINDOW_DAYS = 40.0
