@@ -100,6 +100,31 @@ def test_train_auto_publishes_the_chosen_model(tmp_path, ds):
         train_bundle(small, store=tmp_path / "m2", recommender="best")
 
 
+def test_large_exposure_sets_train_the_acceptance_model_like_a_large_churn_set():
+    """Below LARGE_TRAINING_ROWS exposures the model's own defaults; from there on the large-data settings
+    (all cores, a faster rate), the same rule as the churn model's."""
+    from personalize.offers import AcceptanceModel
+    from personalize.pipeline.churn import LARGE_TRAINING_ROWS, default_churn_model
+    from personalize.pipeline.offers import default_acceptance_model
+
+    small, large = default_acceptance_model(LARGE_TRAINING_ROWS - 1), default_acceptance_model(LARGE_TRAINING_ROWS)
+    assert small.get_params() == AcceptanceModel(random_state=0, n_jobs=1).get_params()
+    churn = default_churn_model(LARGE_TRAINING_ROWS)
+    for p in ("learning_rate", "early_stopping_rounds", "n_jobs"):
+        assert large.get_params()[p] == churn.get_params()[p] != small.get_params()[p]
+
+
+def test_large_coupon_sets_compare_uplift_learners_on_a_sample():
+    from personalize.pipeline.churn import LARGE_TRAINING_ROWS
+    from personalize.pipeline.offers import default_uplift_model
+
+    small, large = default_uplift_model(LARGE_TRAINING_ROWS - 1), default_uplift_model(LARGE_TRAINING_ROWS)
+    assert small.selection_rows is None and small.ensemble
+    assert large.selection_rows == 200_000 and not large.ensemble
+    assert large.learner_params["control_name"] == small.learner_params["control_name"] == "control"
+    assert large.learner_params["n_jobs"] == 0 and not large.learner_params["refit"]
+
+
 def test_churn_trains_on_a_sample_of_a_large_training_set(ds):
     from personalize.pipeline.churn import train_churn
 

@@ -27,7 +27,7 @@ import pandas as pd
 
 from personalize._arrayfiles import load_arrays, save_arrays
 from personalize._atomic import atomic_write
-from personalize.errors import BundleError, DataError
+from personalize.errors import BundleError, DataError, PersonalizeError
 from personalize.offers.acceptance import AcceptanceModel
 from personalize.offers.catalog import CHANNELS, OfferCatalog
 from personalize.offers.eligibility import REASONS, ContactPolicy, CustomerState, eligibility
@@ -195,12 +195,20 @@ class OfferScores:
 
 def score_offers(ds: Dataset, catalog: OfferCatalog, model: AcceptanceModel, customers: pd.DataFrame, *,
                  as_of: pd.Timestamp, candidates: CandidateTable | None = None, policy: ContactPolicy | None = None,
-                 batch: int = 50_000) -> OfferScores:
-    """Score every customer of the customer table against every offer as of ``as_of`` (see module docstring)."""
+                 batch: int = 50_000, features: tuple[Economics, pd.DataFrame] | None = None) -> OfferScores:
+    """Score every customer of the customer table against every offer as of ``as_of`` (see module docstring).
+
+    ``features``: ``(economics, customer_frame)`` of the table's customers as of ``as_of`` when the caller has
+    them already (the coupon scoring needs the same), computed here otherwise."""
     policy = policy or ContactPolicy()
     ids = customers["customer_id"].astype(str).to_numpy(dtype=object)
-    econ = economics(ds, catalog, as_of, customer_ids=ids)
-    cust = customer_frame(ds, as_of, econ)
+    if features is None:
+        econ = economics(ds, catalog, as_of, customer_ids=ids)
+        cust = customer_frame(ds, as_of, econ)
+    else:
+        econ, cust = features
+        if len(econ.customer_ids) != len(ids) or (econ.customer_ids != ids).any():
+            raise PersonalizeError("score_offers: the features given are not of the customer table's customers")
     aff = _affinity(catalog, econ.bought, candidates, ids)
     exp_counts, last_ns = exposure_history(ds.exposures, catalog, ids, as_of)
     state = CustomerState.from_table(customers, affinity=aff)

@@ -19,11 +19,13 @@ import numpy as np
 import pandas as pd
 
 from personalize.churn.training_sets import data_end
-from personalize.coupons.plan import (CouponTable, Ladder, _customer_features, coupon_options, coupon_training_set,
-                                      ladder_columns)
+from personalize.pipeline.churn import LARGE_TRAINING_ROWS
+from personalize.coupons.plan import (CouponTable, Ladder, coupon_options, coupon_training_set, ladder_columns,
+                                      uplift_features)
 from personalize.errors import PersonalizeError
 from personalize.offers import AcceptanceModel, ContactPolicy, DayFeatures, OfferCatalog, acceptance_training_set, \
     economics, score_offers
+from personalize.offers.features import customer_frame
 from personalize.offers.scores import OfferScores
 from personalize.uplift import AutoUplift
 
@@ -60,12 +62,16 @@ def train_offers(ds: Dataset, customers: pd.DataFrame, candidates: CandidateTabl
         info["points_pricing"] = pricing.to_dict()
 
     def score(model, coupon):
-        scores = score_offers(ds, catalog, model, customers, as_of=end, candidates=candidates, policy=policy)
+        # every customer's features as of the end once, for the offer scores and the coupon options
+        ids = customers["customer_id"].astype(str).to_numpy(dtype=object)
+        econ = economics(ds, catalog, end, customer_ids=ids)
+        cust = customer_frame(ds, end, econ)
+        scores = score_offers(ds, catalog, model, customers, as_of=end, candidates=candidates, policy=policy,
+                              features=(econ, cust))
         if coupon is None:
             return scores, None, None
         lad, uplift = coupon
-        econ = economics(ds, catalog, end, customer_ids=scores.customer_ids)
-        opts = coupon_options(uplift, _customer_features(ds, end, econ), econ, catalog, lad,
+        opts = coupon_options(uplift, uplift_features(cust, econ), econ, catalog, lad,
                               anyway_redeem_rate=anyway_redeem_rate)
         return scores, opts, np.isfinite(econ.aov)
 
@@ -74,6 +80,31 @@ def train_offers(ds: Dataset, customers: pd.DataFrame, candidates: CandidateTabl
                                                 anyway_redeem_rate=anyway_redeem_rate, seed=seed, n_jobs=n_jobs,
                                                 progress=progress)
     return comps, {**info, **more}, metrics
+
+
+def default_acceptance_model(n_rows: int, *, seed: int = 0, n_jobs: int | None = 1) -> AcceptanceModel:
+    """The acceptance model ``personalize train`` publishes: the model's defaults, and from
+    :data:`~personalize.pipeline.churn.LARGE_TRAINING_ROWS` exposures up the churn model's large-data settings
+    (every core, learning rate 0.06, 100 early-stopping rounds), for the same reason: on that many rows the slow
+    rate runs thousands of rounds for no measurable gain."""
+    if n_rows >= LARGE_TRAINING_ROWS:
+        return AcceptanceModel(learning_rate=0.06, early_stopping_rounds=100, n_jobs=0, random_state=seed)
+    return AcceptanceModel(random_state=seed, n_jobs=n_jobs)
+
+
+def default_uplift_model(n_rows: int, *, seed: int = 0, n_jobs: int | None = 1) -> AutoUplift:
+    """The coupon uplift model ``personalize train`` publishes: S-, T- and X-learner (and their mean) compared
+    by validation Qini at the learners' defaults; from :data:`~personalize.pipeline.churn.LARGE_TRAINING_ROWS`
+    randomized exposures up, the big-data settings of ``benchmarks/bench_offers.py``'s scale section: the
+    candidates compared on a 200,000-row stratified sample, no ensemble, learning rate 0.1 with 63 bins and
+    20 early-stopping rounds on a 10 % fold that is not refitted, every core. At that size the learners'
+    validation Qini differ by less than the ensemble's extra cost buys."""
+    params: dict[str, Any] = {"control_name": "control", "n_jobs": n_jobs, "random_state": seed}
+    if n_rows >= LARGE_TRAINING_ROWS:
+        params.update(learning_rate=0.1, max_bin=63, validation_fraction=0.1, early_stopping_rounds=20,
+                      refit=False, n_jobs=0)
+        return AutoUplift(learner_params=params, selection_rows=200_000, ensemble=False, random_state=seed)
+    return AutoUplift(learner_params=params, random_state=seed)
 
 
 def skipped_offers(no_catalog: bool) -> tuple[dict, dict, dict]:
@@ -100,7 +131,7 @@ def fit_and_score_offers(ds, catalog: OfferCatalog, end: pd.Timestamp, features:
     try:
         say(f"training the offer acceptance model on {int(ds.exposures['offer_id'].notna().sum()):,} exposures")
         aset = acceptance_training_set(ds, catalog, features=features)
-        model = AcceptanceModel(random_state=seed, n_jobs=n_jobs).fit_exposures(aset, catalog)
+        model = default_acceptance_model(len(aset), seed=seed, n_jobs=n_jobs).fit_exposures(aset, catalog)
     except PersonalizeError as exc:
         info["offers"] = {"status": "skipped", "reason": str(exc)}
         return comps, {**info, "coupons": {"status": "skipped", "reason": "needs the offer scores"}}, metrics
@@ -111,8 +142,7 @@ def fit_and_score_offers(ds, catalog: OfferCatalog, end: pd.Timestamp, features:
         lad = Ladder.parse(ladder, catalog) if ladder else Ladder.default(catalog, ds.exposures)
         X, treatment, y, _cut = coupon_training_set(ds, catalog, lad, features=features)
         say(f"training the coupon uplift model on {len(y):,} randomized exposures ({len(lad.levels)} levels)")
-        uplift = AutoUplift(learner_params={"control_name": "control", "n_jobs": n_jobs, "random_state": seed},
-                            random_state=seed).fit(X, treatment, y)
+        uplift = default_uplift_model(len(y), seed=seed, n_jobs=n_jobs).fit(X, treatment, y)
         ladder_columns(uplift, lad)
         coupon = (lad, uplift)
         coupon_rows = int(len(y))

@@ -45,6 +45,7 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from personalize._memory import release_memory
 from personalize.customers import customer_table, merge_scores
 from personalize.evaluation import evaluate, time_split
 from personalize.errors import PersonalizeError
@@ -159,7 +160,11 @@ def train_bundle(dataset: Dataset, *, store: str | Path = "models", factors: int
     exposures (``ladder``: the coupon levels as offer ids, default every untargeted
     discount offer with exposures).
     """
-    say = progress or (lambda msg: None)
+    def say(msg: str) -> None:
+        release_memory()  # each stage starts without the last one's freed memory (its peak stacks on less)
+        if progress is not None:
+            progress(msg)
+
     timings: dict[str, float] = {}
     data_info: dict[str, Any] = {"events_through_id": 0}
     if events is not None:

@@ -75,6 +75,7 @@ import time
 import numpy as np
 import pandas as pd
 
+from personalize._memory import release_memory
 from personalize._json import to_jsonable
 from personalize.errors import BundleError, DataError, ParameterError
 from personalize.recommenders import kinds
@@ -668,8 +669,14 @@ class TwoStage(Recommender):
                                         {"status": "ok", "k": _VALIDATION_K, "customers": int(val["n_rel"].size),
                                          "ndcg": {n: round(v, 6) for n, v in scores.items()}, "chosen": choice,
                                          "rounds": best})
+            # this mode's rows are done with: free them before the next mode and the refit on all the data
+            for f in frames:
+                if f:
+                    f[mode] = None
+            Xm = train = valid_sets = val = parts = None  # noqa: F841
         info["ranker_seconds"] = round(time.perf_counter() - t_rank, 3)
         # serving: generators refit on all the training data, features as of its end
+        release_memory()  # the windows' rows are freed: give them back before the biggest fit
         t_final = time.perf_counter()
         self.generators_ = fit_together({name: copy.deepcopy(g) for name, g in templates.items()}, dataset)
         self.state_ = _State.build(dataset, end)
