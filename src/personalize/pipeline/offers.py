@@ -19,7 +19,6 @@ import numpy as np
 import pandas as pd
 
 from personalize.churn.training_sets import data_end
-from personalize.pipeline.churn import LARGE_TRAINING_ROWS
 from personalize.coupons.plan import (CouponTable, Ladder, coupon_options, coupon_training_set, ladder_columns,
                                       uplift_features)
 from personalize.errors import PersonalizeError
@@ -27,13 +26,15 @@ from personalize.offers import AcceptanceModel, ContactPolicy, DayFeatures, Offe
     economics, score_offers
 from personalize.offers.features import customer_frame
 from personalize.offers.scores import OfferScores
+from personalize.pipeline.churn import LARGE_TRAINING_ROWS
 from personalize.uplift import AutoUplift
 
 if TYPE_CHECKING:
     from personalize.data import Dataset
     from personalize.recommenders import CandidateTable
 
-__all__ = ["train_offers", "fit_and_score_offers", "DEFAULT_ANYWAY_REDEEM_RATE"]
+__all__ = ["train_offers", "fit_and_score_offers", "default_acceptance_model", "default_uplift_model",
+           "DEFAULT_ANYWAY_REDEEM_RATE"]
 
 #: share of the customers who would have bought anyway that use a coupon they got (1.0 = all: the cautious value)
 DEFAULT_ANYWAY_REDEEM_RATE = 1.0
