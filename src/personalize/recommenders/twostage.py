@@ -580,7 +580,7 @@ class TwoStage(Recommender):
         # the feature matrix in float32 from the start, its pair features a chunk at a time: a training window
         # has millions of rows, and float64 temporaries of all of them would cost several times the matrix
         width = gfeat.shape[1]
-        X = np.empty((len(pos), len(self._feature_names(list(gens)))), dtype=np.float32)
+        X = np.empty((len(pos), len(self.feature_names_)), dtype=np.float32)  # set in fit, before any window
         X[:, :width] = gfeat
         del gfeat
         cidx = customers.cidx[pos]
