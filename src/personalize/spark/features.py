@@ -14,8 +14,8 @@
 Every definition is the pandas path's (see those modules' docstrings); the
 parity tests compare them value by value. How the numbers are made equal:
 per-customer sums add in the pandas path's order (time, then input order),
-through an ordered fold instead of Spark's unordered ``sum``, so they are
-bit-identical; day and time differences are computed from the same integer
+through an ordered fold (:func:`ordered_sums`) instead of Spark's unordered
+``sum``, so they are bit-identical; day and time differences are computed from the same integer
 nanoseconds. What is *not* bit-identical, within 1e-9 relative:
 
 * population totals that only choose the top categories and channels
@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
 
 __all__ = ["profiles", "customer_view", "rfm_scores", "churn_features", "labels", "snapshot", "training_set",
-           "ordered_sum", "midranks", "ProfileFrames"]
+           "ordered_sums", "midranks", "ProfileFrames"]
 
 NS_DAY = 86_400_000_000_000
 NS_SEC = 1_000_000_000
@@ -66,17 +66,74 @@ def _W():
 
 
 # ---------------------------------------------------------------------------- building blocks
-def ordered_sum(value: Column, *order: Column) -> Column:
-    """Aggregate: ``value`` summed one row after another in the order of ``order`` (as numpy's bincount adds).
+def ordered_sums(df: DataFrame, keys: Sequence[str], order: Sequence[Column], sums: Mapping[str, Column], *,
+                 firsts: Sequence[str] = (), count: str | None = None) -> DataFrame:
+    """One row per group of the (non-null) ``keys`` columns: each of ``sums`` (name -> value, null counting
+    as 0) added one row after another in the order of ``order`` (as numpy's bincount adds), the ``firsts``
+    columns' values on the group's first row in that order, and with ``count`` the group's rows.
 
     Spark's ``sum`` adds in whatever order partitions arrive; floating point
-    makes that differ in the last bits from the pandas path. This collects
-    each group's values with their order keys, sorts them and folds.
+    makes that differ in the last bits from the pandas path. Here the rows
+    are hash-partitioned by the first key, sorted within partitions by the
+    keys and ``order``, and folded in Python partition by partition
+    (``mapInPandas``, ``np.bincount``; a group split between two Arrow
+    batches is carried over into the next): one shuffle and one sort for
+    every sum together.
     """
+    from pyspark.sql.types import DoubleType, LongType, StructField, StructType
+
     F = _F()
-    keys = [o.alias(f"k{i}") for i, o in enumerate(order)]
-    arr = F.array_sort(F.collect_list(F.struct(*keys, F.coalesce(value.cast("double"), F.lit(0.0)).alias("v"))))
-    return F.aggregate(arr, F.lit(0.0), lambda acc, x: acc + x["v"])
+    keys, firsts = list(keys), [c for c in firsts if c not in keys]
+    ords = [f"_ord{i}" for i in range(len(order))]
+    sel = df.select(*keys, *firsts, *[o.alias(n) for o, n in zip(order, ords)],
+                    *[F.coalesce(v.cast("double"), F.lit(0.0)).alias(n) for n, v in sums.items()])
+    fields = [sel.schema[c] for c in keys + firsts]
+    if count:
+        fields.append(StructField(count, LongType(), False))
+    fields += [StructField(n, DoubleType(), False) for n in sums]
+    ordered = sel.repartition(keys[0]).sortWithinPartitions(*keys, *ords).drop(*ords)
+    fold = _GroupFold(keys, firsts, list(sums), count)
+    return ordered.mapInPandas(fold, StructType(fields))
+
+
+class _GroupFold:
+    """The Python side of :func:`ordered_sums`: folds sorted batches group by group."""
+
+    def __init__(self, keys: list[str], firsts: list[str], sums: list[str], count: str | None) -> None:
+        self.keys, self.firsts, self.sums, self.count = keys, firsts, sums, count
+
+    def __call__(self, batches):
+        carry = None
+        for b in batches:
+            if carry is not None:
+                b = pd.concat([carry, b], ignore_index=True)
+            if not len(b):
+                continue
+            starts = self._starts(b)
+            last = int(starts[-1])
+            if last:  # every group but the last is complete: the next batch may continue it
+                yield self._groups(b.iloc[:last], starts[:-1])
+            carry = b.iloc[last:].reset_index(drop=True)
+        if carry is not None and len(carry):
+            yield self._groups(carry, np.zeros(1, dtype=np.int64))
+
+    def _starts(self, b: pd.DataFrame) -> np.ndarray:
+        new = np.zeros(len(b), dtype=bool)
+        new[0] = True
+        for k in self.keys:
+            a = b[k].to_numpy()
+            new[1:] |= a[1:] != a[:-1]
+        return np.flatnonzero(new)
+
+    def _groups(self, b: pd.DataFrame, starts: np.ndarray) -> pd.DataFrame:
+        sizes = np.diff(np.append(starts, len(b)))
+        codes = np.repeat(np.arange(len(starts)), sizes)
+        out = {c: b[c].to_numpy()[starts] for c in self.keys + self.firsts}
+        if self.count:
+            out[self.count] = sizes.astype(np.int64)
+        for s in self.sums:
+            out[s] = np.bincount(codes, weights=b[s].to_numpy(np.float64), minlength=len(starts))
+        return pd.DataFrame(out)
 
 
 def _np_sum(cols: Sequence[Column]) -> Column:
@@ -176,18 +233,19 @@ class ProfileFrames:
             raise DataError(f"no transactions before as_of {self.as_of}", table="transactions", column="timestamp")
         with_ids = "order_id" in cols and lines.filter(F.col("order_id").isNotNull()).limit(1).count() > 0
         if with_ids:  # one order per (customer, order id); lines without an id: one per (customer, time)
-            okey = F.struct(F.col("order_id"), F.when(F.col("order_id").isNull(), F.col("_ns")).alias("t"))
+            # (order id or "", time or -1): never null, and the same pair only for the same order
+            oid = F.coalesce(F.col("order_id"), F.lit(""))
+            ot = F.coalesce(F.when(F.col("order_id").isNull(), F.col("_ns")), F.lit(-1))
         else:  # one order per customer and second
-            okey = F.struct(F.lit(None).cast("string").alias("order_id"), _idiv("_ns", NS_SEC).alias("t"))
-        buys = lines.filter("_buy").withColumn("_okey", okey) \
-            .withColumn("o_lines", F.count(F.lit(1)).over(_W().partitionBy("customer_id", "_okey")))
-        orders = buys.groupBy("customer_id", "_okey").agg(
-            F.min("_ns").alias("o_ts"),
-            ordered_sum(F.col("amount"), _seq()).alias("o_amount"),
-            ordered_sum(F.col("quantity"), _seq()).alias("o_units"),
-            F.count(F.lit(1)).alias("o_lines"),
-            F.max(F.col("_disc").cast("int")).alias("o_disc"),
-            F.min(_seq()).alias("o_first"))
+            oid, ot = F.lit(""), _idiv("_ns", NS_SEC)
+        lines = lines.withColumn("_oid", oid).withColumn("_ot", ot)
+        okey = ["customer_id", "_oid", "_ot"]
+        orders = ordered_sums(lines.filter("_buy"), okey, [_seq()],
+                              {"o_amount": F.col("amount"), "o_units": F.col("quantity"), "_ndisc": F.col("_disc")},
+                              firsts=["_ns", RESTORED, POS], count="o_lines")
+        orders = orders.select(*okey, F.col("_ns").alias("o_ts"), "o_amount", "o_units", "o_lines",
+                               (F.col("_ndisc") > 0).cast("int").alias("o_disc"),
+                               F.struct(F.col("_ns"), F.col(RESTORED), F.col(POS)).alias("o_first"))
         orders = orders.withColumn("o_sec", _idiv("o_ts", NS_SEC))
         # orders sorted by (customer, second, first line): the pandas path's stable order
         w = _W().partitionBy("customer_id").orderBy("o_sec", "o_first")
@@ -195,12 +253,13 @@ class ProfileFrames:
         self.orders = materialize(orders)
         self.customers = self.orders.select("customer_id").distinct()
         # lines of customers with at least one order; each buy line knows its order's size
-        sizes = buys.select(POS, RESTORED, "o_lines")
         self.lines = materialize(lines.join(self.customers, "customer_id", "left_semi")
-                                 .join(sizes, [POS, RESTORED], "left"))
+                                 .join(self.orders.select(*okey, F.col("o_lines").alias("_size")), okey, "left")
+                                 .withColumn("o_lines", F.when(F.col("_buy"), F.col("_size"))).drop("_size"))
 
-    def order_seq(self) -> Column:
-        return _F().col("o_pos")
+    def order_sums(self, sums: Mapping[str, Column]) -> DataFrame:
+        """Per customer, ``sums`` over the orders added in order (:func:`ordered_sums` by ``o_pos``)."""
+        return ordered_sums(self.orders, ["customer_id"], [_F().col("o_pos")], sums)
 
     def first_order_ns(self) -> int | None:
         """Time of the first order (integer nanoseconds), None without orders."""
@@ -238,36 +297,37 @@ class ProfileFrames:
 
 
 # ---------------------------------------------------------------------------- profiles
-def _share_columns(prefix: str, lines: DataFrame, code_col: str, labels: list, weight: Column,
-                   keep: int) -> tuple[DataFrame, list[str]]:
+class _Shares:
     """Per-customer shares of the ``keep`` biggest labels by total weight, the rest as ``other``
-    (``_share_columns`` of the pandas path). ``code_col`` holds the label code (-1 unknown)."""
-    F = _F()
-    lw = lines.withColumn("_w", weight)
-    tot = {r[code_col]: float(r["t"]) for r in lw.filter(F.col(code_col) >= 0).groupBy(code_col)
-           .agg(F.sum("_w").alias("t")).collect()}
-    ranked = sorted(range(len(labels)), key=lambda c: (-tot.get(c, 0.0), c))[:keep]
-    top = [c for c in ranked if tot.get(c, 0.0) > 0]
-    slot = F.lit(len(top))
-    for j, c in reversed(list(enumerate(top))):
-        slot = F.when(F.col(code_col) == c, F.lit(j)).otherwise(slot)
-    lw = lw.withColumn("_slot", slot)
-    aggs = [ordered_sum(F.when(F.col("_slot") == j, F.col("_w")).otherwise(0.0), _seq()).alias(f"_m{j}")
-            for j in range(len(top) + 1)]
-    mat = lw.groupBy("customer_id").agg(*aggs)
-    denom = _np_sum([F.col(f"_m{j}") for j in range(len(top) + 1)])
-    mat = mat.withColumn("_den", denom)
-    names = []
-    out = []
-    for j, c in enumerate(top):
-        name = f"{prefix}{labels[c]}"
-        names.append(name)
-        out.append(F.when(F.col("_den") > 0, F.col(f"_m{j}") / F.col("_den")).otherwise(_nan()).alias(name))
-    other = f"_m{len(top)}"
-    if mat.filter(F.col(other) != 0).limit(1).count():
-        names.append(f"{prefix}other")
-        out.append(F.when(F.col("_den") > 0, F.col(other) / F.col("_den")).otherwise(_nan()).alias(f"{prefix}other"))
-    return mat.select("customer_id", *out), names
+    (``_share_columns`` of the pandas path). ``code`` holds the label code (-1 unknown). :attr:`sums` are
+    the numerators, folded in the lines' order with the profile's other sums (:func:`ordered_sums`);
+    :meth:`columns` turns them into the share columns."""
+
+    def __init__(self, prefix: str, lines: DataFrame, code: Column, labels: list, weight: Column, keep: int) -> None:
+        F = _F()
+        tot = {r["_c"]: float(r["t"]) for r in lines.select(code.alias("_c"), weight.alias("_w"))
+               .filter(F.col("_c") >= 0).groupBy("_c").agg(F.sum("_w").alias("t")).collect()}
+        ranked = sorted(range(len(labels)), key=lambda c: (-tot.get(c, 0.0), c))[:keep]
+        self.top = [c for c in ranked if tot.get(c, 0.0) > 0]
+        self.prefix, self.labels = prefix, labels
+        self.slots = [f"_{prefix}m{j}" for j in range(len(self.top) + 1)]
+        in_top = code.isin(self.top) if self.top else F.lit(False)
+        self.sums = {name: F.when(code == c, weight).otherwise(0.0) for name, c in zip(self.slots, self.top)}
+        self.sums[self.slots[-1]] = F.when(~in_top, weight).otherwise(0.0)
+
+    def columns(self, mat: DataFrame) -> tuple[list[Column], list[str]]:
+        """(share columns, their names) from ``mat``, which holds :attr:`sums`."""
+        F = _F()
+        den = _np_sum([F.col(c) for c in self.slots])
+        cols, names = [], []
+        for slot, c in zip(self.slots, self.top):
+            names.append(f"{self.prefix}{self.labels[c]}")
+            cols.append(F.when(den > 0, F.col(slot) / den).otherwise(_nan()).alias(names[-1]))
+        other = self.slots[-1]
+        if mat.filter(F.col(other) != 0).limit(1).count():
+            names.append(f"{self.prefix}other")
+            cols.append(F.when(den > 0, F.col(other) / den).otherwise(_nan()).alias(names[-1]))
+        return cols, names
 
 
 def profiles(sds: SparkDataset, as_of, *, top_categories: int = 5, trend_days: float = 90.0,
@@ -287,24 +347,49 @@ def profiles(sds: SparkDataset, as_of, *, top_categories: int = 5, trend_days: f
     per_order = o.groupBy("customer_id").agg(
         F.min("o_ts").alias("_first"), F.max("o_ts").alias("_last"), F.count(F.lit(1)).alias("orders"),
         F.sum("o_lines").alias("lines"),
-        ordered_sum(F.col("o_units"), F.col("o_pos")).alias("_units"),
         F.sum(F.when(gm, 1).otherwise(0)).alias("_ng"),
         F.sum(F.when(gm, F.col("_gap")).otherwise(0)).cast("double").alias("_s1"),
         F.sum(F.when(gm, F.col("_gap") * F.col("_gap")).otherwise(0)).cast("double").alias("_s2"),
-        F.sum(F.col("o_disc")).cast("double").alias("_ndisc"))
+        F.sum(F.col("o_disc")).cast("double").alias("_ndisc")) \
+        .join(a.order_sums({"_units": F.col("o_units")}), "customer_id")
     tw = int(trend_days * NS_DAY)
     ns = F.col("_ns")
     recent = ns >= F.lit(c_ns - tw)
     prev = (ns >= F.lit(c_ns - 2 * tw)) & ~recent
-    line_aggs = [ordered_sum(F.col("amount"), _seq()).alias("monetary"),
-                 ordered_sum(F.when(recent, F.col("amount")).otherwise(0.0), _seq()).alias("spend_recent"),
-                 ordered_sum(F.when(prev, F.col("amount")).otherwise(0.0), _seq()).alias("spend_previous")]
+    amount = F.col("amount")
+    sums = {"monetary": amount, "spend_recent": F.when(recent, amount).otherwise(0.0),
+            "spend_previous": F.when(prev, amount).otherwise(0.0)}
     has_disc_col = "discount" in sds.columns
     if has_disc_col:
-        line_aggs += [ordered_sum(F.coalesce(F.col("discount"), F.lit(0.0)), _seq()).alias("_dsum"),
-                      ordered_sum(F.when(F.col("_buy"), F.col("amount")).otherwise(0.0), _seq()).alias("_gross")]
-    per_line = a.lines.groupBy("customer_id").agg(*line_aggs)
-    p = per_order.join(per_line, "customer_id")
+        sums.update(_dsum=F.col("discount"), _gross=F.when(F.col("_buy"), amount).otherwise(0.0))
+    # category and channel shares: their numerators are folded with the sums above, in one pass
+    lines = a.lines
+    cat = chan = None
+    cat_of = None
+    items = sds.items
+    if items is not None and "category" in items.columns and top_categories >= 0:
+        cats = items.filter(F.col("category").isNotNull()).groupBy("category").agg(F.min(POS).alias("_f")) \
+            .orderBy("_f").collect()
+        labels = [r["category"] for r in cats]
+        if labels:
+            cat_of = sds.spark.createDataFrame([(c, i) for i, c in enumerate(labels)], "category string, _cc int")
+            item_code = items.select("item_id", "category").join(F.broadcast(cat_of), "category").select("item_id", "_cc")
+            lines = lines.join(item_code, "item_id", "left").withColumn("_cc", F.coalesce("_cc", F.lit(-1)))
+            cat = _Shares("share_cat__", lines, F.col("_cc"), labels, F.when(F.col("_buy"), amount).otherwise(0.0),
+                          top_categories)
+            sums.update(cat.sums)
+    if "channel" in sds.columns:
+        chans = lines.filter(F.col("channel").isNotNull()).groupBy("channel").agg(F.min(_seq()).alias("_f")) \
+            .orderBy("_f").collect()
+        labels = [r["channel"] for r in chans]
+        if labels:
+            code_of = sds.spark.createDataFrame([(c, i) for i, c in enumerate(labels)], "channel string, _ch int")
+            lines = lines.join(F.broadcast(code_of), "channel", "left").withColumn("_ch", F.coalesce("_ch", F.lit(-1)))
+            chan = _Shares("share_channel__", lines, F.col("_ch"), labels,
+                           F.when(F.col("_buy"), F.lit(1.0) / F.col("o_lines")).otherwise(0.0), MAX_CHANNELS)
+            sums.update(chan.sums)
+    mat = materialize(ordered_sums(lines, ["customer_id"], [_seq()], sums))
+    p = per_order.join(mat, "customer_id")
     n_orders = F.col("orders").cast("double")
     mean = F.col("_s1") / F.col("_ng")
     var = F.col("_s2") / F.col("_ng") - mean * mean
@@ -325,50 +410,32 @@ def profiles(sds: SparkDataset, as_of, *, top_categories: int = 5, trend_days: f
         (F.when(F.col("_gross") > 0, F.col("_dsum") / F.col("_gross")).otherwise(_nan()) if has_disc_col
          else _nan()).alias("discount_rate"),
     ]
-    p = p.select("customer_id", "_units", *cols)
+    share_cols, share_names = [], {}
+    for part in (cat, chan):
+        if part is not None:
+            c, n = part.columns(mat)
+            share_cols += c
+            share_names[part.prefix] = n
+    p = p.select("customer_id", "_units", *cols, *share_cols)
     # returns before as_of (what cleaning netted away), over the units bought net of them
-    r = sds.returns.filter(F.col("timestamp") < F.lit(a.as_of)) \
-        .groupBy("customer_id").agg(ordered_sum(F.col("quantity"), F.col("timestamp"), F.col(POS)).alias("_r"))
+    r = ordered_sums(sds.returns.filter(F.col("timestamp") < F.lit(a.as_of)), ["customer_id"],
+                     [F.col("timestamp"), F.col(POS)], {"_r": F.col("quantity")})
     p = p.join(r, "customer_id", "left").withColumn("_r", F.coalesce("_r", F.lit(0.0)))
     gross = F.col("_units") + F.col("_r")
     p = p.withColumn("return_rate", F.when(gross > 0, F.col("_r") / gross).otherwise(_nan())).drop("_r", "_units")
-    names = list(p.columns)
-
-    lines = a.lines
-    items = sds.items
-    if items is not None and "category" in items.columns and top_categories >= 0:
-        cats = items.filter(F.col("category").isNotNull()).groupBy("category").agg(F.min(POS).alias("_f")) \
-            .orderBy("_f").collect()
-        labels = [r["category"] for r in cats]
-        code_of = sds.spark.createDataFrame([(c, i) for i, c in enumerate(labels)], "category string, _cc int") \
-            if labels else None
-        if code_of is not None:
-            item_code = items.select("item_id", "category").join(F.broadcast(code_of), "category").select("item_id", "_cc")
-            lc = lines.join(item_code, "item_id", "left") \
-                .withColumn("_cc", F.coalesce("_cc", F.lit(-1)))
-            wcat = F.when(F.col("_buy"), F.col("amount")).otherwise(0.0)
-            shares, snames = _share_columns("share_cat__", lc, "_cc", labels, wcat, top_categories)
-            p = p.join(shares, "customer_id", "left")
-            names += snames
-            valid = lc.filter((F.col("_cc") >= 0) & F.col("_buy"))
-            if valid.limit(1).count():
-                pair = valid.groupBy("customer_id", "_cc").agg(ordered_sum(F.col("amount"), _seq()).alias("_sp"))
-                best = pair.groupBy("customer_id").agg(F.max(F.struct(F.col("_sp"), (-F.col("_cc")).alias("_nc")))
-                                                       .alias("_b")).select("customer_id", (-F.col("_b._nc")).alias("_cc"))
-                best = best.join(F.broadcast(code_of), "_cc").select("customer_id", F.col("category").alias("top_category"))
-                p = p.join(best, "customer_id", "left")
-                names.append("top_category")
-    if "channel" in sds.columns:
-        chans = lines.filter(F.col("channel").isNotNull()).groupBy("channel").agg(F.min(_seq()).alias("_f")) \
-            .orderBy("_f").collect()
-        labels = [r["channel"] for r in chans]
-        if labels:
-            code_of = sds.spark.createDataFrame([(c, i) for i, c in enumerate(labels)], "channel string, _ch int")
-            lc = lines.join(F.broadcast(code_of), "channel", "left").withColumn("_ch", F.coalesce("_ch", F.lit(-1)))
-            wch = F.when(F.col("_buy"), F.lit(1.0) / F.col("o_lines")).otherwise(0.0)
-            shares, snames = _share_columns("share_channel__", lc, "_ch", labels, wch, MAX_CHANNELS)
-            p = p.join(shares, "customer_id", "left")
-            names += snames
+    shown = set(sum(share_names.values(), []))
+    names = [c for c in p.columns if c not in shown]
+    names += share_names.get("share_cat__", [])
+    if cat is not None:
+        valid = lines.filter((F.col("_cc") >= 0) & F.col("_buy"))
+        if valid.limit(1).count():
+            pair = ordered_sums(valid, ["customer_id", "_cc"], [_seq()], {"_sp": amount})
+            best = pair.groupBy("customer_id").agg(F.max(F.struct(F.col("_sp"), (-F.col("_cc")).alias("_nc")))
+                                                   .alias("_b")).select("customer_id", (-F.col("_b._nc")).alias("_cc"))
+            best = best.join(F.broadcast(cat_of), "_cc").select("customer_id", F.col("category").alias("top_category"))
+            p = p.join(best, "customer_id", "left")
+            names.append("top_category")
+    names += share_names.get("share_channel__", [])
     cust = sds.customers
     if cust is not None and "birth_date" in cust.columns:
         p = p.join(cust.select("customer_id", "birth_date"), "customer_id", "left")
@@ -533,9 +600,8 @@ def _tiers(a: ProfileFrames, cfg: TierConfig) -> DataFrame:
         up = _qualifies(tier, F.col("_s_after"), F.col("_n_after"), cfg.mode) & \
             ~(_qualifies(tier, F.col("_s_before"), F.col("_n_before"), cfg.mode) & ~F.col("_first"))
         ups.append(F.max(F.when(up, F.struct(F.col("o_pos"), F.col("o_ts").alias("ts")))).alias(f"_up{k}"))
-    agg = o.groupBy("customer_id").agg(
-        ordered_sum(F.when(in_now, F.col("o_amount")).otherwise(0.0), F.col("o_pos")).alias("t12m_spend"),
-        F.sum(F.when(in_now, 1).otherwise(0)).cast("long").alias("t12m_orders"), *ups)
+    agg = o.groupBy("customer_id").agg(F.sum(F.when(in_now, 1).otherwise(0)).cast("long").alias("t12m_orders"), *ups) \
+        .join(a.order_sums({"t12m_spend": F.when(in_now, F.col("o_amount")).otherwise(0.0)}), "customer_id")
     s_now, n_now = F.col("t12m_spend"), F.col("t12m_orders")
     level = F.lit(-1)
     for k, tier in enumerate(cfg.tiers):
@@ -569,14 +635,14 @@ def _clv_summary(a: ProfileFrames) -> DataFrame:
     """The BG/NBD calibration summary in weeks (``summary_from_arrays`` with ``time_unit="W"``)."""
     F, W = _F(), _W()
     cal_day = (a.as_of.value - 1) // NS_DAY
-    days = a.orders.withColumn("_day", _idiv("o_ts", NS_DAY)).groupBy("customer_id", "_day").agg(
-        ordered_sum(F.col("o_amount"), F.col("o_pos")).alias("_amt")).filter(F.col("_day") <= cal_day)
+    days = ordered_sums(a.orders.withColumn("_day", _idiv("o_ts", NS_DAY)), ["customer_id", "_day"], [F.col("o_pos")],
+                        {"_amt": F.col("o_amount")}).filter(F.col("_day") <= cal_day)
     w = W.partitionBy("customer_id").orderBy("_day")
-    days = days.withColumn("_i", F.row_number().over(w))
+    days = materialize(days.withColumn("_i", F.row_number().over(w)))
     s = days.groupBy("customer_id").agg(
         F.count(F.lit(1)).alias("_nd"), F.min("_day").alias("_fd"), F.max("_day").alias("_ld"),
-        ordered_sum(F.col("_amt"), F.col("_day")).alias("_tot"),
-        F.max(F.when(F.col("_i") == 1, F.col("_amt"))).alias("_famt"))
+        F.max(F.when(F.col("_i") == 1, F.col("_amt"))).alias("_famt")) \
+        .join(ordered_sums(days, ["customer_id"], [F.col("_day")], {"_tot": F.col("_amt")}), "customer_id")
     freq = F.col("_nd") - 1
     return s.select("customer_id", freq.cast("long").alias("frequency"),
                     ((F.col("_ld") - F.col("_fd")).cast("double") / 7.0).alias("recency"),
@@ -617,10 +683,10 @@ def _simple_clv(a: ProfileFrames, period_days: float) -> tuple[DataFrame, dict]:
     last = F.col("o_ts") >= F.lit(a.c_ns - p_ns)
     prev = (F.col("o_ts") >= F.lit(a.c_ns - 2 * p_ns)) & ~last
     per = a.orders.groupBy("customer_id").agg(
-        F.sum(F.when(last, 1).otherwise(0)).alias("_f"),
-        ordered_sum(F.when(last, F.col("o_amount")).otherwise(0.0), F.col("o_pos")).alias("_val"),
-        ordered_sum(F.col("o_amount"), F.col("o_pos")).alias("_all"), F.count(F.lit(1)).alias("_n"),
-        F.max(F.when(prev, 1).otherwise(0)).alias("_prev")).persist()
+        F.sum(F.when(last, 1).otherwise(0)).alias("_f"), F.count(F.lit(1)).alias("_n"),
+        F.max(F.when(prev, 1).otherwise(0)).alias("_prev")) \
+        .join(a.order_sums({"_val": F.when(last, F.col("o_amount")).otherwise(0.0), "_all": F.col("o_amount")}),
+              "customer_id").persist()
     r = per.agg(F.sum("_prev").alias("np"), F.sum(F.when((F.col("_prev") == 1) & (F.col("_f") > 0), 1)
                                                  .otherwise(0)).alias("kept")).collect()[0]
     n_prev = int(r["np"] or 0)
@@ -758,29 +824,28 @@ def churn_features(sds: SparkDataset, cutoff, *, horizon_days: float = 90.0,
     cut_f = cut.value / NS_DAY
     end_day = int(math.ceil(cut_f)) - 1
     lines = lines.withColumn("_ns", _ns()).withColumn("_day", _idiv("_ns", NS_DAY))
-    days = lines.groupBy("customer_id", "_day").agg(ordered_sum(F.col("amount"), _seq()).alias("_amt"),
-                                                   ordered_sum(F.col("quantity"), _seq()).alias("_qty"))
+    days = ordered_sums(lines, ["customer_id", "_day"], [_seq()], {"_amt": F.col("amount"), "_qty": F.col("quantity")})
     w = W.partitionBy("customer_id").orderBy("_day")
     days = days.withColumn("_gap", F.col("_day") - F.lag("_day").over(w)) \
         .withColumn("_i", F.row_number().over(w)).withColumn("_ri", F.row_number().over(
             W.partitionBy("customer_id").orderBy(F.col("_day").desc())))
+    days = materialize(days)
     g = F.col("_gap")
     day_c, amt = F.col("_day"), F.col("_amt")
     aggs = [F.count(F.lit(1)).alias("_n"), F.min("_day").alias("_fd"), F.max("_day").alias("_ld"),
-            ordered_sum(amt, day_c).alias("spend_total"), ordered_sum(F.col("_qty"), day_c).alias("_units"),
             F.count(g).alias("_ng"), F.sum(g).cast("double").alias("_g1"), F.sum(g * g).cast("double").alias("_g2"),
             F.max(g).cast("double").alias("_gmax"), F.max(F.when(F.col("_ri") == 1, amt)).alias("spend_last"),
             F.max(F.when(F.col("_i") == 1, amt)).alias("spend_first"), F.max(amt).alias("spend_max"),
             F.max(F.when(F.col("_ri") == 2, day_c)).alias("_prev_d")]
+    sums = {"spend_total": amt, "_units": F.col("_qty")}
     for wd in windows:
         m = day_c >= F.lit(cut_f - wd)
-        aggs += [F.sum(F.when(m, 1).otherwise(0)).cast("double").alias(f"purchases_{wd}d"),
-                 ordered_sum(F.when(m, amt).otherwise(0.0), day_c).alias(f"spend_{wd}d")]
+        aggs.append(F.sum(F.when(m, 1).otherwise(0)).cast("double").alias(f"purchases_{wd}d"))
+        sums[f"spend_{wd}d"] = F.when(m, amt).otherwise(0.0)
     rec_m = day_c >= F.lit(cut_f - 91)
     prev_m = (day_c >= F.lit(cut_f - 182)) & ~rec_m
-    aggs += [ordered_sum(F.when(rec_m, amt).otherwise(0.0), day_c).alias("_srec"),
-             ordered_sum(F.when(prev_m, amt).otherwise(0.0), day_c).alias("_sprev")]
-    c = days.groupBy("customer_id").agg(*aggs)
+    sums.update(_srec=F.when(rec_m, amt).otherwise(0.0), _sprev=F.when(prev_m, amt).otherwise(0.0))
+    c = days.groupBy("customer_id").agg(*aggs).join(ordered_sums(days, ["customer_id"], [day_c], sums), "customer_id")
     n = F.col("_n").cast("double")
     recency = F.lit(cut_f) - F.col("_ld")
     tenure = F.lit(cut_f) - F.col("_fd")
