@@ -163,6 +163,12 @@ def _seq() -> Column:
     return F.struct(F.col("timestamp"), F.col(RESTORED), F.col(POS))
 
 
+def _seq_cols() -> list[Column]:
+    """:func:`_seq` as separate columns: a sort on them is faster than on the struct."""
+    F = _F()
+    return [F.col("timestamp"), F.col(RESTORED), F.col(POS)]
+
+
 def _ns(col: str = "timestamp") -> Column:
     F = _F()
     return F.unix_micros(F.col(col)) * F.lit(1000)
@@ -240,7 +246,7 @@ class ProfileFrames:
             oid, ot = F.lit(""), _idiv("_ns", NS_SEC)
         lines = lines.withColumn("_oid", oid).withColumn("_ot", ot)
         okey = ["customer_id", "_oid", "_ot"]
-        orders = ordered_sums(lines.filter("_buy"), okey, [_seq()],
+        orders = ordered_sums(lines.filter("_buy"), okey, _seq_cols(),
                               {"o_amount": F.col("amount"), "o_units": F.col("quantity"), "_ndisc": F.col("_disc")},
                               firsts=["_ns", RESTORED, POS], count="o_lines")
         orders = orders.select(*okey, F.col("_ns").alias("o_ts"), "o_amount", "o_units", "o_lines",
@@ -388,7 +394,7 @@ def profiles(sds: SparkDataset, as_of, *, top_categories: int = 5, trend_days: f
             chan = _Shares("share_channel__", lines, F.col("_ch"), labels,
                            F.when(F.col("_buy"), F.lit(1.0) / F.col("o_lines")).otherwise(0.0), MAX_CHANNELS)
             sums.update(chan.sums)
-    mat = materialize(ordered_sums(lines, ["customer_id"], [_seq()], sums))
+    mat = materialize(ordered_sums(lines, ["customer_id"], _seq_cols(), sums))
     p = per_order.join(mat, "customer_id")
     n_orders = F.col("orders").cast("double")
     mean = F.col("_s1") / F.col("_ng")
@@ -410,32 +416,26 @@ def profiles(sds: SparkDataset, as_of, *, top_categories: int = 5, trend_days: f
         (F.when(F.col("_gross") > 0, F.col("_dsum") / F.col("_gross")).otherwise(_nan()) if has_disc_col
          else _nan()).alias("discount_rate"),
     ]
-    share_cols, share_names = [], {}
-    for part in (cat, chan):
-        if part is not None:
-            c, n = part.columns(mat)
-            share_cols += c
-            share_names[part.prefix] = n
-    p = p.select("customer_id", "_units", *cols, *share_cols)
+    cat_cols, cat_names = cat.columns(mat) if cat is not None else ([], [])
+    chan_cols, chan_names = chan.columns(mat) if chan is not None else ([], [])
+    p = p.select("customer_id", "_units", *cols, *cat_cols, *chan_cols)
     # returns before as_of (what cleaning netted away), over the units bought net of them
     r = ordered_sums(sds.returns.filter(F.col("timestamp") < F.lit(a.as_of)), ["customer_id"],
                      [F.col("timestamp"), F.col(POS)], {"_r": F.col("quantity")})
     p = p.join(r, "customer_id", "left").withColumn("_r", F.coalesce("_r", F.lit(0.0)))
     gross = F.col("_units") + F.col("_r")
     p = p.withColumn("return_rate", F.when(gross > 0, F.col("_r") / gross).otherwise(_nan())).drop("_r", "_units")
-    shown = set(sum(share_names.values(), []))
-    names = [c for c in p.columns if c not in shown]
-    names += share_names.get("share_cat__", [])
+    names = [c for c in p.columns if c not in cat_names + chan_names] + cat_names
     if cat is not None:
         valid = lines.filter((F.col("_cc") >= 0) & F.col("_buy"))
         if valid.limit(1).count():
-            pair = ordered_sums(valid, ["customer_id", "_cc"], [_seq()], {"_sp": amount})
+            pair = ordered_sums(valid, ["customer_id", "_cc"], _seq_cols(), {"_sp": amount})
             best = pair.groupBy("customer_id").agg(F.max(F.struct(F.col("_sp"), (-F.col("_cc")).alias("_nc")))
                                                    .alias("_b")).select("customer_id", (-F.col("_b._nc")).alias("_cc"))
             best = best.join(F.broadcast(cat_of), "_cc").select("customer_id", F.col("category").alias("top_category"))
             p = p.join(best, "customer_id", "left")
             names.append("top_category")
-    names += share_names.get("share_channel__", [])
+    names += chan_names
     cust = sds.customers
     if cust is not None and "birth_date" in cust.columns:
         p = p.join(cust.select("customer_id", "birth_date"), "customer_id", "left")
@@ -633,15 +633,14 @@ def _tiers(a: ProfileFrames, cfg: TierConfig) -> DataFrame:
 # ---------------------------------------------------------------------------- CLV
 def _clv_summary(a: ProfileFrames) -> DataFrame:
     """The BG/NBD calibration summary in weeks (``summary_from_arrays`` with ``time_unit="W"``)."""
-    F, W = _F(), _W()
+    F = _F()
     cal_day = (a.as_of.value - 1) // NS_DAY
     days = ordered_sums(a.orders.withColumn("_day", _idiv("o_ts", NS_DAY)), ["customer_id", "_day"], [F.col("o_pos")],
                         {"_amt": F.col("o_amount")}).filter(F.col("_day") <= cal_day)
-    w = W.partitionBy("customer_id").orderBy("_day")
-    days = materialize(days.withColumn("_i", F.row_number().over(w)))
+    days = materialize(days)
     s = days.groupBy("customer_id").agg(
         F.count(F.lit(1)).alias("_nd"), F.min("_day").alias("_fd"), F.max("_day").alias("_ld"),
-        F.max(F.when(F.col("_i") == 1, F.col("_amt"))).alias("_famt")) \
+        F.min_by("_amt", "_day").alias("_famt")) \
         .join(ordered_sums(days, ["customer_id"], [F.col("_day")], {"_tot": F.col("_amt")}), "customer_id")
     freq = F.col("_nd") - 1
     return s.select("customer_id", freq.cast("long").alias("frequency"),
@@ -824,19 +823,17 @@ def churn_features(sds: SparkDataset, cutoff, *, horizon_days: float = 90.0,
     cut_f = cut.value / NS_DAY
     end_day = int(math.ceil(cut_f)) - 1
     lines = lines.withColumn("_ns", _ns()).withColumn("_day", _idiv("_ns", NS_DAY))
-    days = ordered_sums(lines, ["customer_id", "_day"], [_seq()], {"_amt": F.col("amount"), "_qty": F.col("quantity")})
+    days = ordered_sums(lines, ["customer_id", "_day"], _seq_cols(), {"_amt": F.col("amount"), "_qty": F.col("quantity")})
     w = W.partitionBy("customer_id").orderBy("_day")
-    days = days.withColumn("_gap", F.col("_day") - F.lag("_day").over(w)) \
-        .withColumn("_i", F.row_number().over(w)).withColumn("_ri", F.row_number().over(
-            W.partitionBy("customer_id").orderBy(F.col("_day").desc())))
+    days = days.withColumn("_gap", F.col("_day") - F.lag("_day").over(w))
     days = materialize(days)
     g = F.col("_gap")
     day_c, amt = F.col("_day"), F.col("_amt")
     aggs = [F.count(F.lit(1)).alias("_n"), F.min("_day").alias("_fd"), F.max("_day").alias("_ld"),
             F.count(g).alias("_ng"), F.sum(g).cast("double").alias("_g1"), F.sum(g * g).cast("double").alias("_g2"),
-            F.max(g).cast("double").alias("_gmax"), F.max(F.when(F.col("_ri") == 1, amt)).alias("spend_last"),
-            F.max(F.when(F.col("_i") == 1, amt)).alias("spend_first"), F.max(amt).alias("spend_max"),
-            F.max(F.when(F.col("_ri") == 2, day_c)).alias("_prev_d")]
+            F.max(g).cast("double").alias("_gmax"), F.max_by(amt, day_c).alias("spend_last"),
+            F.min_by(amt, day_c).alias("spend_first"), F.max(amt).alias("spend_max"),
+            F.max_by(g, day_c).alias("_gap_last")]
     sums = {"spend_total": amt, "_units": F.col("_qty")}
     for wd in windows:
         m = day_c >= F.lit(cut_f - wd)
@@ -859,7 +856,7 @@ def churn_features(sds: SparkDataset, cutoff, *, horizon_days: float = 90.0,
         "units_per_purchase": F.col("_units") / n, "gap_mean_days": gap_mean,
         "gap_std_days": F.when(F.col("_ng") > 1, F.sqrt(F.greatest(F.col("_g2") / F.col("_ng") - mean * mean,
                                                                     F.lit(0.0)))).otherwise(_nan()),
-        "gap_last_days": F.when(F.col("_n") > 1, (F.col("_ld") - F.col("_prev_d")).cast("double")).otherwise(_nan()),
+        "gap_last_days": F.when(F.col("_n") > 1, F.col("_gap_last").cast("double")).otherwise(_nan()),
         "gap_max_days": F.when(F.col("_ng") > 0, F.col("_gmax")).otherwise(_nan()),
         "overdue_ratio": recency / gap_mean, "overdue_days": recency - gap_mean,
         "recency_share": recency / F.greatest(tenure, F.lit(1.0)),
@@ -874,8 +871,8 @@ def churn_features(sds: SparkDataset, cutoff, *, horizon_days: float = 90.0,
     feats = c.select("customer_id", "_n", "_fd", "_ld", *[e.cast("double").alias(k) for k, e in cols.items()])
     names = list(cols)
     if lines.select("item_id").distinct().limit(2).count() > 1:
-        pairs = lines.select("customer_id", "item_id", "_day").distinct().groupBy("customer_id", "item_id") \
-            .agg(F.count(F.lit(1)).alias("_cnt"), F.min("_day").alias("_f"), F.max("_day").alias("_l")) \
+        pairs = lines.groupBy("customer_id", "item_id") \
+            .agg(F.count_distinct("_day").alias("_cnt"), F.min("_day").alias("_f"), F.max("_day").alias("_l")) \
             .filter(F.col("_cnt") >= 2)
         due = F.col("_l") + (F.col("_l") - F.col("_f")) / (F.col("_cnt") - 1).cast("double") - F.lit(cut_f)
         habits = pairs.withColumn("_due", due).groupBy("customer_id").agg(
