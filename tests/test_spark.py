@@ -195,6 +195,41 @@ def test_ordered_sums_add_in_order_across_arrow_batches(spark):
     assert any(sum(g["v"].fillna(0.0)) != want[k][2] for k, g in frame.groupby(["customer_id", "day"]))
 
 
+def test_ordered_sums_top_code_is_the_largest_total_in_order_with_ties_to_the_smallest(spark):
+    """The top category of each customer: the code whose weights, added in the given order, are largest
+    (the smallest code on a tie; -1 without a code), also across Arrow batches."""
+    from personalize.spark.features import ordered_sums
+
+    rng = np.random.default_rng(5)
+    n = 600
+    frame = pd.DataFrame({"customer_id": rng.choice([f"c{i}" for i in range(12)] + ["none"], n),
+                          "t": rng.permutation(n).astype(np.int64), "code": rng.choice([0, 1, 2, 3, -1, -9], n),
+                          "w": rng.choice([0.1, 0.2, 0.3, 0.6], n)})
+    frame.loc[frame["customer_id"] == "none", "code"] = -1
+    # "tie": codes 1 and 3 both add up to exactly 0.6; "order": 0.1 + 0.2 + 0.3 > 0.3 + 0.2 + 0.1
+    extra = pd.DataFrame({"customer_id": ["tie"] * 3 + ["order"] * 6, "t": np.arange(n, n + 9),
+                          "code": [3, 1, 1, 0, 2, 0, 2, 0, 2], "w": [0.6, 0.3, 0.3, 0.3, 0.1, 0.2, 0.2, 0.1, 0.3]})
+    frame = pd.concat([frame, extra], ignore_index=True)
+    df = spark.createDataFrame(frame, "customer_id string, t long, code long, w double")
+    old = spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch")
+    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "7")
+    try:
+        got = ordered_sums(df, ["customer_id"], [df["t"]], {"s": df["w"]},
+                           top=("best", df["code"], df["w"])).toPandas().set_index("customer_id")["best"]
+    finally:
+        spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", old)
+    want, ties = {}, 0
+    for cid, g in frame.sort_values("t").groupby("customer_id"):
+        tot: dict[int, float] = {}
+        for c, w in zip(g["code"], g["w"]):
+            if c >= 0:
+                tot[c] = tot.get(c, 0.0) + w
+        best = max(tot.values()) if tot else None
+        ties += sum(v == best for v in tot.values()) > 1
+        want[cid] = min(c for c, v in tot.items() if v == best) if tot else -1
+    assert got.sort_index().to_dict() == want
+    assert (want["none"], want["tie"], want["order"]) == (-1, 1, 2) and ties >= 1
+
 def test_churn_training_set_matches_pandas(both):
     from personalize.churn import training_set
     from personalize.spark import features as SF

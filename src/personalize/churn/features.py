@@ -161,10 +161,10 @@ def _bgnbd_columns(x, tx, T, horizon_weeks: float) -> tuple[dict[str, np.ndarray
     return out, dict(model.params_)
 
 
-def _item_cycle_columns(tx, codes, day, n, span, dmin, cut_f) -> dict[str, np.ndarray]:
+def _item_cycle_columns(item_id, codes, day, n, span, dmin, cut_f) -> dict[str, np.ndarray]:
     """Repeat-item rhythm: for items a customer bought on >= 2 days, the next due date
     (last purchase + her mean gap for that item); min over items, relative to the cutoff."""
-    icode, _ = pd.factorize(tx["item_id"])
+    icode, _ = pd.factorize(item_id)
     icode = icode.astype(np.int64)
     n_items = int(icode.max()) + 1
     ci = codes * n_items + icode
@@ -190,6 +190,92 @@ def _item_cycle_columns(tx, codes, day, n, span, dmin, cut_f) -> dict[str, np.nd
         "repeat_item_due_days": np.where(np.isfinite(due_min), due_min, np.nan),
         "repeat_item_next_due_days": np.where(np.isfinite(next_due), next_due, np.nan),
     }
+
+
+def purchase_day_columns(codes: np.ndarray, n: int, day: np.ndarray, amount: np.ndarray, qty: np.ndarray,
+                         cut_f: float, end_day: int, windows: tuple[int, ...], items: np.ndarray | None = None
+                         ) -> tuple[dict[str, np.ndarray], tuple]:
+    """The purchase-day features of :func:`churn_features` (recency to spend trend, and the repeat-item
+    columns when ``items`` is given): (columns, (purchases, first day, last day, span, first day of all)).
+
+    ``codes``: each line's customer (0 .. n-1, every one with a line), ``day`` its day since the epoch,
+    ``amount`` and ``qty``; lines in time order within each customer (sums add in that order).
+    ``cut_f``: the cutoff in fractional days, ``end_day`` the last day before it. The Spark path calls
+    this on partitions of whole customers (:func:`personalize.spark.features.churn_features`).
+    """
+    # ---- one purchase per (customer, day) ------------------------------------------------
+    dmin = int(day.min())
+    span = end_day - dmin + 1
+    key = codes * span + (day - dmin)
+    ukey, inv = np.unique(key, return_inverse=True)
+    d_amt = np.bincount(inv, weights=amount, minlength=len(ukey))
+    d_qty = np.bincount(inv, weights=qty, minlength=len(ukey))
+    k_c = ukey // span
+    k_d = ukey % span + dmin
+    counts = np.bincount(k_c, minlength=n)
+    starts = np.r_[0, np.cumsum(counts)[:-1]]
+    ends = starts + counts - 1
+    first_d, last_d = k_d[starts], k_d[ends]
+    purchases = counts.astype(np.float64)
+
+    recency = cut_f - last_d
+    tenure = cut_f - first_d
+    spend_total = np.bincount(k_c, weights=d_amt, minlength=n)
+    units = np.bincount(k_c, weights=d_qty, minlength=n)
+
+    same = k_c[1:] == k_c[:-1]
+    gaps = np.diff(k_d).astype(np.float64)[same]
+    gc = k_c[1:][same]
+    n_gaps = np.bincount(gc, minlength=n).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        g1 = np.bincount(gc, weights=gaps, minlength=n)
+        g2 = np.bincount(gc, weights=gaps * gaps, minlength=n)
+        gap_mean = np.where(n_gaps > 0, g1 / np.maximum(n_gaps, 1), np.nan)
+        gap_std = np.where(n_gaps > 1, np.sqrt(np.clip(g2 / np.maximum(n_gaps, 1) - gap_mean ** 2, 0, None)),
+                           np.nan)
+        gap_max = np.full(n, np.nan)
+        if len(gc):
+            gm = np.zeros(n)
+            np.maximum.at(gm, gc, gaps)
+            gap_max = np.where(n_gaps > 0, gm, np.nan)
+        gap_last = np.where(counts > 1, last_d - k_d[np.maximum(ends - 1, 0)], np.nan).astype(np.float64)
+        rate = purchases / np.maximum(tenure, 1.0)
+        cols: dict[str, np.ndarray] = {
+            "recency_days": recency,
+            "tenure_days": tenure,
+            "purchases": purchases,
+            "purchase_rate_30d": 30.0 * rate,
+            "spend_total": spend_total,
+            "spend_per_purchase": spend_total / purchases,
+            "spend_last": d_amt[ends],
+            "spend_first": d_amt[starts],
+            "spend_max": np.maximum.reduceat(d_amt, starts) if n else np.zeros(0),
+            "units_per_purchase": units / purchases,
+            "gap_mean_days": gap_mean,
+            "gap_std_days": gap_std,
+            "gap_last_days": gap_last,
+            "gap_max_days": gap_max,
+            "overdue_ratio": recency / gap_mean,
+            "overdue_days": recency - gap_mean,
+            "recency_share": recency / np.maximum(tenure, 1.0),
+        }
+        for w in windows:
+            m = k_d >= cut_f - w
+            pw = np.bincount(k_c[m], minlength=n).astype(np.float64)
+            cols[f"purchases_{w}d"] = pw
+            cols[f"spend_{w}d"] = np.bincount(k_c[m], weights=d_amt[m], minlength=n)
+            cols[f"activity_{w}d"] = pw / np.maximum(rate * np.minimum(w, tenure), 1e-9)
+        rec_m = k_d >= cut_f - 91
+        prev_m = (k_d >= cut_f - 182) & ~rec_m
+        s_rec = np.bincount(k_c[rec_m], weights=d_amt[rec_m], minlength=n)
+        s_prev = np.bincount(k_c[prev_m], weights=d_amt[prev_m], minlength=n)
+        tot = np.abs(s_rec) + np.abs(s_prev)
+        cols["spend_trend"] = np.where(tot > 0, (s_rec - s_prev) / np.where(tot > 0, tot, 1.0), 0.0)
+
+    if items is not None:
+        cols.update(_item_cycle_columns(items, codes, day, n, span, dmin, cut_f))
+    return cols, (purchases, first_d, last_d, span, dmin)
+
 
 
 #: the feedback and points columns churn_features adds when the data has those tables
@@ -273,77 +359,9 @@ def churn_features(data: History, cutoff: DateLike, *, horizon_days: float = 90.
     cut_f = cut.value / NS_DAY                      # cutoff in (fractional) days since epoch
     end_day = int(np.ceil(cut_f)) - 1               # last calendar day before the cutoff
 
-    # ---- one purchase per (customer, day) ------------------------------------------------
-    dmin = int(day.min())
-    span = end_day - dmin + 1
-    key = codes * span + (day - dmin)
-    ukey, inv = np.unique(key, return_inverse=True)
-    d_amt = np.bincount(inv, weights=amount, minlength=len(ukey))
-    d_qty = np.bincount(inv, weights=qty, minlength=len(ukey))
-    k_c = ukey // span
-    k_d = ukey % span + dmin
-    counts = np.bincount(k_c, minlength=n)
-    starts = np.r_[0, np.cumsum(counts)[:-1]]
-    ends = starts + counts - 1
-    first_d, last_d = k_d[starts], k_d[ends]
-    purchases = counts.astype(np.float64)
-
-    recency = cut_f - last_d
-    tenure = cut_f - first_d
-    spend_total = np.bincount(k_c, weights=d_amt, minlength=n)
-    units = np.bincount(k_c, weights=d_qty, minlength=n)
-
-    same = k_c[1:] == k_c[:-1]
-    gaps = np.diff(k_d).astype(np.float64)[same]
-    gc = k_c[1:][same]
-    n_gaps = np.bincount(gc, minlength=n).astype(np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        g1 = np.bincount(gc, weights=gaps, minlength=n)
-        g2 = np.bincount(gc, weights=gaps * gaps, minlength=n)
-        gap_mean = np.where(n_gaps > 0, g1 / np.maximum(n_gaps, 1), np.nan)
-        gap_std = np.where(n_gaps > 1, np.sqrt(np.clip(g2 / np.maximum(n_gaps, 1) - gap_mean ** 2, 0, None)),
-                           np.nan)
-        gap_max = np.full(n, np.nan)
-        if len(gc):
-            gm = np.zeros(n)
-            np.maximum.at(gm, gc, gaps)
-            gap_max = np.where(n_gaps > 0, gm, np.nan)
-        gap_last = np.where(counts > 1, last_d - k_d[np.maximum(ends - 1, 0)], np.nan).astype(np.float64)
-        rate = purchases / np.maximum(tenure, 1.0)
-        cols: dict[str, np.ndarray] = {
-            "recency_days": recency,
-            "tenure_days": tenure,
-            "purchases": purchases,
-            "purchase_rate_30d": 30.0 * rate,
-            "spend_total": spend_total,
-            "spend_per_purchase": spend_total / purchases,
-            "spend_last": d_amt[ends],
-            "spend_first": d_amt[starts],
-            "spend_max": np.maximum.reduceat(d_amt, starts) if n else np.zeros(0),
-            "units_per_purchase": units / purchases,
-            "gap_mean_days": gap_mean,
-            "gap_std_days": gap_std,
-            "gap_last_days": gap_last,
-            "gap_max_days": gap_max,
-            "overdue_ratio": recency / gap_mean,
-            "overdue_days": recency - gap_mean,
-            "recency_share": recency / np.maximum(tenure, 1.0),
-        }
-        for w in windows:
-            m = k_d >= cut_f - w
-            pw = np.bincount(k_c[m], minlength=n).astype(np.float64)
-            cols[f"purchases_{w}d"] = pw
-            cols[f"spend_{w}d"] = np.bincount(k_c[m], weights=d_amt[m], minlength=n)
-            cols[f"activity_{w}d"] = pw / np.maximum(rate * np.minimum(w, tenure), 1e-9)
-        rec_m = k_d >= cut_f - 91
-        prev_m = (k_d >= cut_f - 182) & ~rec_m
-        s_rec = np.bincount(k_c[rec_m], weights=d_amt[rec_m], minlength=n)
-        s_prev = np.bincount(k_c[prev_m], weights=d_amt[prev_m], minlength=n)
-        tot = np.abs(s_rec) + np.abs(s_prev)
-        cols["spend_trend"] = np.where(tot > 0, (s_rec - s_prev) / np.where(tot > 0, tot, 1.0), 0.0)
-
-    if "item_id" in tx.columns and tx["item_id"].nunique() > 1:
-        cols.update(_item_cycle_columns(tx, codes, day, n, span, dmin, cut_f))
+    items = tx["item_id"].to_numpy() if "item_id" in tx.columns and tx["item_id"].nunique() > 1 else None
+    cols, (purchases, first_d, last_d, span, dmin) = purchase_day_columns(codes, n, day, amount, qty, cut_f, end_day,
+                                                                         windows, items)
 
     if pt is not None:
         cols.update(loyalty_features(pt, cut, ids))
@@ -368,7 +386,7 @@ def churn_features(data: History, cutoff: DateLike, *, horizon_days: float = 90.
         with np.errstate(invalid="ignore", divide="ignore"):
             cols["target_purchases"] = t_cnt
             cols["target_recency_days"] = np.where(t_cnt > 0, cut_f - t_last, np.nan)
-            cols["target_spend_share"] = np.where(np.abs(spend_total) > 0, t_spend / np.abs(spend_total), 0.0)
+            cols["target_spend_share"] = np.where(np.abs(cols["spend_total"]) > 0, t_spend / np.abs(cols["spend_total"]), 0.0)
         for w in windows[-2:]:
             m = td >= cut_f - w
             cols[f"target_purchases_{w}d"] = np.bincount(tc[m], minlength=n).astype(np.float64)

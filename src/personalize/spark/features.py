@@ -16,7 +16,9 @@ parity tests compare them value by value. How the numbers are made equal:
 per-customer sums add in the pandas path's order (time, then input order),
 through an ordered fold (:func:`ordered_sums`) instead of Spark's unordered
 ``sum``, so they are bit-identical; day and time differences are computed from the same integer
-nanoseconds. What is *not* bit-identical, within 1e-9 relative:
+nanoseconds. The churn features go one step further: each partition's whole customers, in time
+order, go through the pandas path's own function
+(:func:`personalize.churn.features.purchase_day_columns`). What is *not* bit-identical, within 1e-9 relative:
 
 * population totals that only choose the top categories and channels
   (ties between two categories' total spend could order them differently);
@@ -67,10 +69,15 @@ def _W():
 
 # ---------------------------------------------------------------------------- building blocks
 def ordered_sums(df: DataFrame, keys: Sequence[str], order: Sequence[Column], sums: Mapping[str, Column], *,
-                 firsts: Sequence[str] = (), count: str | None = None) -> DataFrame:
+                 firsts: Sequence[str] = (), count: str | None = None,
+                 top: tuple[str, Column, Column] | None = None) -> DataFrame:
     """One row per group of the (non-null) ``keys`` columns: each of ``sums`` (name -> value, null counting
     as 0) added one row after another in the order of ``order`` (as numpy's bincount adds), the ``firsts``
     columns' values on the group's first row in that order, and with ``count`` the group's rows.
+
+    ``top`` = (name, code, weight): the column ``name`` holds the code (an integer, negative or null: left
+    out) whose weights add up (in the same order) to the most in the group, the smallest code of a tie,
+    -1 when the group has no code -- the group's top category, without a second pass.
 
     Spark's ``sum`` adds in whatever order partitions arrive; floating point
     makes that differ in the last bits from the pandas path. Here the rows
@@ -85,22 +92,32 @@ def ordered_sums(df: DataFrame, keys: Sequence[str], order: Sequence[Column], su
     F = _F()
     keys, firsts = list(keys), [c for c in firsts if c not in keys]
     ords = [f"_ord{i}" for i in range(len(order))]
+    extra = []
+    if top is not None:
+        extra = [F.coalesce(top[1].cast("long"), F.lit(-1)).alias("_topc"),
+                 F.coalesce(top[2].cast("double"), F.lit(0.0)).alias("_topw")]
     sel = df.select(*keys, *firsts, *[o.alias(n) for o, n in zip(order, ords)],
-                    *[F.coalesce(v.cast("double"), F.lit(0.0)).alias(n) for n, v in sums.items()])
+                    *[F.coalesce(v.cast("double"), F.lit(0.0)).alias(n) for n, v in sums.items()], *extra)
     fields = [sel.schema[c] for c in keys + firsts]
     if count:
         fields.append(StructField(count, LongType(), False))
     fields += [StructField(n, DoubleType(), False) for n in sums]
+    if top is not None:
+        fields.append(StructField(top[0], LongType(), False))
     ordered = sel.repartition(keys[0]).sortWithinPartitions(*keys, *ords).drop(*ords)
-    fold = _GroupFold(keys, firsts, list(sums), count)
+    fold = _GroupFold(keys, firsts, list(sums), count, top[0] if top is not None else None)
     return ordered.mapInPandas(fold, StructType(fields))
 
 
-class _GroupFold:
-    """The Python side of :func:`ordered_sums`: folds sorted batches group by group."""
+class _SortedGroups:
+    """A ``mapInPandas`` function over batches sorted by ``keys``: :meth:`_groups` gets whole groups only
+    (a group split between two Arrow batches is carried over into the next)."""
 
-    def __init__(self, keys: list[str], firsts: list[str], sums: list[str], count: str | None) -> None:
-        self.keys, self.firsts, self.sums, self.count = keys, firsts, sums, count
+    def __init__(self, keys: list[str]) -> None:
+        self.keys = keys
+
+    def _groups(self, b: pd.DataFrame, starts: np.ndarray) -> pd.DataFrame:  # pragma: no cover - abstract
+        raise NotImplementedError
 
     def __call__(self, batches):
         carry = None
@@ -125,6 +142,15 @@ class _GroupFold:
             new[1:] |= a[1:] != a[:-1]
         return np.flatnonzero(new)
 
+
+class _GroupFold(_SortedGroups):
+    """The Python side of :func:`ordered_sums`: folds sorted batches group by group."""
+
+    def __init__(self, keys: list[str], firsts: list[str], sums: list[str], count: str | None,
+                 top: str | None = None) -> None:
+        super().__init__(keys)
+        self.firsts, self.sums, self.count, self.top = firsts, sums, count, top
+
     def _groups(self, b: pd.DataFrame, starts: np.ndarray) -> pd.DataFrame:
         sizes = np.diff(np.append(starts, len(b)))
         codes = np.repeat(np.arange(len(starts)), sizes)
@@ -133,7 +159,28 @@ class _GroupFold:
             out[self.count] = sizes.astype(np.int64)
         for s in self.sums:
             out[s] = np.bincount(codes, weights=b[s].to_numpy(np.float64), minlength=len(starts))
+        if self.top:
+            out[self.top] = self._top(codes, len(starts), b["_topc"].to_numpy(np.int64),
+                                      b["_topw"].to_numpy(np.float64))
         return pd.DataFrame(out)
+
+    @staticmethod
+    def _top(groups: np.ndarray, n: int, code: np.ndarray, weight: np.ndarray) -> np.ndarray:
+        """Per group, the code with the largest sum of weights (added in row order), the smallest on a tie."""
+        best = np.full(n, -1, dtype=np.int64)
+        keep = code >= 0
+        if not keep.any():
+            return best
+        g, c = groups[keep], code[keep]
+        span = int(c.max()) + 1
+        pairs, inv = np.unique(g * span + c, return_inverse=True)
+        tot = np.bincount(inv, weights=weight[keep], minlength=len(pairs))
+        pg, pc = pairs // span, pairs % span
+        order = np.lexsort((pc, -tot, pg))  # by group, then the largest total, then the smallest code
+        first = np.ones(len(order), dtype=bool)
+        first[1:] = pg[order][1:] != pg[order][:-1]
+        best[pg[order][first]] = pc[order][first]
+        return best
 
 
 def _np_sum(cols: Sequence[Column]) -> Column:
@@ -222,6 +269,8 @@ class ProfileFrames:
         """``known``: ``sds.known_at(as_of)`` when the caller has it already (shared by several features)."""
         F = _F()
         self.sds = sds
+        self._planned: dict[str, Column] = {}  # order sums (plan_order_sums), computed in one pass
+        self._sums: DataFrame | None = None
         self.as_of = to_timestamp(as_of, "as_of")
         self.c_ns = int(self.as_of.value)
         known = known if known is not None else sds.known_at(self.as_of)
@@ -263,9 +312,21 @@ class ProfileFrames:
                                  .join(self.orders.select(*okey, F.col("o_lines").alias("_size")), okey, "left")
                                  .withColumn("o_lines", F.when(F.col("_buy"), F.col("_size"))).drop("_size"))
 
+    def plan_order_sums(self, sums: Mapping[str, Column]) -> None:
+        """Announce ``sums`` (name -> value per order) that a later :meth:`order_sums` call will ask for, so
+        that one pass over the orders computes them together with the others asked for."""
+        for name, value in sums.items():
+            if name in self._planned and str(self._planned[name]) != str(value):  # pragma: no cover - a bug
+                raise PersonalizeError(f"order sum {name!r} planned twice with different values")
+            self._planned[name] = value
+
     def order_sums(self, sums: Mapping[str, Column]) -> DataFrame:
-        """Per customer, ``sums`` over the orders added in order (:func:`ordered_sums` by ``o_pos``)."""
-        return ordered_sums(self.orders, ["customer_id"], [_F().col("o_pos")], sums)
+        """Per customer, ``sums`` over the orders added in order (:func:`ordered_sums` by ``o_pos``). Every
+        sum planned so far (:meth:`plan_order_sums`) is computed in the same pass, once."""
+        self.plan_order_sums(sums)
+        if self._sums is None or not set(sums) <= set(self._sums.columns):
+            self._sums = materialize(ordered_sums(self.orders, ["customer_id"], [_F().col("o_pos")], self._planned))
+        return self._sums.select("customer_id", *sums)
 
     def first_order_ns(self) -> int | None:
         """Time of the first order (integer nanoseconds), None without orders."""
@@ -298,8 +359,9 @@ class ProfileFrames:
         return orders
 
     def unpersist(self) -> None:
-        for df in (self.orders, self.lines):
-            df.unpersist()
+        for df in (self.orders, self.lines, self._sums):
+            if df is not None:
+                df.unpersist()
 
 
 # ---------------------------------------------------------------------------- profiles
@@ -309,10 +371,10 @@ class _Shares:
     the numerators, folded in the lines' order with the profile's other sums (:func:`ordered_sums`);
     :meth:`columns` turns them into the share columns."""
 
-    def __init__(self, prefix: str, lines: DataFrame, code: Column, labels: list, weight: Column, keep: int) -> None:
+    def __init__(self, prefix: str, code: Column, labels: list, weight: Column, keep: int,
+                 tot: Mapping[int, float]) -> None:
+        """``tot``: the total weight of each label code over every customer's lines."""
         F = _F()
-        tot = {r["_c"]: float(r["t"]) for r in lines.select(code.alias("_c"), weight.alias("_w"))
-               .filter(F.col("_c") >= 0).groupBy("_c").agg(F.sum("_w").alias("t")).collect()}
         ranked = sorted(range(len(labels)), key=lambda c: (-tot.get(c, 0.0), c))[:keep]
         self.top = [c for c in ranked if tot.get(c, 0.0) > 0]
         self.prefix, self.labels = prefix, labels
@@ -357,7 +419,7 @@ def profiles(sds: SparkDataset, as_of, *, top_categories: int = 5, trend_days: f
         F.sum(F.when(gm, F.col("_gap")).otherwise(0)).cast("double").alias("_s1"),
         F.sum(F.when(gm, F.col("_gap") * F.col("_gap")).otherwise(0)).cast("double").alias("_s2"),
         F.sum(F.col("o_disc")).cast("double").alias("_ndisc")) \
-        .join(a.order_sums({"_units": F.col("o_units")}), "customer_id")
+        .join(a.order_sums(_profile_order_sums()), "customer_id")
     tw = int(trend_days * NS_DAY)
     ns = F.col("_ns")
     recent = ns >= F.lit(c_ns - tw)
@@ -372,29 +434,55 @@ def profiles(sds: SparkDataset, as_of, *, top_categories: int = 5, trend_days: f
     lines = a.lines
     cat = chan = None
     cat_of = None
+    cat_labels: list = []
     items = sds.items
     if items is not None and "category" in items.columns and top_categories >= 0:
         cats = items.filter(F.col("category").isNotNull()).groupBy("category").agg(F.min(POS).alias("_f")) \
             .orderBy("_f").collect()
-        labels = [r["category"] for r in cats]
-        if labels:
-            cat_of = sds.spark.createDataFrame([(c, i) for i, c in enumerate(labels)], "category string, _cc int")
+        cat_labels = [r["category"] for r in cats]
+        if cat_labels:
+            cat_of = sds.spark.createDataFrame([(c, i) for i, c in enumerate(cat_labels)], "category string, _cc int")
             item_code = items.select("item_id", "category").join(F.broadcast(cat_of), "category").select("item_id", "_cc")
             lines = lines.join(item_code, "item_id", "left").withColumn("_cc", F.coalesce("_cc", F.lit(-1)))
-            cat = _Shares("share_cat__", lines, F.col("_cc"), labels, F.when(F.col("_buy"), amount).otherwise(0.0),
-                          top_categories)
-            sums.update(cat.sums)
-    if "channel" in sds.columns:
-        chans = lines.filter(F.col("channel").isNotNull()).groupBy("channel").agg(F.min(_seq()).alias("_f")) \
-            .orderBy("_f").collect()
-        labels = [r["channel"] for r in chans]
+    has_chan = "channel" in sds.columns
+    cat_w = F.when(F.col("_buy"), amount).otherwise(0.0)
+    chan_w = F.when(F.col("_buy"), F.lit(1.0) / F.col("o_lines")).otherwise(0.0)
+    rows = []
+    if cat_labels or has_chan:  # every label's total and the channels' order of first use: one aggregation
+        keys, aggs = [], []
+        if cat_labels:
+            keys.append("_cc")
+            aggs.append(F.sum(cat_w).alias("_tc"))
+        if has_chan:
+            keys.append("channel")
+            aggs += [F.min(F.when(F.col("channel").isNotNull(), _seq())).alias("_f"), F.sum(chan_w).alias("_th")]
+        rows = lines.groupBy(*keys).agg(*aggs).collect()
+    if cat_labels:
+        tot: dict[int, float] = {}
+        for r in rows:
+            if r["_cc"] >= 0:
+                tot[r["_cc"]] = tot.get(r["_cc"], 0.0) + float(r["_tc"])
+        cat = _Shares("share_cat__", F.col("_cc"), cat_labels, cat_w, top_categories, tot)
+        sums.update(cat.sums)
+    if has_chan:
+        first: dict = {}
+        for r in rows:
+            if r["channel"] is not None and (r["channel"] not in first or r["_f"] < first[r["channel"]]):
+                first[r["channel"]] = r["_f"]
+        labels = sorted(first, key=first.__getitem__)
         if labels:
-            code_of = sds.spark.createDataFrame([(c, i) for i, c in enumerate(labels)], "channel string, _ch int")
+            code = {c: i for i, c in enumerate(labels)}
+            tot = {}
+            for r in rows:
+                if r["channel"] is not None:
+                    tot[code[r["channel"]]] = tot.get(code[r["channel"]], 0.0) + float(r["_th"])
+            code_of = sds.spark.createDataFrame(list(code.items()), "channel string, _ch int")
             lines = lines.join(F.broadcast(code_of), "channel", "left").withColumn("_ch", F.coalesce("_ch", F.lit(-1)))
-            chan = _Shares("share_channel__", lines, F.col("_ch"), labels,
-                           F.when(F.col("_buy"), F.lit(1.0) / F.col("o_lines")).otherwise(0.0), MAX_CHANNELS)
+            chan = _Shares("share_channel__", F.col("_ch"), labels, chan_w, MAX_CHANNELS, tot)
             sums.update(chan.sums)
-    mat = materialize(ordered_sums(lines, ["customer_id"], _seq_cols(), sums))
+    # the top category (most spend, the first category on a tie) in the same pass
+    top = ("_top", F.when(F.col("_buy"), F.col("_cc")), amount) if cat is not None else None
+    mat = materialize(ordered_sums(lines, ["customer_id"], _seq_cols(), sums, top=top))
     p = per_order.join(mat, "customer_id")
     n_orders = F.col("orders").cast("double")
     mean = F.col("_s1") / F.col("_ng")
@@ -426,15 +514,10 @@ def profiles(sds: SparkDataset, as_of, *, top_categories: int = 5, trend_days: f
     gross = F.col("_units") + F.col("_r")
     p = p.withColumn("return_rate", F.when(gross > 0, F.col("_r") / gross).otherwise(_nan())).drop("_r", "_units")
     names = [c for c in p.columns if c not in cat_names + chan_names] + cat_names
-    if cat is not None:
-        valid = lines.filter((F.col("_cc") >= 0) & F.col("_buy"))
-        if valid.limit(1).count():
-            pair = ordered_sums(valid, ["customer_id", "_cc"], _seq_cols(), {"_sp": amount})
-            best = pair.groupBy("customer_id").agg(F.max(F.struct(F.col("_sp"), (-F.col("_cc")).alias("_nc")))
-                                                   .alias("_b")).select("customer_id", (-F.col("_b._nc")).alias("_cc"))
-            best = best.join(F.broadcast(cat_of), "_cc").select("customer_id", F.col("category").alias("top_category"))
-            p = p.join(best, "customer_id", "left")
-            names.append("top_category")
+    if cat is not None and mat.filter(F.col("_top") >= 0).limit(1).count():
+        best = mat.select("customer_id", F.col("_top").cast("int").alias("_cc")).join(F.broadcast(cat_of), "_cc")
+        p = p.join(best.select("customer_id", F.col("category").alias("top_category")), "customer_id", "left")
+        names.append("top_category")
     names += chan_names
     cust = sds.customers
     if cust is not None and "birth_date" in cust.columns:
@@ -442,6 +525,11 @@ def profiles(sds: SparkDataset, as_of, *, top_categories: int = 5, trend_days: f
         p = _birthday(p, a.as_of)
         names += ["days_to_birthday", "age_years"]
     return p.select(*names)
+
+
+def _profile_order_sums() -> dict[str, Column]:
+    """The per-order sums :func:`profiles` takes (:meth:`ProfileFrames.order_sums`)."""
+    return {"_units": _F().col("o_units")}
 
 
 def _birthday(p: DataFrame, as_of: pd.Timestamp) -> DataFrame:
@@ -576,6 +664,18 @@ def _qualifies(tier, spend: Column, orders: Column, mode: str) -> Column:
     return out
 
 
+def _in_tier_window(a: ProfileFrames, cfg: TierConfig) -> Column:
+    """Orders inside the tier window that ends at ``as_of``."""
+    w_sec = int(round(cfg.window_days * 86400))
+    return _F().col("o_sec") > _F().lit(a.as_of.value // NS_SEC - w_sec)
+
+
+def _tier_order_sums(a: ProfileFrames, cfg: TierConfig) -> dict[str, Column]:
+    """The per-order sums :func:`_tiers` takes."""
+    F = _F()
+    return {"t12m_spend": F.when(_in_tier_window(a, cfg), F.col("o_amount")).otherwise(0.0)}
+
+
 def _tiers(a: ProfileFrames, cfg: TierConfig) -> DataFrame:
     """Current tier, since when, trailing spend / orders and the distance to the next tier
     (:func:`personalize.analytics.membership_tiers`)."""
@@ -593,15 +693,14 @@ def _tiers(a: ProfileFrames, cfg: TierConfig) -> DataFrame:
                     - F.col("_s_old"))
     o = o.withColumn("_s_before", F.col("_s_after") - F.col("o_amount")) \
         .withColumn("_n_before", F.col("_n_after") - 1).withColumn("_first", F.col("o_pos") == 0)
-    now_sec = a.as_of.value // NS_SEC
-    in_now = F.col("o_sec") > F.lit(now_sec - w_sec)
+    in_now = _in_tier_window(a, cfg)
     ups = []
     for k, tier in enumerate(cfg.tiers):
         up = _qualifies(tier, F.col("_s_after"), F.col("_n_after"), cfg.mode) & \
             ~(_qualifies(tier, F.col("_s_before"), F.col("_n_before"), cfg.mode) & ~F.col("_first"))
         ups.append(F.max(F.when(up, F.struct(F.col("o_pos"), F.col("o_ts").alias("ts")))).alias(f"_up{k}"))
     agg = o.groupBy("customer_id").agg(F.sum(F.when(in_now, 1).otherwise(0)).cast("long").alias("t12m_orders"), *ups) \
-        .join(a.order_sums({"t12m_spend": F.when(in_now, F.col("o_amount")).otherwise(0.0)}), "customer_id")
+        .join(a.order_sums(_tier_order_sums(a, cfg)), "customer_id")
     s_now, n_now = F.col("t12m_spend"), F.col("t12m_orders")
     level = F.lit(-1)
     for k, tier in enumerate(cfg.tiers):
@@ -631,23 +730,32 @@ def _tiers(a: ProfileFrames, cfg: TierConfig) -> DataFrame:
 
 
 # ---------------------------------------------------------------------------- CLV
+class _ClvSummary(_SortedGroups):
+    """The Python side of :func:`_clv_summary`: the pandas path's ``summary_from_arrays`` on whole customers."""
+
+    def __init__(self, cal_day: int) -> None:
+        super().__init__(["customer_id"])
+        self.cal_day = cal_day
+
+    def _groups(self, b: pd.DataFrame, starts: np.ndarray) -> pd.DataFrame:
+        from personalize.analytics.clv import summary_from_arrays
+
+        codes = np.repeat(np.arange(len(starts), dtype=np.int64), np.diff(np.append(starts, len(b))))
+        s = summary_from_arrays(codes, b["customer_id"].to_numpy(dtype=object)[starts], b["_day"].to_numpy(np.int64),
+                                b["o_amount"].to_numpy(np.float64), cal_day=self.cal_day, time_unit="W")
+        return s.drop(columns="first_purchase").reset_index()
+
+
 def _clv_summary(a: ProfileFrames) -> DataFrame:
-    """The BG/NBD calibration summary in weeks (``summary_from_arrays`` with ``time_unit="W"``)."""
+    """The BG/NBD calibration summary in weeks: each partition's whole customers, their orders in order,
+    through the pandas path's ``summary_from_arrays`` (``time_unit="W"``)."""
     F = _F()
     cal_day = (a.as_of.value - 1) // NS_DAY
-    days = ordered_sums(a.orders.withColumn("_day", _idiv("o_ts", NS_DAY)), ["customer_id", "_day"], [F.col("o_pos")],
-                        {"_amt": F.col("o_amount")}).filter(F.col("_day") <= cal_day)
-    days = materialize(days)
-    s = days.groupBy("customer_id").agg(
-        F.count(F.lit(1)).alias("_nd"), F.min("_day").alias("_fd"), F.max("_day").alias("_ld"),
-        F.min_by("_amt", "_day").alias("_famt")) \
-        .join(ordered_sums(days, ["customer_id"], [F.col("_day")], {"_tot": F.col("_amt")}), "customer_id")
-    freq = F.col("_nd") - 1
-    return s.select("customer_id", freq.cast("long").alias("frequency"),
-                    ((F.col("_ld") - F.col("_fd")).cast("double") / 7.0).alias("recency"),
-                    ((F.lit(cal_day) - F.col("_fd")).cast("double") / 7.0).alias("T"),
-                    F.when(freq > 0, (F.col("_tot") - F.col("_famt")) / F.greatest(freq, F.lit(1)).cast("double"))
-                    .otherwise(0.0).alias("monetary_value"))
+    o = a.orders.select("customer_id", _idiv("o_ts", NS_DAY).alias("_day"), "o_amount", "o_pos") \
+        .filter(F.col("_day") <= cal_day)
+    ordered = o.repartition("customer_id").sortWithinPartitions("customer_id", "o_pos").drop("o_pos")
+    schema = "customer_id string, frequency long, recency double, T double, monetary_value double"
+    return ordered.mapInPandas(_ClvSummary(int(cal_day)), schema)
 
 
 def _clv_scores(summary: DataFrame, model_name: str, bg_state: dict, gg_state: dict, horizon_days: float,
@@ -671,6 +779,21 @@ def _clv_scores(summary: DataFrame, model_name: str, bg_state: dict, gg_state: d
     return summary.mapInPandas(score, schema)
 
 
+def _simple_clv_periods(a: ProfileFrames, period: float) -> tuple[Column, Column]:
+    """(orders in the last period, orders in the one before) of :func:`_simple_clv`."""
+    F = _F()
+    p_ns = int(period * NS_DAY)
+    last = F.col("o_ts") >= F.lit(a.c_ns - p_ns)
+    return last, (F.col("o_ts") >= F.lit(a.c_ns - 2 * p_ns)) & ~last
+
+
+def _simple_clv_order_sums(a: ProfileFrames, period: float) -> dict[str, Column]:
+    """The per-order sums :func:`_simple_clv` takes with a period of ``period`` days."""
+    F = _F()
+    last, _ = _simple_clv_periods(a, period)
+    return {"_val": F.when(last, F.col("o_amount")).otherwise(0.0), "_all": F.col("o_amount")}
+
+
 def _simple_clv(a: ProfileFrames, period_days: float) -> tuple[DataFrame, dict]:
     """(``clv_simple`` per customer, the attrs of :func:`personalize.analytics.simple_clv`) with one period
     (shortened as the pandas path does, by the same functions); raises DataError as it does."""
@@ -678,14 +801,11 @@ def _simple_clv(a: ProfileFrames, period_days: float) -> tuple[DataFrame, dict]:
 
     F = _F()
     period, history_days, note = simple_clv_period(period_days, as_of=a.as_of, first_ns=a.first_order_ns())
-    p_ns = int(period * NS_DAY)
-    last = F.col("o_ts") >= F.lit(a.c_ns - p_ns)
-    prev = (F.col("o_ts") >= F.lit(a.c_ns - 2 * p_ns)) & ~last
+    last, prev = _simple_clv_periods(a, period)
     per = a.orders.groupBy("customer_id").agg(
         F.sum(F.when(last, 1).otherwise(0)).alias("_f"), F.count(F.lit(1)).alias("_n"),
         F.max(F.when(prev, 1).otherwise(0)).alias("_prev")) \
-        .join(a.order_sums({"_val": F.when(last, F.col("o_amount")).otherwise(0.0), "_all": F.col("o_amount")}),
-              "customer_id").persist()
+        .join(a.order_sums(_simple_clv_order_sums(a, period)), "customer_id").persist()
     r = per.agg(F.sum("_prev").alias("np"), F.sum(F.when((F.col("_prev") == 1) & (F.col("_f") > 0), 1)
                                                  .otherwise(0)).alias("kept")).collect()[0]
     n_prev = int(r["np"] or 0)
@@ -757,17 +877,31 @@ def customer_view(sds: SparkDataset, as_of, *, rfm_thresholds: dict | None = Non
                   segment_rules: Sequence[SegmentRule] = DEFAULT_SEGMENT_RULES,
                   lifecycle: LifecycleConfig | None = None, tiers: TierConfig | None = None, clv: bool = True,
                   clv_horizon_days: float = 365.0, annual_discount_rate: float = 0.10,
-                  simple_period_days: float = 365.0, clv_model: str = "auto") -> tuple[DataFrame, dict]:
+                  simple_period_days: float = 365.0, clv_model: str = "auto",
+                  known: DataFrame | None = None) -> tuple[DataFrame, dict]:
     """(Spark DataFrame, attrs): :func:`personalize.analytics.customer_view` on Spark, one row per customer
     who bought before ``as_of``, with ``customer_id`` as a column; ``attrs`` as the pandas frame's (the CLV
-    model selection, status and notes by the same functions)."""
-    a = ProfileFrames(sds, as_of)
+    model selection, status and notes by the same functions). ``known``: ``sds.known_at(as_of)`` when the
+    caller has it already (materialized; the churn scoring features take the same lines)."""
+    from personalize.analytics.clv import simple_clv_period
+
+    a = ProfileFrames(sds, as_of, known=known)
+    tiers = tiers or TierConfig()
+    # the per-customer order sums of profiles, tiers and simple CLV: one pass over the orders
+    a.plan_order_sums(_profile_order_sums())
+    a.plan_order_sums(_tier_order_sums(a, tiers))
+    if clv:
+        try:
+            period = simple_clv_period(simple_period_days, as_of=a.as_of, first_ns=a.first_order_ns())[0]
+            a.plan_order_sums(_simple_clv_order_sums(a, period))
+        except DataError:  # _simple_clv says why, in the attrs
+            pass
     prof = materialize(profiles(sds, as_of, frames=a))
     order = list(prof.columns)
     view = rfm_scores(prof, thresholds=rfm_thresholds, ties=rfm_ties)
     view = _segments(view, segment_rules)
     view, default_gap = _lifecycle(view, lifecycle or LifecycleConfig())
-    view = view.join(_tiers(a, tiers or TierConfig()), "customer_id", "left")
+    view = view.join(_tiers(a, tiers), "customer_id", "left")
     attrs: dict[str, Any] = {"as_of": a.as_of.isoformat(), "default_gap_days": default_gap}
     cols = order + ["R", "F", "M", "FM", "rfm", "segment", "expected_gap_days", "rhythm_ratio", "lifecycle",
                     "tier", "tier_level", "tier_since", "t12m_spend", "t12m_orders", "next_tier",
@@ -804,13 +938,41 @@ def view_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
     return clv_dtypes(frame)
 
 
+class _ChurnDays(_SortedGroups):
+    """The Python side of :func:`churn_features`: the pandas path's purchase-day features
+    (:func:`personalize.churn.features.purchase_day_columns`) of whole customers, batch by batch."""
+
+    def __init__(self, cut_f: float, end_day: int, windows: tuple[int, ...], with_items: bool,
+                 names: list[str]) -> None:
+        super().__init__(["customer_id"])
+        self.cut_f, self.end_day, self.windows, self.with_items, self.names = cut_f, end_day, windows, with_items, names
+
+    def _groups(self, b: pd.DataFrame, starts: np.ndarray) -> pd.DataFrame:
+        from personalize.churn.features import purchase_day_columns
+
+        n = len(starts)
+        codes = np.repeat(np.arange(n, dtype=np.int64), np.diff(np.append(starts, len(b))))
+        cols, (purchases, first_d, last_d, _, _) = purchase_day_columns(
+            codes, n, b["_day"].to_numpy(np.int64), b["amount"].to_numpy(np.float64),
+            b["quantity"].to_numpy(np.float64), self.cut_f, self.end_day, self.windows,
+            b["item_id"].to_numpy(dtype=object) if self.with_items else None)
+        out = {"customer_id": b["customer_id"].to_numpy()[starts], "_n": purchases.astype(np.int64),
+               "_fd": np.asarray(first_d, np.int64), "_ld": np.asarray(last_d, np.int64)}
+        out.update({c: np.asarray(cols[c], dtype=np.float64) for c in self.names})
+        return pd.DataFrame(out)
+
+
 def churn_features(sds: SparkDataset, cutoff, *, horizon_days: float = 90.0,
                    windows: tuple[int, ...] = DEFAULT_WINDOWS, bgnbd: bool = True,
                    known: DataFrame | None = None) -> tuple[DataFrame, dict | None]:
     """(Spark DataFrame, BG/NBD params or None): :func:`personalize.churn.churn_features` at ``cutoff``,
     one row per customer with a line before it, ``customer_id`` plus the float64 feature columns.
     ``known``: the materialized ``sds.known_at(cutoff)`` when the caller has it already."""
-    F, W = _F(), _W()
+    from pyspark.sql.types import DoubleType, LongType, StructField, StructType
+
+    from personalize.churn.features import purchase_day_columns
+
+    F = _F()
     cut = to_timestamp(cutoff, "cutoff")
     if horizon_days <= 0:
         raise DataError(f"horizon_days must be > 0, got {horizon_days}")
@@ -822,70 +984,21 @@ def churn_features(sds: SparkDataset, cutoff, *, horizon_days: float = 90.0,
         raise DataError(f"no transactions before cutoff {cut}", table="transactions", column="timestamp")
     cut_f = cut.value / NS_DAY
     end_day = int(math.ceil(cut_f)) - 1
-    lines = lines.withColumn("_ns", _ns()).withColumn("_day", _idiv("_ns", NS_DAY))
-    days = ordered_sums(lines, ["customer_id", "_day"], _seq_cols(), {"_amt": F.col("amount"), "_qty": F.col("quantity")})
-    w = W.partitionBy("customer_id").orderBy("_day")
-    days = days.withColumn("_gap", F.col("_day") - F.lag("_day").over(w))
-    days = materialize(days)
-    g = F.col("_gap")
-    day_c, amt = F.col("_day"), F.col("_amt")
-    aggs = [F.count(F.lit(1)).alias("_n"), F.min("_day").alias("_fd"), F.max("_day").alias("_ld"),
-            F.count(g).alias("_ng"), F.sum(g).cast("double").alias("_g1"), F.sum(g * g).cast("double").alias("_g2"),
-            F.max(g).cast("double").alias("_gmax"), F.max_by(amt, day_c).alias("spend_last"),
-            F.min_by(amt, day_c).alias("spend_first"), F.max(amt).alias("spend_max"),
-            F.max_by(g, day_c).alias("_gap_last")]
-    sums = {"spend_total": amt, "_units": F.col("_qty")}
-    for wd in windows:
-        m = day_c >= F.lit(cut_f - wd)
-        aggs.append(F.sum(F.when(m, 1).otherwise(0)).cast("double").alias(f"purchases_{wd}d"))
-        sums[f"spend_{wd}d"] = F.when(m, amt).otherwise(0.0)
-    rec_m = day_c >= F.lit(cut_f - 91)
-    prev_m = (day_c >= F.lit(cut_f - 182)) & ~rec_m
-    sums.update(_srec=F.when(rec_m, amt).otherwise(0.0), _sprev=F.when(prev_m, amt).otherwise(0.0))
-    c = days.groupBy("customer_id").agg(*aggs).join(ordered_sums(days, ["customer_id"], [day_c], sums), "customer_id")
-    n = F.col("_n").cast("double")
-    recency = F.lit(cut_f) - F.col("_ld")
-    tenure = F.lit(cut_f) - F.col("_fd")
-    rate = n / F.greatest(tenure, F.lit(1.0))
-    mean = F.col("_g1") / F.col("_ng")
-    gap_mean = F.when(F.col("_ng") > 0, mean).otherwise(_nan())
-    cols = {
-        "recency_days": recency, "tenure_days": tenure, "purchases": n, "purchase_rate_30d": F.lit(30.0) * rate,
-        "spend_total": F.col("spend_total"), "spend_per_purchase": F.col("spend_total") / n,
-        "spend_last": F.col("spend_last"), "spend_first": F.col("spend_first"), "spend_max": F.col("spend_max"),
-        "units_per_purchase": F.col("_units") / n, "gap_mean_days": gap_mean,
-        "gap_std_days": F.when(F.col("_ng") > 1, F.sqrt(F.greatest(F.col("_g2") / F.col("_ng") - mean * mean,
-                                                                    F.lit(0.0)))).otherwise(_nan()),
-        "gap_last_days": F.when(F.col("_n") > 1, F.col("_gap_last").cast("double")).otherwise(_nan()),
-        "gap_max_days": F.when(F.col("_ng") > 0, F.col("_gmax")).otherwise(_nan()),
-        "overdue_ratio": recency / gap_mean, "overdue_days": recency - gap_mean,
-        "recency_share": recency / F.greatest(tenure, F.lit(1.0)),
-    }
-    for wd in windows:
-        pw = F.col(f"purchases_{wd}d")
-        cols[f"purchases_{wd}d"] = pw
-        cols[f"spend_{wd}d"] = F.col(f"spend_{wd}d")
-        cols[f"activity_{wd}d"] = pw / F.greatest(rate * F.least(F.lit(float(wd)), tenure), F.lit(1e-9))
-    tot = F.abs(F.col("_srec")) + F.abs(F.col("_sprev"))
-    cols["spend_trend"] = F.when(tot > 0, (F.col("_srec") - F.col("_sprev")) / tot).otherwise(0.0)
-    feats = c.select("customer_id", "_n", "_fd", "_ld", *[e.cast("double").alias(k) for k, e in cols.items()])
-    names = list(cols)
-    if lines.select("item_id").distinct().limit(2).count() > 1:
-        pairs = lines.groupBy("customer_id", "item_id") \
-            .agg(F.count_distinct("_day").alias("_cnt"), F.min("_day").alias("_f"), F.max("_day").alias("_l")) \
-            .filter(F.col("_cnt") >= 2)
-        due = F.col("_l") + (F.col("_l") - F.col("_f")) / (F.col("_cnt") - 1).cast("double") - F.lit(cut_f)
-        habits = pairs.withColumn("_due", due).groupBy("customer_id").agg(
-            F.count(F.lit(1)).cast("double").alias("repeat_items"),
-            F.sum(F.when(F.col("_due") < 0, 1.0).otherwise(0.0)).alias("repeat_items_overdue"),
-            F.min("_due").alias("repeat_item_due_days"),
-            F.min(F.when(F.col("_due") >= 0, F.col("_due"))).alias("repeat_item_next_due_days"))
-        feats = feats.join(habits, "customer_id", "left") \
-            .withColumn("repeat_items", F.coalesce("repeat_items", F.lit(0.0))) \
-            .withColumn("repeat_items_overdue", F.coalesce("repeat_items_overdue", F.lit(0.0))) \
-            .withColumn("repeat_item_due_days", F.coalesce("repeat_item_due_days", _nan())) \
-            .withColumn("repeat_item_next_due_days", F.coalesce("repeat_item_next_due_days", _nan()))
-        names += ["repeat_items", "repeat_items_overdue", "repeat_item_due_days", "repeat_item_next_due_days"]
+    with_items = lines.select("item_id").distinct().limit(2).count() > 1
+    # the column names, from the pandas path's own function on one line
+    names = list(purchase_day_columns(np.zeros(1, np.int64), 1, np.array([end_day]), np.ones(1), np.ones(1), cut_f,
+                                      end_day, windows, np.array(["i"], dtype=object) if with_items else None)[0])
+    # every customer's lines in one partition, in time order: the features by the pandas path's function
+    # (time order implies day order, so its per-day and per-customer sums add as the pandas path's do)
+    sel = lines.withColumn("_ns", _ns()).select(
+        "customer_id", _idiv("_ns", NS_DAY).alias("_day"), F.col("amount").cast("double"),
+        F.col("quantity").cast("double"), *(["item_id"] if with_items else []), *_seq_cols())
+    ordered = sel.repartition("customer_id").sortWithinPartitions("customer_id", *_seq_cols()) \
+        .drop("timestamp", RESTORED, POS)
+    schema = StructType([StructField("customer_id", sel.schema["customer_id"].dataType, False),
+                         *[StructField(c, LongType(), False) for c in ("_n", "_fd", "_ld")],
+                         *[StructField(c, DoubleType(), True) for c in names]])
+    feats = ordered.mapInPandas(_ChurnDays(cut_f, end_day, windows, with_items, names), schema)
     params = None
     if bgnbd:
         feats, params = _bgnbd_columns(feats, end_day, horizon_days / 7.0)
@@ -939,10 +1052,12 @@ def labels(sds: SparkDataset, cutoff, horizon_days: float) -> DataFrame:
 
 
 def snapshot(sds: SparkDataset, cutoff, *, horizon_days: float = 90.0, with_labels: bool = True,
-             windows: tuple[int, ...] = DEFAULT_WINDOWS, bgnbd: bool = True, end=None) -> tuple[DataFrame, dict]:
+             windows: tuple[int, ...] = DEFAULT_WINDOWS, bgnbd: bool = True, end=None,
+             known: DataFrame | None = None) -> tuple[DataFrame, dict]:
     """(Spark DataFrame, meta): one churn snapshot (:func:`personalize.churn.snapshot` with
     ``target="churn"``): the features at ``cutoff``, ``cutoff`` and, with labels, ``label`` (1 = no
-    purchase in the horizon). The label window must be closed (``cutoff + horizon <= end``)."""
+    purchase in the horizon). The label window must be closed (``cutoff + horizon <= end``). ``known``:
+    the materialized ``sds.known_at(cutoff)`` when the caller has it already."""
     F = _F()
     cut = to_timestamp(cutoff, "cutoff")
     if horizon_days <= 0:
@@ -952,7 +1067,7 @@ def snapshot(sds: SparkDataset, cutoff, *, horizon_days: float = 90.0, with_labe
         if cut + pd.Timedelta(days=float(horizon_days)) > stop:
             raise DataError(f"label window of cutoff {cut.date()} + {horizon_days:g} days ends after the data "
                             f"(which ends {stop.date()}); use an earlier cutoff or a shorter horizon")
-    feats, params = churn_features(sds, cut, horizon_days=horizon_days, windows=windows, bgnbd=bgnbd)
+    feats, params = churn_features(sds, cut, horizon_days=horizon_days, windows=windows, bgnbd=bgnbd, known=known)
     feats = feats.withColumn("cutoff", F.lit(cut.to_pydatetime()))
     if with_labels:
         lab = labels(sds, cut, horizon_days)
@@ -998,10 +1113,13 @@ def training_set(sds: SparkDataset, cutoffs, *, horizon_days: float = 90.0,
 
 
 def scoring_frame(sds: SparkDataset, as_of=None, *, horizon_days: float = 90.0,
-                  windows: tuple[int, ...] = DEFAULT_WINDOWS, bgnbd: bool = True) -> DataFrame:
-    """Production scoring features of every customer as of ``as_of`` (default: the data's end), on Spark."""
+                  windows: tuple[int, ...] = DEFAULT_WINDOWS, bgnbd: bool = True,
+                  known: DataFrame | None = None) -> DataFrame:
+    """Production scoring features of every customer as of ``as_of`` (default: the data's end), on Spark.
+    ``known``: the materialized ``sds.known_at(as_of)`` when the caller has it already."""
     cut = to_timestamp(as_of, "as_of") if as_of is not None else sds.data_end()
-    df, _ = snapshot(sds, cut, horizon_days=horizon_days, with_labels=False, windows=windows, bgnbd=bgnbd)
+    df, _ = snapshot(sds, cut, horizon_days=horizon_days, with_labels=False, windows=windows, bgnbd=bgnbd,
+                     known=known)
     return df
 
 
