@@ -104,9 +104,8 @@ def ordered_sums(df: DataFrame, keys: Sequence[str], order: Sequence[Column], su
     fields += [StructField(n, DoubleType(), False) for n in sums]
     if top is not None:
         fields.append(StructField(top[0], LongType(), False))
-    ordered = sel.repartition(keys[0]).sortWithinPartitions(*keys, *ords).drop(*ords)
     fold = _GroupFold(keys, firsts, list(sums), count, top[0] if top is not None else None)
-    return ordered.mapInPandas(fold, StructType(fields))
+    return fold.apply(sel, ords, StructType(fields))
 
 
 class _SortedGroups:
@@ -118,6 +117,19 @@ class _SortedGroups:
 
     def _groups(self, b: pd.DataFrame, starts: np.ndarray) -> pd.DataFrame:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    @staticmethod
+    def _codes(starts: np.ndarray, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+        """(each row's group 0 .. len(starts)-1, each group's rows) of a batch whose groups start at ``starts``."""
+        sizes = np.diff(np.append(starts, n_rows))
+        return np.repeat(np.arange(len(starts), dtype=np.int64), sizes), sizes
+
+    def apply(self, df: DataFrame, order: Sequence[str], schema) -> DataFrame:
+        """This fold over ``df``: hash-partitioned by the first key, sorted within partitions by the keys and
+        then the ``order`` columns (which are dropped before the fold)."""
+        order = list(order)
+        return df.repartition(self.keys[0]).sortWithinPartitions(*self.keys, *order).drop(*order) \
+            .mapInPandas(self, schema)
 
     def __call__(self, batches):
         carry = None
@@ -152,8 +164,7 @@ class _GroupFold(_SortedGroups):
         self.firsts, self.sums, self.count, self.top = firsts, sums, count, top
 
     def _groups(self, b: pd.DataFrame, starts: np.ndarray) -> pd.DataFrame:
-        sizes = np.diff(np.append(starts, len(b)))
-        codes = np.repeat(np.arange(len(starts)), sizes)
+        codes, sizes = self._codes(starts, len(b))
         out = {c: b[c].to_numpy()[starts] for c in self.keys + self.firsts}
         if self.count:
             out[self.count] = sizes.astype(np.int64)
@@ -740,7 +751,7 @@ class _ClvSummary(_SortedGroups):
     def _groups(self, b: pd.DataFrame, starts: np.ndarray) -> pd.DataFrame:
         from personalize.analytics.clv import summary_from_arrays
 
-        codes = np.repeat(np.arange(len(starts), dtype=np.int64), np.diff(np.append(starts, len(b))))
+        codes, _ = self._codes(starts, len(b))
         s = summary_from_arrays(codes, b["customer_id"].to_numpy(dtype=object)[starts], b["_day"].to_numpy(np.int64),
                                 b["o_amount"].to_numpy(np.float64), cal_day=self.cal_day, time_unit="W")
         return s.drop(columns="first_purchase").reset_index()
@@ -753,9 +764,8 @@ def _clv_summary(a: ProfileFrames) -> DataFrame:
     cal_day = (a.as_of.value - 1) // NS_DAY
     o = a.orders.select("customer_id", _idiv("o_ts", NS_DAY).alias("_day"), "o_amount", "o_pos") \
         .filter(F.col("_day") <= cal_day)
-    ordered = o.repartition("customer_id").sortWithinPartitions("customer_id", "o_pos").drop("o_pos")
     schema = "customer_id string, frequency long, recency double, T double, monetary_value double"
-    return ordered.mapInPandas(_ClvSummary(int(cal_day)), schema)
+    return _ClvSummary(int(cal_day)).apply(o, ["o_pos"], schema)
 
 
 def _clv_scores(summary: DataFrame, model_name: str, bg_state: dict, gg_state: dict, horizon_days: float,
@@ -951,7 +961,7 @@ class _ChurnDays(_SortedGroups):
         from personalize.churn.features import purchase_day_columns
 
         n = len(starts)
-        codes = np.repeat(np.arange(n, dtype=np.int64), np.diff(np.append(starts, len(b))))
+        codes, _ = self._codes(starts, len(b))
         cols, (purchases, first_d, last_d, _, _) = purchase_day_columns(
             codes, n, b["_day"].to_numpy(np.int64), b["amount"].to_numpy(np.float64),
             b["quantity"].to_numpy(np.float64), self.cut_f, self.end_day, self.windows,
@@ -993,12 +1003,10 @@ def churn_features(sds: SparkDataset, cutoff, *, horizon_days: float = 90.0,
     sel = lines.withColumn("_ns", _ns()).select(
         "customer_id", _idiv("_ns", NS_DAY).alias("_day"), F.col("amount").cast("double"),
         F.col("quantity").cast("double"), *(["item_id"] if with_items else []), *_seq_cols())
-    ordered = sel.repartition("customer_id").sortWithinPartitions("customer_id", *_seq_cols()) \
-        .drop("timestamp", RESTORED, POS)
     schema = StructType([StructField("customer_id", sel.schema["customer_id"].dataType, False),
                          *[StructField(c, LongType(), False) for c in ("_n", "_fd", "_ld")],
                          *[StructField(c, DoubleType(), True) for c in names]])
-    feats = ordered.mapInPandas(_ChurnDays(cut_f, end_day, windows, with_items, names), schema)
+    feats = _ChurnDays(cut_f, end_day, windows, with_items, names).apply(sel, ["timestamp", RESTORED, POS], schema)
     params = None
     if bgnbd:
         feats, params = _bgnbd_columns(feats, end_day, horizon_days / 7.0)
