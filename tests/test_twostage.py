@@ -278,8 +278,11 @@ def test_the_validation_window_decides_ranker_or_generator_and_it_is_served(popu
     for mode in ("all", "discovery"):
         v = val[mode]
         assert v["status"] == "ok" and set(v["ndcg"]) == {"ranker", *two.generator_names_}
-        best = max(v["ndcg"], key=v["ndcg"].get)
-        assert v["chosen"] == ("ranker" if v["ndcg"]["ranker"] >= v["ndcg"][best] else best)
+        gen = max(two.generator_names_, key=v["ndcg"].get)
+        assert v["best_generator"] == gen and v["lead_se"] > 0
+        # the ranker serves only with a lead over the best generator beyond one standard error
+        lead = v["ndcg"]["ranker"] - v["ndcg"][gen]
+        assert v["chosen"] == ("ranker" if lead > v["lead_se"] else gen)
         assert two.choice_[mode] == v["chosen"]
     # popularity rules discovery here: the ranker does not beat Popular on the validation window, so Popular
     # serves that mode, list for list
@@ -345,3 +348,64 @@ def test_training_windows_fit_on_a_customer_sample(split):
     assert m.generators_["popular"].item_scores_.sum() == split.train.interaction_matrix("count").getnnz()
     with pytest.raises(PersonalizeError, match="max_fit_customers"):
         TwoStage(max_fit_customers=0).fit(split.train)
+
+
+def test_refit_keeps_the_rankers_and_refits_the_generators_on_the_new_data(split):
+    early = split.train.until(pd.Timestamp(TEST_START) - pd.Timedelta(days=60))
+    with threadpool_limits(1, "blas"):
+        m = _model(n_candidates=10, n_estimators=10, train_windows=2).fit(early)
+        rankers = {mode: b.model_to_string() for mode, b in m.rankers_.items() if b is not None}
+        choice = dict(m.choice_)
+        with pytest.raises(NotFittedError):
+            _model().refit(early)
+        m.refit(split.train)
+    assert rankers and {mode: b.model_to_string() for mode, b in m.rankers_.items() if b is not None} == rankers
+    assert m.choice_ == choice
+    info = m.train_info_
+    assert info["rankers_from"]["end"] < info["end"] and info["end"].startswith(
+        str(split.train.last_timestamp.date()))
+    # the generators and the feature tables are those of the new data: its customers, its purchases
+    assert m.state_.n_active == split.train.n_customers
+    assert m.generators_["popular"].item_scores_.sum() == split.train.interaction_matrix("count").getnnz()
+    full = _model(n_candidates=10, n_estimators=10, train_windows=2)
+    with threadpool_limits(1, "blas"):
+        full.fit(split.train)
+    who = [c for c in split.train.customer_vocab.ids[:50]]
+    a = m.recommend(who, k=10)
+    assert len(a) == 10 * len(who) and set(a["source"]) <= set(m.source_names_)
+    # a refit is served like a fit: same generators and tables, only the rankers differ
+    assert np.array_equal(m.state_.pair_key, full.state_.pair_key)
+
+
+def test_auto_selection_on_a_sample_serves_the_compared_twostage(synth):
+    from personalize.pipeline.select import select_recommender
+
+    with threadpool_limits(1, "blas"):
+        chosen, report = select_recommender(synth, candidates=("twostage",), max_customers=800)
+    assert report["served"] == "twostage" and report["sampled_customers"] == 800
+    # the compared model itself comes back (fitted on the sample, before the window), to be refit
+    assert "reuse" in report and chosen.train_info_["end"] <= report["window"]["start"]
+    assert len(chosen.customer_ids_) <= 800
+    # without a sample, an unfitted copy as for every other kind
+    small = synth.until(synth.last_timestamp)
+    with threadpool_limits(1, "blas"):
+        chosen2, report2 = select_recommender(small, candidates=("twostage",))
+    assert "reuse" not in report2 and not hasattr(chosen2, "rankers_")
+
+
+def test_train_auto_on_a_sample_publishes_the_refit_twostage(synth, tmp_path, monkeypatch):
+    from personalize.pipeline import select
+    from personalize.pipeline.train import train_bundle
+    from personalize.store import load_bundle
+
+    monkeypatch.setitem(select.select_recommender.__kwdefaults__, "max_customers", 800)
+    monkeypatch.setattr(select, "AUTO_CANDIDATES", ("twostage",))
+    monkeypatch.setitem(select.select_recommender.__kwdefaults__, "candidates", ("twostage",))
+    manifest = train_bundle(synth, store=tmp_path / "models", recommender="auto", candidates=20, customers=False,
+                            offers=False)
+    v = manifest["metrics"]["recommender"]
+    assert v["served"] == "twostage" and "reuse" in v
+    rec = load_bundle(tmp_path / "models")["recommender"]
+    assert rec.kind == "twostage" and len(rec.customer_ids_) == len(synth.customer_vocab)   # refit on everyone
+    assert "rankers_from" in rec.train_info_
+    assert len(rec.recommend(list(synth.customer_vocab.ids[:5]), k=5)) == 25

@@ -12,7 +12,11 @@ that does not beat Popular is never chosen over it: Popular is then served
 On large data the comparison runs on a random sample of customers (their
 whole histories; ``max_customers``, default 100,000: the validation window then holds tens of
 thousands of buyers, enough to tell the candidates apart), so the choice costs a few fits of a
-sample, not of everyone; the chosen kind is then fitted on all the data.
+sample, not of everyone; the chosen kind is then fitted on all the data. When TwoStage wins on a
+sample, the compared model itself is returned and :meth:`TwoStage.refit
+<personalize.recommenders.TwoStage.refit>` keeps its rankers (what was scored is what is served) and
+refits only its generators and feature tables on everyone: its training windows, the most expensive
+part of its fit, are not fitted twice.
 """
 
 from __future__ import annotations
@@ -58,7 +62,11 @@ def _params(kind: str, factors: int, seed: int, n_customers: int = 0) -> dict:
 def select_recommender(dataset: Dataset, *, candidates: Sequence[str] = AUTO_CANDIDATES, factors: int = 64,
                        seed: int = 0, window: tuple | None = None, k: int = 10, max_customers: int = 100_000,
                        progress: Callable[[str], None] | None = None) -> tuple[Recommender | None, dict]:
-    """(an unfitted copy of the best candidate, or None when none could be scored; the report).
+    """(the best candidate, or None when none could be scored; the report).
+
+    The model is an unfitted copy, except a TwoStage chosen on a sample of the customers: then it is
+    the compared (fitted) model, to be :meth:`~personalize.recommenders.TwoStage.refit` on all the data
+    (``report["reuse"]`` says so).
 
     ``window``: the validation window ``(start, end)`` (default: the pipeline's
     :func:`~personalize.pipeline.train.validation_window`).
@@ -85,12 +93,15 @@ def select_recommender(dataset: Dataset, *, candidates: Sequence[str] = AUTO_CAN
     scores: dict[str, dict] = {}
     skipped: dict[str, str] = {}
     fit_s: dict[str, float] = {}
+    fitted: dict[str, Recommender] = {}
     with threadpool_limits(1, "blas"):
         for kind in ["popular", *kinds]:
             if kind == "ease" and data.n_items > EASE_MAX_ITEMS:
                 skipped[kind] = f"{data.n_items:,} items: EASE is for catalogs up to {EASE_MAX_ITEMS:,}"
                 continue
-            model = Popular() if kind == "popular" else make(kind, **_params(kind, factors, seed, data.n_customers))
+            # threads by the size of the whole data: a TwoStage compared on a sample may be the one served
+            model = Popular() if kind == "popular" else make(kind, **_params(kind, factors, seed,
+                                                                              dataset.n_customers))
             say(f"  comparing {kind} on the validation window")
             t = time.perf_counter()
             try:
@@ -99,6 +110,7 @@ def select_recommender(dataset: Dataset, *, candidates: Sequence[str] = AUTO_CAN
                 skipped[kind] = str(exc)
                 continue
             fit_s[kind] = round(time.perf_counter() - t, 2)
+            fitted[kind] = model
             scores[kind] = {r["track"]: {"ndcg": float(r["ndcg"]), "recall": float(r["recall"])}
                             for r in res.to_dict("records")}
 
@@ -124,5 +136,9 @@ def select_recommender(dataset: Dataset, *, candidates: Sequence[str] = AUTO_CAN
         "models": scores, "fit_seconds": fit_s, "skipped": skipped, "ranking": ranked, "served": best,
         "vs_popular": vs}
     say(f"  serving {best} (" + ", ".join(f"{kd} {key(kd)[0]:.4f}" for kd in ranked) + ")")
+    if best == "twostage" and sampled is not None:
+        report["reuse"] = ("the compared TwoStage's rankers (fitted on the sample before the window), "
+                           "generators and feature tables refit on all the data")
+        return fitted[best], report
     chosen = Popular() if best == "popular" else make(best, **_params(best, factors, seed, dataset.n_customers))
     return chosen, report

@@ -199,8 +199,12 @@ def train_bundle(dataset: Dataset, *, store: str | Path = "models", factors: int
         metrics["recommender"] = {"status": "skipped", "reason": "validation disabled (validate=False)"}
     with threadpool_limits(1, "blas"):
         t = time.perf_counter()
-        say(f"fitting {type(recommender).__name__}")
-        recommender.fit(dataset)
+        if (metrics.get("recommender") or {}).get("reuse") and hasattr(recommender, "refit"):
+            say(f"refitting {type(recommender).__name__}'s generators on all the data (its rankers as compared)")
+            recommender.refit(dataset)
+        else:
+            say(f"fitting {type(recommender).__name__}")
+            recommender.fit(dataset)
         timings["fit_recommender_s"] = time.perf_counter() - t
         t = time.perf_counter()
         say("fitting Popular")
