@@ -700,6 +700,12 @@ class GammaGammaModel(_MaximumLikelihoodModel):
         x, m, w = x[rep], m[rep], w[rep]
         if len(x) < 2:
             raise ConvergenceError("Gamma-Gamma fit needs at least 2 repeat buyers")
+        if float(np.ptp(m)) <= 1e-12 * float(np.max(m)):
+            # no spread between customers' mean spends: the likelihood rises without end as p, q, v grow, and
+            # where the optimizer stops short of its bounds depends on the SciPy version, so say it here
+            raise ConvergenceError("Gamma-Gamma fit did not converge: parameter(s) p, q, v ran to infinity; "
+                                   f"every repeat buyer's mean spend is {float(m[0]):g}, and without a spread "
+                                   "between customers the model is not identified")
         wsum = float(w.sum())
         mean_m = float((w * m).sum() / wsum)
         starts = [np.log([p0, q0, mean_m * (q0 - 1.0) / p0]) for p0, q0 in ((2.0, 3.0), (1.0, 2.0))]
