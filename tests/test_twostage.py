@@ -370,7 +370,7 @@ def test_refit_keeps_the_rankers_and_refits_the_generators_on_the_new_data(split
     full = _model(n_candidates=10, n_estimators=10, train_windows=2)
     with threadpool_limits(1, "blas"):
         full.fit(split.train)
-    who = [c for c in split.train.customer_vocab.ids[:50]]
+    who = list(split.train.customer_vocab.ids[:50])
     a = m.recommend(who, k=10)
     assert len(a) == 10 * len(who) and set(a["source"]) <= set(m.source_names_)
     # a refit is served like a fit: same generators and tables, only the rankers differ
@@ -399,7 +399,6 @@ def test_train_auto_on_a_sample_publishes_the_refit_twostage(synth, tmp_path, mo
     from personalize.store import load_bundle
 
     monkeypatch.setitem(select.select_recommender.__kwdefaults__, "max_customers", 800)
-    monkeypatch.setattr(select, "AUTO_CANDIDATES", ("twostage",))
     monkeypatch.setitem(select.select_recommender.__kwdefaults__, "candidates", ("twostage",))
     manifest = train_bundle(synth, store=tmp_path / "models", recommender="auto", candidates=20, customers=False,
                             offers=False)

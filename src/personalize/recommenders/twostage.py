@@ -614,11 +614,8 @@ class TwoStage(Recommender):
             info["end"] = end.isoformat()
             self._refit_generators(dataset, templates, end, info, t0)
             return
-        if kept is not None:
-            info_note = (f"refit asked, but this data's generators {list(templates)} differ from the rankers' "
-                         f"{kept['generator_names']}: fitted anew")
-        else:
-            info_note = None
+        info_note = None if kept is None else (f"refit asked, but this data's generators {list(templates)} differ "
+                                               f"from the rankers' {kept['generator_names']}: fitted anew")
         window_days, n_windows, how = window_plan(dataset.first_timestamp, end, self.train_window_days,
                                                   self.train_windows)
         window = pd.Timedelta(days=window_days)
