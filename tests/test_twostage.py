@@ -337,6 +337,25 @@ def test_a_long_precomputed_list_starts_with_the_live_answer(split, fitted):
             assert np.all(np.diff(g["score"].to_numpy()) <= 1e-9)
 
 
+def test_candidate_table_scored_in_threads_is_the_one_scored_in_order(split, fitted):
+    # the precompute scores batches in threads: the table must not depend on that (rows never mix)
+    from personalize.recommenders import CandidateTable
+
+    pop = Popular().fit(split.train)
+    serial = CandidateTable.build(fitted, split.train, n=40, cold=pop, batch_size=64, n_jobs=1)
+    seen = []
+    threaded = CandidateTable.build(fitted, split.train, n=40, cold=pop, batch_size=64, n_jobs=2,
+                                    progress=lambda done, total: seen.append((done, total)))
+    assert (threaded.items >= 0).all()
+    np.testing.assert_array_equal(threaded.items, serial.items)
+    np.testing.assert_array_equal(threaded.scores, serial.scores)
+    np.testing.assert_array_equal(threaded.sources, serial.sources)
+    n_c = len(split.train.customer_vocab)
+    assert seen[-1] == (n_c, n_c) and [d for d, _ in seen] == sorted(d for d, _ in seen)
+    with pytest.raises(PersonalizeError, match="n_jobs"):
+        CandidateTable.build(fitted, split.train, n=5, n_jobs=-1)
+
+
 def test_training_windows_fit_on_a_customer_sample(split):
     with threadpool_limits(1, "blas"):
         m = _model(n_candidates=10, n_estimators=10, train_windows=2, max_fit_customers=300,

@@ -86,8 +86,10 @@ def train_offers(ds: Dataset, customers: pd.DataFrame, candidates: CandidateTabl
 def default_acceptance_model(n_rows: int, *, seed: int = 0, n_jobs: int | None = 1) -> AcceptanceModel:
     """The acceptance model ``personalize train`` publishes: the model's defaults, and from
     :data:`~personalize.pipeline.churn.LARGE_TRAINING_ROWS` exposures up the churn model's large-data settings
-    (every core, learning rate 0.06, 100 early-stopping rounds), for the same reason: on that many rows the slow
-    rate runs thousands of rounds for no measurable gain."""
+    (every core), with a learning rate of 0.06 and 100 early-stopping rounds: on that many rows the slow rate runs
+    thousands of rounds for no measurable gain. It keeps 0.06 where the churn model moved to 0.15: measured on
+    254,000 exposures, 0.06 stops at 244 trees (fit 10 s, AUC 0.8589, log loss 0.4022) and 0.15 at 112 (5 s,
+    AUC 0.8583, log loss 0.4027): a few seconds are not worth the loss; the churn model's 1,700 trees were."""
     if n_rows >= LARGE_TRAINING_ROWS:
         return AcceptanceModel(learning_rate=0.06, early_stopping_rounds=100, n_jobs=0, random_state=seed)
     return AcceptanceModel(random_state=seed, n_jobs=n_jobs)

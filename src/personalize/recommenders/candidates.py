@@ -22,6 +22,8 @@ load.
 from __future__ import annotations
 
 import json
+import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,7 +34,7 @@ from personalize._arrayfiles import read_npz
 from personalize._atomic import atomic_write
 from personalize.errors import BundleError, PersonalizeError
 from personalize.recommenders.catalog import ItemCatalog
-from personalize.recommenders.topk import bulk_scoring, ranks
+from personalize.recommenders.topk import blas_one_thread, bulk_scoring, ranks
 
 if TYPE_CHECKING:
     from personalize.data import Dataset
@@ -85,14 +87,18 @@ class CandidateTable:
     # ------------------------------------------------------------------ building
     @classmethod
     def build(cls, recommender: Recommender, dataset: Dataset, *, n: int = 200, cold: Recommender | None = None,
-              batch_size: int = 2000, progress=None) -> "CandidateTable":
+              batch_size: int = 2000, n_jobs: int = 0, progress=None) -> "CandidateTable":
         """Ask ``recommender`` for the top-``n`` items of every customer in ``dataset`` (no exclusions).
 
         ``cold`` (default: ``recommender``) answers for a customer it has never
-        seen; its list is served to unknown customers.
+        seen; its list is served to unknown customers. ``n_jobs`` batches are scored at once, in threads, each
+        scorer on one thread (0 = one per core): most of the scoring is NumPy and LightGBM code that releases
+        the GIL, and one batch on every core leaves cores idle in its single-threaded steps.
         """
         if n < 1:
             raise PersonalizeError(f"candidate list length n must be at least 1, got {n}")
+        if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs < 0:
+            raise PersonalizeError(f"n_jobs must be an integer >= 0 (0 = one per core), got {n_jobs!r}")
         item_ids = np.asarray(dataset.item_vocab.ids, dtype=str)
         customer_ids = np.asarray(dataset.customer_vocab.ids, dtype=str)
         item_pos = pd.Index(item_ids)
@@ -115,9 +121,12 @@ class CandidateTable:
         # on index arrays, not frames: a million customers x 200 items is 200M rows
         model_items = item_pos.get_indexer(np.asarray(recommender.item_ids_, dtype=str))
         model_sources = src_codes(recommender.source_names_)
-        for start in range(0, n_c, batch_size):
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        workers = min(int(n_jobs) or cores, max(1, -(-n_c // batch_size)))
+
+        def one(start: int, threads: int) -> None:  # fills rows start.. of the tables (batches never overlap)
             batch = customer_ids[start:start + batch_size]
-            with bulk_scoring():  # a batch job: the model's own scorer may use every core
+            with bulk_scoring(threads):  # a batch job: the model's own scorer may use these threads
                 row, item, score, src = recommender.recommend_indices(batch.astype(object), k=n, exclude="none")
             if len(row):
                 col = ranks(row) - 1
@@ -127,8 +136,23 @@ class CandidateTable:
                 items[row[ok], col[ok]] = iidx[ok]
                 scores[row[ok], col[ok]] = score[ok].astype(np.float32)
                 sources[row[ok], col[ok]] = model_sources[src[ok]]
+
+        starts = list(range(0, n_c, batch_size))
+        if workers == 1:
+            for start in starts:
+                one(start, 0)
+                if progress is not None:
+                    progress(min(start + batch_size, n_c), n_c)
+        elif starts:
+            # the first batch alone builds whatever the model caches on first use; then `workers` at a time,
+            # BLAS on one thread each (the threads are the parallelism)
+            one(starts[0], 0)
             if progress is not None:
-                progress(min(start + batch_size, n_c), n_c)
+                progress(min(batch_size, n_c), n_c)
+            with blas_one_thread(), ThreadPoolExecutor(workers, thread_name_prefix="candidates") as pool:
+                for start, _ in zip(starts[1:], pool.map(lambda s: one(s, 1), starts[1:])):
+                    if progress is not None:
+                        progress(min(start + batch_size, n_c), n_c)
 
         cold_model = cold if cold is not None else recommender
         unknown = "\x00__personalize_unknown_customer__"
