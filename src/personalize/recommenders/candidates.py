@@ -137,22 +137,24 @@ class CandidateTable:
                 scores[row[ok], col[ok]] = score[ok].astype(np.float32)
                 sources[row[ok], col[ok]] = model_sources[src[ok]]
 
+        def report(start: int) -> None:
+            if progress is not None:
+                progress(min(start + batch_size, n_c), n_c)
+
         starts = list(range(0, n_c, batch_size))
-        if workers == 1:
-            for start in starts:
-                one(start, 0)
-                if progress is not None:
-                    progress(min(start + batch_size, n_c), n_c)
-        elif starts:
+        if starts:
             # the first batch alone builds whatever the model caches on first use; then `workers` at a time,
             # BLAS on one thread each (the threads are the parallelism)
             one(starts[0], 0)
-            if progress is not None:
-                progress(min(batch_size, n_c), n_c)
+            report(starts[0])
+        if workers == 1:
+            for start in starts[1:]:
+                one(start, 0)
+                report(start)
+        elif len(starts) > 1:
             with blas_one_thread(), ThreadPoolExecutor(workers, thread_name_prefix="candidates") as pool:
                 for start, _ in zip(starts[1:], pool.map(lambda s: one(s, 1), starts[1:])):
-                    if progress is not None:
-                        progress(min(start + batch_size, n_c), n_c)
+                    report(start)
 
         cold_model = cold if cold is not None else recommender
         unknown = "\x00__personalize_unknown_customer__"
