@@ -41,6 +41,7 @@ from scipy import optimize
 from scipy.special import digamma, gammaln, hyp2f1
 from threadpoolctl import threadpool_limits
 
+from personalize import _sets
 from personalize.analytics._frames import as_timestamp, customer_codes, transactions_of
 from personalize.analytics.profiles import prepare_arrays
 from personalize._params import Params
@@ -936,7 +937,7 @@ def cumulative_repeat_purchases(data: History, summary: pd.DataFrame, bgnbd: BGN
     day = _day_numbers(tx["timestamp"])
     codes, _ = customer_codes(tx["customer_id"])
     span_key = codes * (int(day.max()) + 1) + day
-    ukey = np.unique(span_key)
+    ukey = _sets.unique(span_key)
     u_day = ukey % (int(day.max()) + 1)
     u_c = ukey // (int(day.max()) + 1)
     is_first = np.r_[True, u_c[1:] != u_c[:-1]]

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from personalize import _sets
 from personalize._json import json_scalar
 from personalize.analytics._frames import as_timestamp
 from personalize._plots import new_figure, save_figure
@@ -90,7 +91,7 @@ def _month_codes(ts: pd.Series, first: pd.Period) -> np.ndarray:
 def _pairs(mo: _Months) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Unique (customer, month) activity pairs and each customer's first month."""
     M = len(mo.months)
-    key = np.unique(mo.cust * M + mo.codes)
+    key = _sets.unique(mo.cust * M + mo.codes)
     c, m = key // M, key % M
     first = np.full(mo.n_customers, -1, dtype=np.int64)
     # keys are sorted by customer then month: the first key of each customer is her first month
@@ -112,7 +113,7 @@ def monthly_activity(ds: Dataset, *, end=None, complete_months: bool = True) -> 
     active = np.bincount(m, minlength=M)
     new = np.bincount(first[first >= 0], minlength=M)
     key = c * M + m
-    retained_mask = (m > 0) & np.isin(key - 1, key)
+    retained_mask = (m > 0) & _sets.isin(key - 1, key)
     retained = np.bincount(m[retained_mask], minlength=M)
     prev = np.r_[0, active[:-1]]
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from personalize import _sets
 from personalize.churn.features import to_timestamp
 from personalize.churn.metrics import binary_metrics, calibration_table, lift_table
 from personalize.churn.model import ChurnModel
@@ -115,7 +116,7 @@ def evaluate_churn(data: History, *, as_of: DateLike | None = None, cutoff: Date
     n = len(y)
     if n < 10 * folds:
         raise DataError(f"only {n} eligible customers before {cut.date()}: too few for {folds} folds")
-    if np.unique(y).size < 2:
+    if _sets.unique(y).size < 2:
         raise DataError(f"every eligible customer has the same label ({int(y[0])}) at cutoff {cut.date()}")
     rng = np.random.default_rng(random_state)
     fold = rng.permutation(np.arange(n) % int(folds))

@@ -63,6 +63,7 @@ from typing import Any, TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from personalize import _sets
 from personalize.analytics._frames import transactions_of
 from personalize.analytics.clv import BGNBDModel
 from personalize.data.validate import to_timestamp
@@ -168,7 +169,7 @@ def _item_cycle_columns(item_id, codes, day, n, span, dmin, cut_f) -> dict[str, 
     icode = icode.astype(np.int64)
     n_items = int(icode.max()) + 1
     ci = codes * n_items + icode
-    key = np.unique(ci * span + (day - dmin))
+    key = _sets.unique(ci * span + (day - dmin))
     pair, d = key // span, key % span + dmin
     starts = np.flatnonzero(np.r_[True, pair[1:] != pair[:-1]])
     cnt = np.diff(np.r_[starts, len(pair)])
@@ -377,7 +378,7 @@ def churn_features(data: History, cutoff: DateLike, *, horizon_days: float = 90.
     if target_mask is not None:
         tm = tmask
         tcodes, tday = codes[tm], day[tm]
-        tkey = np.unique(tcodes * span + (tday - dmin))
+        tkey = _sets.unique(tcodes * span + (tday - dmin))
         tc, td = tkey // span, tkey % span + dmin
         t_cnt = np.bincount(tc, minlength=n).astype(np.float64)
         t_last = np.full(n, -np.inf)

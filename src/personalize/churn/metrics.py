@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from personalize import _sets
 from personalize.errors import DataError
 
 __all__ = ["binary_metrics", "calibration_table", "lift_table"]
@@ -27,7 +28,7 @@ def binary_metrics(y, score, *, probability: bool = True) -> dict:
     AUC is None when only one class is present.
     """
     y, s = _check(y, score)
-    both = np.unique(y).size == 2
+    both = _sets.unique(y).size == 2
     out = {
         "auc": float(roc_auc_score(y, s)) if both else None,
         "pr_auc": float(average_precision_score(y, s)) if both else None,
@@ -48,7 +49,7 @@ def calibration_table(y, p, *, n_bins: int = 10, strategy: str = "quantile") -> 
     """
     y, p = _check(y, p)
     if strategy == "quantile":
-        edges = np.unique(np.quantile(p, np.linspace(0, 1, n_bins + 1)))
+        edges = _sets.unique(np.quantile(p, np.linspace(0, 1, n_bins + 1)))
     elif strategy == "uniform":
         edges = np.linspace(0, 1, n_bins + 1)
     else:

@@ -42,6 +42,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from personalize import _sets
 from personalize._atomic import atomic_write
 from personalize._json import to_jsonable
 from personalize._params import Params
@@ -256,7 +257,7 @@ class PropensityModel(Params):
     def _split(self, n: int, cutoff, customer_id) -> tuple[np.ndarray, np.ndarray, str]:
         if cutoff is not None:
             cutoff = np.asarray(cutoff)
-            uc = np.unique(cutoff)
+            uc = _sets.unique(cutoff)
             if len(uc) >= 2:
                 va = cutoff == uc[-1]
                 return np.flatnonzero(~va), np.flatnonzero(va), f"latest cutoff {pd.Timestamp(uc[-1]).date()}"
@@ -281,8 +282,8 @@ class PropensityModel(Params):
         y = np.asarray(y).astype(np.float64).ravel()
         if len(y) != len(frame):
             raise DataError(f"{len(frame)} feature rows but {len(y)} labels", column="y")
-        if not np.isin(y, (0.0, 1.0)).all():
-            raise DataError("labels must be 0 or 1", column="y", rows=np.flatnonzero(~np.isin(y, (0, 1)))[:5].tolist())
+        if not _sets.isin(y, (0.0, 1.0)).all():
+            raise DataError("labels must be 0 or 1", column="y", rows=np.flatnonzero(~_sets.isin(y, (0, 1)))[:5].tolist())
         non_num = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
         if non_num:
             raise DataError("feature columns must be numeric", table="features", column=non_num[0])
@@ -290,7 +291,7 @@ class PropensityModel(Params):
         Xm = np.ascontiguousarray(frame.to_numpy(dtype=np.float64))
         tr, va, how = self._split(len(y), cutoff, customer_id)
         for part, rows in (("training", tr), ("validation", va)):
-            if len(rows) == 0 or np.unique(y[rows]).size < 2:
+            if len(rows) == 0 or _sets.unique(y[rows]).size < 2:
                 raise DataError(f"the {part} fold ({how}) needs both classes; got "
                                 f"{int(y[rows].sum()) if len(rows) else 0} positives in {len(rows)} rows")
         params = self._lgb_params()
@@ -324,7 +325,7 @@ class PropensityModel(Params):
         self.refitted_ = bool(refitted)
         self.horizon_days_ = float(ts.horizon_days) if ts is not None else None
         self.target_ = ts.target if ts is not None else ("churn" if self.kind == "churn" else None)
-        self.training_meta_ = {"cutoffs": [pd.Timestamp(c).isoformat() for c in np.unique(cutoff)]
+        self.training_meta_ = {"cutoffs": [pd.Timestamp(c).isoformat() for c in _sets.unique(cutoff)]
                                if cutoff is not None else None,
                                "target": (ts.meta.get("target") if ts is not None else None),
                                "bgnbd_params": (ts.meta.get("bgnbd_params") if ts is not None else None)}
@@ -340,7 +341,7 @@ class PropensityModel(Params):
         scores = {"isotonic": 0.0, "platt": 0.0}
         ok = True
         for a, b in ((half, ~half), (~half, half)):
-            if np.unique(y[a]).size < 2 or b.sum() == 0:
+            if _sets.unique(y[a]).size < 2 or b.sum() == 0:
                 ok = False
                 break
             for kind in scores:

@@ -45,6 +45,7 @@ from typing import Literal, TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from personalize import _sets
 from personalize.analytics.profiles import profiles
 from personalize.churn.features import (DEFAULT_WINDOWS, churn_features, to_timestamp,
                                         transactions_frame, window_selector, point_in_time, align_mask)
@@ -138,7 +139,7 @@ class TrainingSet:
 
     @property
     def cutoffs(self) -> list[pd.Timestamp]:
-        return [pd.Timestamp(c) for c in np.unique(self.cutoff)]
+        return [pd.Timestamp(c) for c in _sets.unique(self.cutoff)]
 
     def subset(self, rows: np.ndarray) -> "TrainingSet":
         rows = np.asarray(rows)

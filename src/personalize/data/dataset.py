@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from personalize import _sets
 from personalize.data import io as dio
 from personalize.data.cleaning import CleaningOptions, CleaningReport, clean_transactions, net_quantities
 from personalize.data.loyalty import check_feedback, check_points, slice_feedback, slice_points
@@ -229,12 +230,12 @@ class Dataset:
     @property
     def n_customers(self) -> int:
         """Customers with at least one kept transaction in this slice."""
-        return int(np.unique(self.customer_idx).size) if len(self.customer_idx) else 0
+        return int(_sets.unique(self.customer_idx).size) if len(self.customer_idx) else 0
 
     @property
     def n_items(self) -> int:
         """Items with at least one kept transaction in this slice."""
-        return int(np.unique(self.item_idx).size) if len(self.item_idx) else 0
+        return int(_sets.unique(self.item_idx).size) if len(self.item_idx) else 0
 
     @property
     def first_timestamp(self) -> pd.Timestamp | None:

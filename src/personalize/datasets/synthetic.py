@@ -82,6 +82,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from threadpoolctl import threadpool_limits
 
+from personalize import _sets
 from personalize.data import CleaningOptions, Dataset
 from personalize.errors import PersonalizeError, UnknownIdError
 
@@ -1015,7 +1016,7 @@ def _inject_defects(m: _Model, c: dict[str, np.ndarray], n_orders: int
         r["coupon"] = np.full(len(r["sec"]), -1, np.int16)
         r["disc"] = np.zeros(len(r["sec"]), np.float32)
         n_ret, ret_qty = len(r["sec"]), float(-r["qty"].astype(np.float64).sum())
-        ret_keys = np.unique(r["cust"].astype(np.int64) * m.n_i + r["item"])
+        ret_keys = _sets.unique(r["cust"].astype(np.int64) * m.n_i + r["item"])
         add.append(r)
     n_go = int(round(rates["guest"] * n_orders))
     n_guest = 0
@@ -1043,11 +1044,11 @@ def _inject_defects(m: _Model, c: dict[str, np.ndarray], n_orders: int
         z = like(heads[rng.choice(len(heads), min(n_want, len(heads)), replace=False)])
         item = rng.choice(m.n_i, len(z["cust"]), p=m.item_popularity).astype(np.int64)
         for _ in range(m.n_i):  # keep gifts off returned (customer, item) pairs: exact counts
-            clash = np.isin(z["cust"].astype(np.int64) * m.n_i + item, ret_keys)
+            clash = _sets.isin(z["cust"].astype(np.int64) * m.n_i + item, ret_keys)
             if not clash.any():
                 break
             item[clash] = (item[clash] + 1) % m.n_i
-        keep = ~np.isin(z["cust"].astype(np.int64) * m.n_i + item, ret_keys)
+        keep = ~_sets.isin(z["cust"].astype(np.int64) * m.n_i + item, ret_keys)
         z = {k: v[keep] for k, v in z.items()}
         z["item"] = item[keep].astype(np.int32)
         z["qty"] = np.ones(len(z["item"]), np.float32)

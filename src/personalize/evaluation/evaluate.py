@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from personalize import _sets
 from personalize.errors import PersonalizeError
 from personalize.evaluation.metrics import catalog_coverage, novelty, ranking_metrics
 from personalize.evaluation.splits import TRACKS, Split
@@ -71,7 +72,7 @@ def score_track(model, split: Split, track: str, k: int, *, batch_size: int = 10
     per = ranking_metrics(rec, split.relevant(track), k=k)
     train = split.train
     buyers = np.bincount(
-        np.unique(train.customer_idx.astype(np.int64) * len(train.item_vocab) + train.item_idx) % len(train.item_vocab),
+        _sets.unique(train.customer_idx.astype(np.int64) * len(train.item_vocab) + train.item_idx) % len(train.item_vocab),
         minlength=len(train.item_vocab))
     row = {name: float(v.mean()) if v.size else float("nan") for name, v in per.items()}
     row.update(coverage=catalog_coverage(rec, max(train.n_items, 1)),

@@ -30,6 +30,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from personalize import _sets
+
 __all__ = ["hit_matrix", "precision_at_k", "recall_at_k", "hit_rate_at_k", "ndcg_at_k", "average_precision_at_k",
            "catalog_coverage", "novelty", "ranking_metrics"]
 
@@ -44,7 +46,7 @@ def _as_csr(relevant, n_rows: int, n_items: int | None = None) -> sp.csr_matrix:
         raise ValueError(f"relevant has {len(relevant)} rows but recommended has {n_rows}")
     rows, cols = [], []
     for u, items in enumerate(relevant):
-        items = np.unique(np.asarray(list(items), dtype=np.int64))
+        items = _sets.unique(np.asarray(list(items), dtype=np.int64))
         rows.append(np.full(items.size, u, dtype=np.int64))
         cols.append(items)
     r = np.concatenate(rows) if rows else np.array([], dtype=np.int64)
@@ -127,7 +129,7 @@ def catalog_coverage(recommended: np.ndarray, catalog_size: int) -> float:
     if catalog_size <= 0:
         return 0.0
     rec = np.asarray(recommended)
-    return float(np.unique(rec[rec >= 0]).size / catalog_size)
+    return float(_sets.unique(rec[rec >= 0]).size / catalog_size)
 
 
 def novelty(recommended: np.ndarray, item_buyers: np.ndarray, n_customers: int) -> float:

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from personalize import _sets
 from personalize.data import Dataset
 from personalize.data.validate import to_timestamp
 from personalize.errors import DataError
@@ -104,7 +105,7 @@ class Split:
         """Sorted indices (into ``customer_vocab``) of the customers evaluated in ``track``."""
         key = ("cidx", track)
         if key not in self._cache:
-            self._cache[key] = np.unique(self._pairs(track)[:, 0])
+            self._cache[key] = _sets.unique(self._pairs(track)[:, 0])
         return self._cache[key]
 
     def customers(self, track: str = "all") -> np.ndarray:
@@ -150,13 +151,13 @@ class Split:
 def _build(train: Dataset, test_cidx: np.ndarray, test_iidx: np.ndarray, test: pd.DataFrame, *, kind: str,
            test_start=None, test_end=None) -> Split:
     n_items = len(train.item_vocab)
-    test_keys = np.unique(test_cidx.astype(np.int64) * n_items + test_iidx.astype(np.int64))
-    train_keys = np.unique(train.customer_idx.astype(np.int64) * n_items + train.item_idx.astype(np.int64))
-    train_customers = np.unique(train.customer_idx)
+    test_keys = _sets.unique(test_cidx.astype(np.int64) * n_items + test_iidx.astype(np.int64))
+    train_keys = _sets.unique(train.customer_idx.astype(np.int64) * n_items + train.item_idx.astype(np.int64))
+    train_customers = _sets.unique(train.customer_idx)
     pairs = np.stack([test_keys // n_items, test_keys % n_items], axis=1)
-    known = np.isin(pairs[:, 0], train_customers)
+    known = _sets.isin(pairs[:, 0], train_customers)
     existing = pairs[known]
-    new_to_customer = ~np.isin(test_keys[known], train_keys)
+    new_to_customer = ~_sets.isin(test_keys[known], train_keys)
     return Split(train=train, test=test, kind=kind, test_start=test_start, test_end=test_end,
                  truth_pairs=existing, new_to_customer=new_to_customer, new_customer_pairs=pairs[~known])
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from personalize import _sets
 from personalize.churn.model import PropensityModel
 from personalize.errors import DataError, NotFittedError
 from personalize.offers.catalog import OfferCatalog
@@ -139,7 +140,7 @@ class AcceptanceModel(PropensityModel):
         aff = data.X["affinity_share"].to_numpy(np.float64)
         self.mean_affinity_ = float(np.nanmean(aff)) if np.isfinite(aff).any() else 1.0
         keep = counts[data.offer] >= self.min_exposures
-        if keep.sum() < 50 or len(np.unique(data.y[keep])) < 2:
+        if keep.sum() < 50 or len(_sets.unique(data.y[keep])) < 2:
             raise DataError(f"too few exposures to learn acceptance: {int(keep.sum())} rows on offers with at "
                             f"least {self.min_exposures} exposures (need 50 rows with both outcomes)",
                             table="exposures")

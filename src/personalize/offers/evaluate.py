@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from personalize import _sets
 from personalize.churn.metrics import binary_metrics
 from personalize.coupons.allocate import allocate
 from personalize.errors import DataError
@@ -68,12 +69,12 @@ def split_time(exposed_at: pd.Series, holdout_fraction: float) -> pd.Timestamp:
     if not 0.0 < holdout_fraction < 1.0:
         raise DataError(f"holdout_fraction must be between 0 and 1, got {holdout_fraction}")
     days = np.sort(exposed_at.dt.normalize().to_numpy(dtype="datetime64[ns]"))
-    if len(np.unique(days)) < 2:
+    if len(_sets.unique(days)) < 2:
         raise DataError("every exposure is on one day: a time split needs exposures on at least two days",
                         table="exposures", column="exposed_at")
     split = days[min(len(days) - 1, int(np.floor((1.0 - holdout_fraction) * len(days))))]
     if split == days[0]:
-        split = np.unique(days)[1]
+        split = _sets.unique(days)[1]
     return pd.Timestamp(split)
 
 
@@ -112,7 +113,7 @@ def evaluate_offers(ds: Dataset, *, holdout_fraction: float = 0.2, seed: int = 0
         "per_offer": {str(catalog.offer_ids[j]): {"rows": int((test.offer == j).sum()),
                                                   "rate": float(y[test.offer == j].mean()),
                                                   "auc": _auc(y[test.offer == j], p[test.offer == j])}
-                      for j in np.unique(test.offer)},
+                      for j in _sets.unique(test.offer)},
     }
     doc["policy"] = _policy_value(ds, catalog, model, later, test, offer_rate)
     if truth is not None and getattr(truth, "exposure_truth", None) is not None:
@@ -134,7 +135,7 @@ def _policy_value(ds, catalog, model, later, test, offer_rate) -> dict:
     group = _arm_groups(later).to_numpy()
     offer = test.offer
     # each test row against every offer its campaign used, with features as of its exposure
-    arms = {g: np.unique(offer[group == g]) for g in np.unique(group)}
+    arms = {g: _sets.unique(offer[group == g]) for g in _sets.unique(group)}
     reps = [np.repeat(np.flatnonzero(group == g), len(a)) for g, a in arms.items()]
     cand = [np.tile(a, int((group == g).sum())) for g, a in arms.items()]
     rows, cand = np.concatenate(reps), np.concatenate(cand)
@@ -257,7 +258,7 @@ def coupon_feature_ceiling(ds: Dataset, catalog: OfferCatalog, table, econ, trut
     rows_ids = exp["customer_id"].astype(str).to_numpy(dtype=object)
     tu_rows = np.zeros((len(X), len(levels)))
     tb_rows = np.zeros(len(X))
-    for d in np.unique(cut):
+    for d in _sets.unique(cut):
         m = cut == d
         tu_rows[m] = truth.true_uplift(pd.Timestamp(d), customer_ids=rows_ids[m], offer_ids=levels)
         tb_rows[m] = truth.true_baseline(pd.Timestamp(d), customer_ids=rows_ids[m])

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from personalize import _sets
 from personalize.analytics import profiles
 from personalize.churn import churn_features
 from personalize.errors import DataError
@@ -54,7 +55,7 @@ def economics(ds: Dataset, catalog: OfferCatalog, cutoff: pd.Timestamp,
     tx = ds.until(cutoff).transactions
     if not len(tx):
         raise DataError(f"no purchases before {cutoff}", table="transactions", column="timestamp")
-    ids = np.unique(tx["customer_id"].astype(str).to_numpy(dtype=object)) if customer_ids is None else customer_ids
+    ids = _sets.unique(tx["customer_id"].astype(str).to_numpy(dtype=object)) if customer_ids is None else customer_ids
     items = ds.items
     fill = DEFAULT_MARGIN
     if items is not None and "margin" in items.columns and items["margin"].notna().any():
@@ -232,7 +233,7 @@ class DayCache:
         if exposures is not None and len(exposures):
             day = exposures["exposed_at"].dt.normalize()
             for d, g in exposures["customer_id"].astype(str).groupby(day, sort=False):
-                self._expected[pd.Timestamp(d)] = np.unique(g.to_numpy(dtype=object))
+                self._expected[pd.Timestamp(d)] = _sets.unique(g.to_numpy(dtype=object))
         self._cache: dict[pd.Timestamp, tuple[Economics, pd.DataFrame]] = {}
 
     def _compute(self, day: pd.Timestamp, ids: np.ndarray) -> tuple[Economics, pd.DataFrame]:
@@ -240,14 +241,14 @@ class DayCache:
 
     def get(self, day, ids) -> tuple[Economics, pd.DataFrame]:
         day = pd.Timestamp(day)
-        want = np.unique(np.asarray(ids, dtype=object))
+        want = _sets.unique(np.asarray(ids, dtype=object))
         hit = self._cache.get(day)
         if hit is not None and (hit[0].rows(want) >= 0).all():
             return hit
         base = [want, self._expected.get(day, want)]
         if hit is not None:
             base.append(hit[0].customer_ids)
-        union = np.unique(np.concatenate(base).astype(str)).astype(object)
+        union = _sets.unique(np.concatenate(base).astype(str)).astype(object)
         entry = self._cache[day] = self._compute(day, union)
         return entry
 

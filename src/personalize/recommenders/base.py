@@ -35,6 +35,7 @@ import pandas as pd
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
+from personalize import _sets
 from personalize.errors import BundleError, NotFittedError, ParameterError
 from personalize.recommenders import io, kinds
 from personalize.recommenders.catalog import ItemCatalog
@@ -404,7 +405,7 @@ class Recommender(Params):
                 hi, hw = batch.history(int(p))
                 excluded = hi[self._excluded(hi, exclude)]
                 if disliked is not None:
-                    excluded = np.union1d(excluded, rows_of(disliked, cidx[chunk[p:p + 1]])[1])
+                    excluded = _sets.union1d(excluded, rows_of(disliked, cidx[chunk[p:p + 1]])[1])
                 fi, fs, fsrc = view.top_up(it, k - len(it), excluded, hi, hw)
                 n_p = len(it) + len(fi)
                 parts.append((np.full(n_p, chunk[p], np.int64), np.concatenate([it, fi]), np.concatenate([sc, fs]),
@@ -413,10 +414,10 @@ class Recommender(Params):
         if len(cold_rows) and disliked is not None:  # cold, but rated items 1-2 stars: their own top-up
             dr, dj = rows_of(disliked, cidx[cold_rows])
             empty = np.zeros(0, np.int64)
-            for r in np.unique(dr):
-                ci, cs, cc = view.top_up(empty, k, np.unique(dj[dr == r]), empty, np.zeros(0, np.float32))
+            for r in _sets.unique(dr):
+                ci, cs, cc = view.top_up(empty, k, _sets.unique(dj[dr == r]), empty, np.zeros(0, np.float32))
                 parts.append((np.full(len(ci), cold_rows[r], np.int64), ci, cs, cc))
-            cold_rows = np.setdiff1d(cold_rows, cold_rows[np.unique(dr)])
+            cold_rows = _sets.setdiff1d(cold_rows, cold_rows[_sets.unique(dr)])
         if len(cold_rows):  # every cold customer gets the same chain (no history, no session)
             empty = np.zeros(0, np.int64)
             ci, cs, cc = view.top_up(empty, k, empty, empty, np.zeros(0, np.float32))

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from personalize import _sets
 from personalize.errors import ParameterError
 from personalize.recommenders.base import Recommender
 from personalize.recommenders.fallback import DEFAULT_FALLBACK
@@ -42,7 +43,7 @@ class _PurchaseDays(Recommender):
         key = ci * n_i + ii
         if len(key):
             span = int(day.max() - day.min() + 1)
-            uk = np.unique(key * span + (day - day.min()))
+            uk = _sets.unique(key * span + (day - day.min()))
             pkey, pday = uk // span, (uk % span + day.min()).astype(np.float64)
             starts = np.r_[0, np.flatnonzero(np.diff(pkey)) + 1]
             keys = pkey[starts]
@@ -89,7 +90,7 @@ class _PurchaseDays(Recommender):
         live = batch.events
         base_rows = np.flatnonzero((c >= 0) & (c < S.shape[0]))
         if live:
-            base_rows = base_rows[~np.isin(base_rows, np.fromiter(live, np.int64, len(live)))]
+            base_rows = base_rows[~_sets.isin(base_rows, np.fromiter(live, np.int64, len(live)))]
         r, pos = csr_gather(S.indptr, c[base_rows])
         r = base_rows[r]
         j, n, last = S.indices[pos].astype(np.int64), S.data[pos].astype(np.float64), self.last_day_[pos]
@@ -292,15 +293,15 @@ class BuyAgain(_PurchaseDays):
         shadow.now_ = inner.last_timestamp
         rows, cols, counts, first, last = shadow._fit_days(inner, n_c, n_i)
         cycle, rate = self._item_rates(cols, counts, first, last, n_i)
-        label = np.unique(later.customer_idx.astype(np.int64) * n_i + later.item_idx)
-        who = np.intersect1d(np.unique(label // n_i), np.unique(rows))
+        label = _sets.unique(later.customer_idx.astype(np.int64) * n_i + later.item_idx)
+        who = _sets.intersect1d(_sets.unique(label // n_i), _sets.unique(rows))
         if not len(who):
             return *fallback, {"status": "skipped", "reason": "nobody with earlier purchases bought in the "
                                                               "validation window"}
-        sel = np.isin(rows, who)
+        sel = _sets.isin(rows, who)
         r, j, n, dd = np.searchsorted(who, rows[sel]), cols[sel], counts[sel], shadow.now_day_ - last[sel]
-        hit = np.isin(rows[sel] * n_i + j, label).astype(np.float64)
-        n_rel = np.bincount(np.searchsorted(who, label[np.isin(label // n_i, who)] // n_i), minlength=len(who))
+        hit = _sets.isin(rows[sel] * n_i + j, label).astype(np.float64)
+        n_rel = np.bincount(np.searchsorted(who, label[_sets.isin(label // n_i, who)] // n_i), minlength=len(who))
         disc = 1.0 / np.log2(np.arange(2, 12))
         idcg = np.concatenate([[0.0], np.cumsum(disc)])[np.minimum(n_rel, 10)]
         scores = {}

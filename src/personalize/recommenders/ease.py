@@ -23,6 +23,7 @@ import scipy.linalg as la
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
+from personalize import _sets
 from personalize.errors import DataError, ParameterError
 from personalize.recommenders.base import Recommender
 from personalize.recommenders.fallback import DEFAULT_FALLBACK
@@ -127,7 +128,7 @@ class EASE(Recommender):
         return score
 
     def _session_scores(self, hi, hw):
-        s = self.weights_[np.unique(hi)].sum(axis=0).astype(np.float32)
+        s = self.weights_[_sets.unique(hi)].sum(axis=0).astype(np.float32)
         s[~self._bought] = NEG
         return s
 

@@ -25,6 +25,7 @@ import pandas as pd
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
+from personalize import _sets
 from personalize.recommenders.catalog import ItemCatalog
 from personalize.recommenders.topk import csr_gather, sorted_pick
 
@@ -43,7 +44,7 @@ def distinct_customers(ds, since: pd.Timestamp | None = None) -> np.ndarray:
         ci, ii = ci[m], ii[m]
     if not len(ci):
         return np.zeros(n_items, dtype=np.float64)
-    pairs = np.unique(ci * n_items + ii)
+    pairs = _sets.unique(ci * n_items + ii)
     return np.bincount(pairs % n_items, minlength=n_items).astype(np.float64)
 
 
@@ -194,7 +195,7 @@ class FallbackView:
             code = 1 + FALLBACK_SOURCES.index(stage)
             if stage == "session":
                 items, scores = s.session_scores(hi, hw)
-                keep = ~np.isin(items, block)
+                keep = ~_sets.isin(items, block)
                 if cand is not None:
                     keep &= cand[items]
                 items, scores = sorted_pick(items[keep], scores[keep], need)
@@ -210,7 +211,7 @@ class FallbackView:
                     order, base = self._order("popular"), s.popularity
                 head = order[:need + len(block)]
                 if len(block):
-                    head = head[~np.isin(head, block)]
+                    head = head[~_sets.isin(head, block)]
                 items = head[:need]
                 scores = base[items]
             if len(items):

@@ -14,6 +14,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 import pandas as pd
 
+from personalize import _sets
 from personalize.errors import ParameterError
 from personalize.recommenders.catalog import ItemCatalog
 
@@ -105,7 +106,7 @@ class Filters:
         keep = np.ones(n, dtype=bool)
         if self.categories is not None:
             codes = catalog.category_index.get_indexer(pd.Index(self.categories, dtype=object))
-            keep &= np.isin(catalog.category_codes, codes[codes >= 0])
+            keep &= _sets.isin(catalog.category_codes, codes[codes >= 0])
         if self.min_price is not None:
             keep &= catalog.price >= self.min_price  # NaN compares False
         if self.max_price is not None:

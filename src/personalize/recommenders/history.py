@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
+from personalize import _sets
 from personalize.recommenders.live import CustomerEvents
 from personalize.recommenders.topk import csr_gather
 
@@ -56,7 +57,7 @@ class Histories:
         events = events or {}
         base_rows = np.flatnonzero(cidx >= 0)
         if events:
-            base_rows = base_rows[~np.isin(base_rows, np.fromiter(events, np.int64, len(events)))]
+            base_rows = base_rows[~_sets.isin(base_rows, np.fromiter(events, np.int64, len(events)))]
         m = self.matrix
         r, pos = csr_gather(m.indptr, cidx[base_rows])
         r = base_rows[r]

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from personalize import _sets
 from personalize.errors import ParameterError
 from personalize.recommenders.ids import IdMap, id_array
 
@@ -246,7 +247,7 @@ class LiveEvents:
         i = np.concatenate([self._item, items.astype(np.int32)])
         t = np.concatenate([self._ns, ns.astype(np.int64)])
         if drop is not None and len(drop):
-            keep = ~np.isin(c, drop)
+            keep = ~_sets.isin(c, drop)
             c, i, t = c[keep], i[keep], t[keep]
         uniq, code = np.unique(c, return_inverse=True)
         order = np.lexsort((t, code))

@@ -76,6 +76,7 @@ import time
 import numpy as np
 import pandas as pd
 
+from personalize import _sets
 from personalize._memory import release_memory
 from personalize._json import to_jsonable
 from personalize.errors import BundleError, DataError, ParameterError
@@ -168,7 +169,7 @@ class _State:
         amount = tx["amount"].to_numpy(dtype=np.float64)
         # --- pairs: distinct purchase days per (customer, item)
         key = c * n_i + i
-        kd = np.unique(key * 65536 + (dint - d0))
+        kd = _sets.unique(key * 65536 + (dint - d0))
         kk, kday = kd // 65536, (kd % 65536 + d0).astype(np.float64)
         pair_key, start, inv, counts = np.unique(kk, return_index=True, return_inverse=True, return_counts=True)
         pair_first = kday[start]
@@ -212,15 +213,15 @@ class _State:
         # time and over the last 30 days (distinct buyers among the customers active then)
         n_buyers_all = max(int(np.count_nonzero(np.bincount(pc, minlength=n_c))), 1)
         rec = age <= 30
-        recent_pairs = np.unique(c[rec] * n_i + i[rec]) if rec.any() else np.zeros(0, np.int64)
+        recent_pairs = _sets.unique(c[rec] * n_i + i[rec]) if rec.any() else np.zeros(0, np.int64)
         recent_buyers = np.bincount(recent_pairs % max(n_i, 1), minlength=n_i).astype(np.float64)
-        n_recent = max(int(np.unique(c[rec]).size), 1)
+        n_recent = max(int(_sets.unique(c[rec]).size), 1)
         item = np.stack([np.log1p(buyers), sales7, sales30, sales_prev, (sales30 + 1) / (sales_prev + 1), item_price,
                          np.divide(repeaters, buyers, out=np.zeros(n_i), where=buyers > 0), item_cycle,
                          now_day - first_sale, buyers / n_buyers_all, _rank_share(buyers),
                          recent_buyers / n_recent, _rank_share(recent_buyers)], 1)
         # --- customers
-        cday = np.unique(c * 65536 + (dint - d0))
+        cday = _sets.unique(c * 65536 + (dint - d0))
         n_days = np.bincount(cday // 65536, minlength=n_c).astype(np.float64)
         recent = (now_day - (cday % 65536 + d0)) <= 90
         days90 = np.bincount(cday[recent] // 65536, minlength=n_c).astype(np.float64)
@@ -553,7 +554,7 @@ class TwoStage(Recommender):
             where = np.cumsum(seen) - 1
             locate = lambda key: where[key]  # noqa: E731
         else:
-            keys = np.unique(np.concatenate(keys_list)) if keys_list else np.zeros(0, np.int64)
+            keys = _sets.unique(np.concatenate(keys_list)) if keys_list else np.zeros(0, np.int64)
             locate = lambda key: np.searchsorted(keys, key)  # noqa: E731
         gfeat = np.full((len(keys), 2 * len(gens) + 1), np.nan)
         for j, (key, score, rank) in enumerate(parts):
@@ -776,17 +777,17 @@ class TwoStage(Recommender):
         n_i = len(dataset.item_vocab)
         if len(inner) == 0 or len(labels) == 0:
             return {"customers": 0}, None
-        label_keys = np.unique(labels.customer_idx.astype(np.int64) * n_i + labels.item_idx)
-        rows = np.intersect1d(np.unique(label_keys // n_i), np.unique(inner.customer_idx)).astype(np.int64)
+        label_keys = _sets.unique(labels.customer_idx.astype(np.int64) * n_i + labels.item_idx)
+        rows = _sets.intersect1d(_sets.unique(label_keys // n_i), _sets.unique(inner.customer_idx)).astype(np.int64)
         if self.max_train_customers is not None and len(rows) > self.max_train_customers:
             rows = np.sort(rng.choice(rows, int(self.max_train_customers), replace=False))
         info: dict = {"customers": int(len(rows))}
         if len(rows) == 0:
             return info, None
-        active = np.unique(inner.customer_idx)
+        active = _sets.unique(inner.customer_idx)
         cap = self.max_fit_customers
         if cap is not None and len(active) > max(int(cap), len(rows)):
-            others = np.setdiff1d(active, rows, assume_unique=True)
+            others = _sets.setdiff1d(active, rows, assume_unique=True)
             extra = rng.choice(others, max(int(cap) - len(rows), 0), replace=False)
             keep = np.zeros(len(dataset.customer_vocab), dtype=bool)
             keep[rows] = True
@@ -795,9 +796,9 @@ class TwoStage(Recommender):
             info["fit_customers"] = int(len(rows) + len(extra))
         gens = fit_together({name: copy.deepcopy(g) for name, g in templates.items()}, inner)
         state = _State.build(inner, cutoff)
-        past = np.unique(inner.customer_idx.astype(np.int64) * n_i + inner.item_idx)
-        label_keys = label_keys[np.isin(label_keys // n_i, rows)]
-        new_keys = label_keys[~np.isin(label_keys, past)]
+        past = _sets.unique(inner.customer_idx.astype(np.int64) * n_i + inner.item_idx)
+        label_keys = label_keys[_sets.isin(label_keys // n_i, rows)]
+        new_keys = label_keys[~_sets.isin(label_keys, past)]
         frame = {}
         for mode in _MODES:
             exclude = "none" if mode == "all" else "purchased"
@@ -806,7 +807,7 @@ class TwoStage(Recommender):
 
             def select(pos, item, relevant=relevant, mode=mode, out=out):
                 """The rows kept for this mode (labels and groups into ``out``), before any pair feature."""
-                y = np.isin(rows[pos] * n_i + item, relevant).astype(np.float32)
+                y = _sets.isin(rows[pos] * n_i + item, relevant).astype(np.float32)
                 n_rel = np.bincount(np.searchsorted(rows, relevant // n_i), minlength=len(rows))
                 # customers with nothing that counts in this mode are not scored; lambdarank learns nothing
                 # from groups without a positive, so LightGBM only sees those with one

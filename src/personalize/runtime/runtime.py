@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from personalize import _sets
 from personalize._json import json_scalar
 from personalize.churn.scoring import split_reasons
 from personalize.customers import audience_columns, audience_mask, audience_page, consent_column, page_of
@@ -330,7 +331,7 @@ class Runtime:
         ev = self.live.events(customer_id)
         if ev is None or not len(ev.items):
             return base
-        return np.union1d(base, ev.items).astype(np.int32)
+        return _sets.union1d(base, ev.items).astype(np.int32)
 
     def _row(self, customer_id: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, bool, bool]:
         """(items, scores, sources, bought, known, full) for a customer."""

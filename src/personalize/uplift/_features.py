@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from personalize import _sets
 from personalize.errors import DataError, PersonalizeError
 
 __all__ = ["FeatureEncoder", "parse_treatment", "parse_outcome", "storable_scalar"]
@@ -80,7 +81,7 @@ class FeatureEncoder:
         arr = cls._numeric_array(X)
         names = [f"x{j}" for j in range(arr.shape[1])]
         forced = cls._forced(categorical, names)
-        cats = {j: [storable_scalar(v) for v in np.unique(arr[:, j][~np.isnan(arr[:, j])])] for j in sorted(forced)}
+        cats = {j: [storable_scalar(v) for v in _sets.unique(arr[:, j][~np.isnan(arr[:, j])])] for j in sorted(forced)}
         return cls(names, cats, False)
 
     @staticmethod
@@ -234,10 +235,10 @@ def parse_outcome(y: Any, n: int, outcome: str) -> tuple[np.ndarray, str]:
     bad = ~np.isfinite(arr)
     if bad.any():
         raise DataError("outcome has missing or infinite values", column="y", rows=np.flatnonzero(bad)[:5].tolist())
-    is01 = bool(np.isin(arr, (0.0, 1.0)).all())
+    is01 = bool(_sets.isin(arr, (0.0, 1.0)).all())
     if outcome == "binary" and not is01:
         raise DataError("a binary outcome must be 0 or 1", column="y",
-                        rows=np.flatnonzero(~np.isin(arr, (0.0, 1.0)))[:5].tolist())
+                        rows=np.flatnonzero(~_sets.isin(arr, (0.0, 1.0)))[:5].tolist())
     kind = outcome if outcome != "auto" else ("binary" if is01 else "continuous")
     return arr, kind
 

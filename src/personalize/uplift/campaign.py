@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from personalize import _sets
 from personalize.analytics.profiles import profiles as customer_profiles
 from personalize.churn import DEFAULT_WINDOWS, snapshot
 from personalize.data import CampaignData, Dataset
@@ -166,7 +167,7 @@ def campaign_training_set(data: CampaignData | Dataset, *, campaign_id: str | No
         if not [t for t in wanted if t != control]:
             raise DataError("treatments lists no treatment arm (only the control)", table="exposures",
                             column="offer_id")
-        keep = np.isin(arm, [control, *wanted])
+        keep = _sets.isin(arm, [control, *wanted])
     if not (arm[keep] == control).any():
         raise DataError("no control exposures (rows without an offer id): uplift needs a control group",
                         table="exposures", column="offer_id")
@@ -268,7 +269,7 @@ def _point_in_time_features(ds: Dataset, exp: pd.DataFrame, *, profiles: bool, b
     if profiles and ds.items is not None and "category" in ds.items.columns:
         categories = sorted(ds.items["category"].dropna().astype(str).unique().tolist())
     parts: list[pd.DataFrame] = []
-    for cut in np.unique(cutoff):
+    for cut in _sets.unique(cutoff):
         rows = np.flatnonzero(cutoff == cut)
         cut_ts = pd.Timestamp(cut)
         ids = exp["customer_id"].to_numpy(dtype=object)[rows]

@@ -65,6 +65,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from personalize import _sets
 from personalize.errors import DataError, PersonalizeError
 
 __all__ = ["qini_curve", "uplift_curve", "perfect_qini_curve", "perfect_uplift_curve", "qini_coefficient", "auuc",
@@ -91,10 +92,10 @@ def _inputs(y: Any, uplift: Any, treatment: Any) -> tuple[np.ndarray, np.ndarray
         raise DataError("no rows to evaluate", column="y")
     if not (len(y) == len(s) == len(t)):
         raise DataError(f"lengths differ: y {len(y)}, uplift {len(s)}, treatment {len(t)}", column="uplift")
-    if not np.isin(t, (0.0, 1.0)).all():
+    if not _sets.isin(t, (0.0, 1.0)).all():
         raise DataError("treatment must be 1 (treated) or 0 (control); score a several-arm model per arm on that "
                         "arm's and the control's rows", column="treatment",
-                        rows=np.flatnonzero(~np.isin(t, (0.0, 1.0)))[:5].tolist())
+                        rows=np.flatnonzero(~_sets.isin(t, (0.0, 1.0)))[:5].tolist())
     n_t = int(t.sum())
     if n_t == 0 or n_t == len(t):
         raise DataError(f"need both treated and control rows, got {n_t} treated of {len(t)}", column="treatment")
@@ -284,7 +285,7 @@ def uplift_at_k_by_segment(y: Any, uplift: Any, treatment: Any, segment: Any, *,
         raise DataError("no rows to evaluate", column="y")
     if pd.isna(seg).any():
         raise DataError("segment has missing values", column="segment", rows=np.flatnonzero(pd.isna(seg))[:5].tolist())
-    if not np.isin(t, (0.0, 1.0)).all():
+    if not _sets.isin(t, (0.0, 1.0)).all():
         raise DataError("treatment must be 1 (treated) or 0 (control)", column="treatment")
     rows = []
     codes, names = pd.factorize(seg, sort=True)

@@ -54,6 +54,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from personalize import _sets
 from personalize._params import Params
 from personalize.errors import DataError, NotFittedError, PersonalizeError
 from personalize.uplift import metrics as M
@@ -90,7 +91,7 @@ def uplift_split(treatment: Any, y: Any = None, *, test_fraction: float = 0.3,
     strata = _strata(treatment, y)
     rng = np.random.default_rng(random_state)
     test = np.zeros(len(strata), dtype=bool)
-    for s in np.unique(strata):
+    for s in _sets.unique(strata):
         members = np.flatnonzero(strata == s)
         m = int(round(float(test_fraction) * len(members)))
         test[rng.choice(members, m, replace=False)] = True
@@ -104,7 +105,7 @@ def _strata(treatment: Any, y: Any) -> np.ndarray:
         yv = np.asarray(y, dtype=np.float64)
         if len(yv) != len(t):
             raise DataError(f"{len(t)} treatment values but {len(yv)} outcomes", column="y")
-        if np.isin(yv, (0.0, 1.0)).all():
+        if _sets.isin(yv, (0.0, 1.0)).all():
             strata = strata * 2 + yv.astype(np.int64)
     return strata
 
@@ -123,7 +124,7 @@ def uplift_folds(treatment: Any, y: Any = None, *, n_folds: int = 5, random_stat
     rng = np.random.default_rng(random_state)
     fold = np.empty(len(strata), dtype=np.int64)
     offset = 0
-    for s in np.unique(strata):
+    for s in _sets.unique(strata):
         members = np.flatnonzero(strata == s)
         rng.shuffle(members)
         fold[members] = (np.arange(len(members)) + offset) % n_folds  # offset: small strata spread out
