@@ -522,3 +522,42 @@ def test_coupons_plan_cli_stays_within_budget_and_consent(sample_files, store, t
 def test_coupons_plan_cli_refuses_bad_options(sample_files, capsys, extra, message):
     code, _out, err = _run(["coupons", "plan", str(sample_files["transactions"]), *extra], capsys)
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_economics_from_dataset_codes_equal_the_plain_lines_path(retail):
+    """economics() reads the Dataset's id codes; the Spark path gives economics_of_lines plain lines (ids as
+    strings). Both give the same numbers, also with an order id missing (not an order) and a customer
+    asked for who never bought (NaN basket); churn_features agrees between a Dataset and its frame."""
+    from personalize.churn import churn_features
+    from personalize.offers.features import economics, economics_of_lines
+
+    ds = retail[0]
+    cat = OfferCatalog.from_frame(ds.offers)
+    day = pd.Timestamp(ds.exposures["exposed_at"].quantile(0.6)).normalize()
+    tx = ds.until(day).transactions.copy()
+    ids = np.append(np.asarray(tx["customer_id"].astype(str).unique()[:300], dtype=object), "never-bought")
+    fast = economics(ds, cat, day, customer_ids=ids)
+    slow = economics_of_lines(tx, ds.items, cat, ids, margin=fast_fill(ds, cat, day))
+    for f in ("aov", "margin_rate", "share", "bought"):
+        np.testing.assert_array_equal(getattr(fast, f), getattr(slow, f), err_msg=f)
+    assert np.isnan(fast.aov[-1]) and np.isfinite(fast.aov[:-1]).all()
+    # lines without an order id count in spend, not as orders: one order left -> the basket is all her spend
+    gap = tx.copy()
+    n_orders = gap.groupby(gap["customer_id"].astype(str))["order_id"].nunique()
+    who = next(c for c in ids[:-1] if n_orders[c] >= 2)
+    mine = np.flatnonzero((gap["customer_id"].astype(str) == who).to_numpy())
+    keep_order = gap["order_id"].iloc[mine[0]]
+    gap.loc[gap.index[mine], "order_id"] = np.where(gap["order_id"].iloc[mine] == keep_order, keep_order, None)
+    one = economics_of_lines(gap, ds.items, cat, np.array([who], dtype=object), margin=0.3)
+    assert one.aov[0] == pytest.approx(gap["amount"].iloc[mine].sum())
+    everyone = economics(ds, cat, day)
+    assert list(everyone.customer_ids) == sorted(tx["customer_id"].astype(str).unique())
+    pd.testing.assert_frame_equal(churn_features(ds, day), churn_features(ds.transactions, day))
+
+
+def fast_fill(ds, cat, day):
+    from personalize.offers.features import margin_fill
+
+    tx = ds.until(day).transactions
+    return margin_fill(pd.Series(ds.items["margin"].to_numpy(np.float64), index=ds.items["item_id"].astype(str)),
+                       tx["item_id"].astype(str).value_counts())

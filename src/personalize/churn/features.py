@@ -350,9 +350,17 @@ def churn_features(data: History, cutoff: DateLike, *, horizon_days: float = 90.
     if cust.isna().any():
         raise DataError("missing customer ids", table="transactions", column="customer_id",
                         rows=np.flatnonzero(cust.isna().to_numpy())[:5].tolist())
-    codes, uniq = pd.factorize(cust, sort=True)
-    codes = codes.astype(np.int64)
-    ids = np.asarray(uniq, dtype=object)
+    cidx = getattr(pt, "customer_idx", None)
+    if cidx is not None and len(cidx) == len(tx) and pt.customer_vocab.is_sorted and (cidx >= 0).all():
+        # the Dataset's codes over its sorted vocabulary: the order factorize(sort=True) gives, without a pass
+        # over millions of id strings
+        present = _sets.unique(cidx)
+        codes = np.searchsorted(present, cidx).astype(np.int64)
+        ids = np.asarray(pt.customer_vocab.ids, dtype=object)[present]
+    else:
+        codes, uniq = pd.factorize(cust, sort=True)
+        codes = codes.astype(np.int64)
+        ids = np.asarray(uniq, dtype=object)
     n = len(ids)
     day = tx["timestamp"].to_numpy(dtype="datetime64[ns]").view(np.int64) // NS_DAY
     amount = tx["amount"].to_numpy(np.float64)
@@ -360,7 +368,11 @@ def churn_features(data: History, cutoff: DateLike, *, horizon_days: float = 90.
     cut_f = cut.value / NS_DAY                      # cutoff in (fractional) days since epoch
     end_day = int(np.ceil(cut_f)) - 1               # last calendar day before the cutoff
 
-    items = tx["item_id"].to_numpy() if "item_id" in tx.columns and tx["item_id"].nunique() > 1 else None
+    iidx = getattr(pt, "item_idx", None)
+    if iidx is not None and len(iidx) == len(tx) and (iidx >= 0).all():
+        items = np.asarray(iidx, np.int64) if len(iidx) and iidx.min() != iidx.max() else None
+    else:
+        items = tx["item_id"].to_numpy() if "item_id" in tx.columns and tx["item_id"].nunique() > 1 else None
     cols, (purchases, first_d, last_d, span, dmin) = purchase_day_columns(codes, n, day, amount, qty, cut_f, end_day,
                                                                          windows, items)
 

@@ -40,6 +40,11 @@ class Vocabulary:
     def ids(self) -> np.ndarray:
         return self._index.to_numpy(dtype=object)
 
+    @property
+    def is_sorted(self) -> bool:
+        """Ids in increasing order (as :meth:`from_values` builds them): codes then sort like the ids."""
+        return bool(self._index.is_monotonic_increasing)
+
     def __len__(self) -> int:
         return len(self._index)
 

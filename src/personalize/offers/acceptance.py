@@ -157,7 +157,7 @@ class AcceptanceModel(PropensityModel):
             raise NotFittedError("this AcceptanceModel was fitted on a plain feature matrix: fit it with "
                                  "fit_exposures to score offers")
         fb_ids = set(self.fallback_offers_)
-        fb = np.array([catalog.offer_ids[o] in fb_ids for o in offers], dtype=bool)
+        fb = np.array([oid in fb_ids for oid in catalog.offer_ids], dtype=bool)[np.asarray(offers, np.int64)]
         if fb.any():
             rate = np.array([self.kind_rates_.get(str(catalog.kinds[o]), np.mean(list(self.kind_rates_.values())))
                              for o in offers[fb]])

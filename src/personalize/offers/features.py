@@ -52,17 +52,28 @@ class Economics:
 def economics(ds: Dataset, catalog: OfferCatalog, cutoff: pd.Timestamp,
               customer_ids: np.ndarray | None = None) -> Economics:
     """:class:`Economics` of ``customer_ids`` (default: everyone who bought before ``cutoff``)."""
-    tx = ds.until(cutoff).transactions
+    sub = ds.until(cutoff)
+    tx = sub.transactions
     if not len(tx):
         raise DataError(f"no purchases before {cutoff}", table="transactions", column="timestamp")
-    ids = _sets.unique(tx["customer_id"].astype(str).to_numpy(dtype=object)) if customer_ids is None else customer_ids
+    # the Dataset's own id codes (its vocabularies are sorted): no pass over millions of id strings
+    cvocab = np.asarray(ds.customer_vocab.ids, dtype=object)
+    ivocab = np.asarray(ds.item_vocab.ids, dtype=object)
+    cidx, iidx = np.asarray(sub.customer_idx, np.int64), np.asarray(sub.item_idx, np.int64)
+    ids = customer_ids
+    if ids is None:
+        ids = cvocab[_sets.unique(cidx)]
+        if not ds.customer_vocab.is_sorted:
+            ids = np.sort(ids.astype(str)).astype(object)
     items = ds.items
     fill = DEFAULT_MARGIN
     if items is not None and "margin" in items.columns and items["margin"].notna().any():
-        lines = tx["item_id"].astype(str).value_counts()
+        n_lines = np.bincount(iidx, minlength=len(ivocab))
+        bought = np.flatnonzero(n_lines)
+        lines = pd.Series(n_lines[bought], index=pd.Index(ivocab[bought], dtype=object))
         fill = margin_fill(pd.Series(items["margin"].to_numpy(np.float64), index=items["item_id"].astype(str)),
                            lines)
-    return economics_of_lines(tx, items, catalog, ids, margin=fill)
+    return economics_of_lines(tx, items, catalog, ids, margin=fill, codes=(cvocab, cidx, ivocab, iidx))
 
 
 def margin_fill(margins: pd.Series, lines_per_item: pd.Series) -> float:
@@ -80,27 +91,46 @@ def margin_fill(margins: pd.Series, lines_per_item: pd.Series) -> float:
 
 
 def economics_of_lines(tx: pd.DataFrame, items: pd.DataFrame | None, catalog: OfferCatalog, customer_ids,
-                       *, margin: float) -> Economics:
+                       *, margin: float, codes: tuple | None = None) -> Economics:
     """:class:`Economics` of ``customer_ids`` from their purchase lines ``tx`` (before the cutoff, in the
     Dataset's order; other customers' lines are ignored, a customer without lines has NaN ``aov``).
     ``margin`` fills the margin rate of customers without known item margins (:func:`margin_fill`).
-    A customer's row depends on her own lines only, so this runs per partition on the Spark path."""
+    A customer's row depends on her own lines only, so this runs per partition on the Spark path.
+
+    ``codes``: ``(customer ids, each line's customer code, item ids, each line's item code)`` when the caller
+    has them (a Dataset's vocabularies and index arrays); else they are read from ``tx``'s id columns. Every
+    lookup then runs once per distinct customer or item, not once per line.
+    """
     ids = np.asarray(customer_ids, dtype=object)
     index = pd.Index(ids)
     n = len(ids)
-    row = index.get_indexer(tx["customer_id"].astype(str).to_numpy(dtype=object))
+    if codes is None:
+        ccode, cuniq = pd.factorize(tx["customer_id"])
+        icode, iuniq = pd.factorize(tx["item_id"])
+        cuniq = np.asarray(cuniq, dtype=object).astype(str).astype(object)
+        iuniq = np.asarray(iuniq, dtype=object).astype(str).astype(object)
+    else:
+        cuniq, ccode, iuniq, icode = codes
+    # code -1 (a missing id) points at an appended "unknown" entry
+    ccode, icode = np.asarray(ccode, np.int64), np.asarray(icode, np.int64)
+    row = np.r_[index.get_indexer(np.asarray(cuniq, dtype=object)), -1][ccode]
     ok = row >= 0
     row, amount = row[ok], tx["amount"].to_numpy(np.float64)[ok]
+    icode = np.where(icode[ok] < 0, len(iuniq), icode[ok])
     spend = np.bincount(row, weights=amount, minlength=n)
     key = "order_id" if "order_id" in tx.columns else "timestamp"
-    orders = pd.Series(tx[key].to_numpy()[ok]).groupby(row).nunique().reindex(range(n), fill_value=0).to_numpy()
+    ocode = pd.factorize(tx[key])[0].astype(np.int64)[ok]
+    has = ocode >= 0  # a missing order id is not an order
+    n_o = int(ocode.max()) + 1 if has.any() else 1
+    pairs = _sets.unique(row[has] * n_o + ocode[has])
+    orders = np.bincount(pairs // n_o, minlength=n)
     with np.errstate(invalid="ignore", divide="ignore"):
         aov = np.where(orders > 0, spend / np.maximum(orders, 1), np.nan)
     margin_rate = np.full(n, DEFAULT_MARGIN)
-    item_ids = tx["item_id"].astype(str).to_numpy(dtype=object)[ok]
+    uniq_ids = pd.Index(np.r_[np.asarray(iuniq, dtype=object), np.array([None], dtype=object)], dtype=object)
     if items is not None and "margin" in items.columns and items["margin"].notna().any():
         m = pd.Series(items["margin"].to_numpy(np.float64), index=items["item_id"].astype(str))
-        line_margin = m.reindex(item_ids).to_numpy()
+        line_margin = m.reindex(uniq_ids).to_numpy(np.float64)[icode]
         known = np.isfinite(line_margin)
         w = np.bincount(row[known], weights=amount[known], minlength=n)
         mm = np.bincount(row[known], weights=amount[known] * line_margin[known], minlength=n)
@@ -108,17 +138,18 @@ def economics_of_lines(tx: pd.DataFrame, items: pd.DataFrame | None, catalog: Of
     cats = None
     if items is not None and "category" in items.columns:
         cats = pd.Series(items["category"].astype("object").to_numpy(), index=items["item_id"].astype(str)) \
-            .reindex(item_ids).to_numpy(dtype=object)
+            .reindex(uniq_ids).to_numpy(dtype=object)
     share = np.ones((n, len(catalog)))
     bought = np.ones((n, len(catalog)), bool)
     for j in range(len(catalog)):
         if not catalog.targeted[j]:
             continue
-        hit = np.zeros(len(item_ids), bool)
+        hit_item = np.zeros(len(uniq_ids), bool)
         if catalog.target_items[j]:
-            hit |= pd.Index(item_ids).isin(catalog.target_items[j])
+            hit_item |= uniq_ids.isin(catalog.target_items[j])
         if catalog.target_category[j] is not None and cats is not None:
-            hit |= cats == catalog.target_category[j]
+            hit_item |= cats == catalog.target_category[j]
+        hit = hit_item[icode]
         s = np.bincount(row[hit], weights=amount[hit], minlength=n)
         share[:, j] = np.divide(s, spend, out=np.zeros(n), where=spend > 0)
         bought[:, j] = np.bincount(row[hit], minlength=n) > 0
@@ -126,16 +157,17 @@ def economics_of_lines(tx: pd.DataFrame, items: pd.DataFrame | None, catalog: Of
 
 
 def pair_features(catalog: OfferCatalog, customer: pd.DataFrame, econ: Economics, rows: np.ndarray,
-                  offers: np.ndarray) -> pd.DataFrame:
+                  offers: np.ndarray, *, values: np.ndarray | None = None) -> pd.DataFrame:
     """Feature frame of pairs (``customer`` features row ``rows[k]``, offer ``offers[k]``).
 
     ``customer`` is indexed like ``econ`` (rows from :meth:`Economics.rows`; -1 = no history: NaN).
+    ``values``: ``customer.to_numpy(np.float64)`` when the caller scores it in batches (converted once).
     """
     rows = np.asarray(rows, np.int64)
     offers = np.asarray(offers, np.int64)
     have = rows >= 0
     cf = np.full((len(rows), customer.shape[1]), np.nan)
-    cf[have] = customer.to_numpy(np.float64)[rows[have]]
+    cf[have] = (customer.to_numpy(np.float64) if values is None else values)[rows[have]]
     out = pd.DataFrame(cf, columns=list(customer.columns))
     aov = np.where(have, econ.aov[np.maximum(rows, 0)], np.nan)
     basket = np.maximum(np.nan_to_num(aov, nan=0.0), catalog.min_spend[offers])

@@ -229,11 +229,12 @@ def offer_rows(catalog: OfferCatalog, model: AcceptanceModel, cust: pd.DataFrame
     value = np.zeros((n, m), np.float32)
     fb = np.zeros(m, bool)
     margin = np.nan_to_num(econ.margin_rate, nan=0.3)
+    values = cust.to_numpy(np.float64)  # once, not once per batch
     for start in range(0, n, batch):
         rows = np.arange(start, min(start + batch, n))
         rr, oo = np.repeat(rows, m), np.tile(np.arange(m), len(rows))
         have = np.isfinite(econ.aov[rr])
-        X = pair_features(catalog, cust, econ, np.where(have, rr, -1), oo)
+        X = pair_features(catalog, cust, econ, np.where(have, rr, -1), oo, values=values)
         pp, f = model.predict_pairs(X, oo, catalog)
         fb[oo[f]] = True
         basket = np.maximum(np.nan_to_num(econ.aov[rr], nan=0.0), catalog.min_spend[oo])
