@@ -114,6 +114,14 @@ def test_large_exposure_sets_train_the_acceptance_model_like_a_large_churn_set()
     for model in (large, churn):  # a faster rate than the small-data default, fewer early-stopping rounds
         assert model.learning_rate > small.learning_rate
         assert model.early_stopping_rounds < small.early_stopping_rounds
+    # from ACCEPTANCE_FAST_ROWS up, the churn model's own large-data rate: hundreds of trees fewer to fit and
+    # to score ten offers per customer with
+    from personalize.pipeline.offers import ACCEPTANCE_FAST_ROWS
+
+    fast = default_acceptance_model(ACCEPTANCE_FAST_ROWS)
+    assert default_acceptance_model(ACCEPTANCE_FAST_ROWS - 1).get_params() == large.get_params()
+    assert (fast.learning_rate, fast.early_stopping_rounds) == (churn.learning_rate, churn.early_stopping_rounds)
+    assert fast.learning_rate > large.learning_rate and fast.get_params()["n_jobs"] == 0
 
 
 def test_large_coupon_sets_compare_uplift_learners_on_a_sample():
