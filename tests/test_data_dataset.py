@@ -258,3 +258,11 @@ def test_of_customers_keeps_the_vocabularies_and_only_their_rows():
     assert ds.of_customers(np.ones(len(ds.customer_vocab), dtype=bool)) is ds
     with pytest.raises(DataError, match="one flag per customer"):
         ds.of_customers(keep[:-1])
+
+
+def test_vocabulary_compacts_codes_to_the_ids_that_occur_in_its_order():
+    v = Vocabulary.from_values(np.array(["c", "a", "d", "b"], dtype=object))
+    assert v.is_sorted and list(v.ids) == ["a", "b", "c", "d"]
+    codes, ids = v.compact(np.array([3, 1, 3, 3, 1], dtype=np.int64))  # d, b, d, d, b
+    assert list(ids) == ["b", "d"] and codes.tolist() == [1, 0, 1, 1, 0]
+    assert not Vocabulary(np.array(["b", "a"], dtype=object)).is_sorted

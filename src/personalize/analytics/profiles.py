@@ -111,7 +111,7 @@ class ProfileArrays:
 
 
 def _cut(data: History, tx: pd.DataFrame, cutoff: pd.Timestamp):
-    """Rows strictly before ``cutoff``: (frame slice, customer codes or None, vocab ids or None)."""
+    """Rows strictly before ``cutoff``: (frame slice, customer codes or None, customer vocabulary or None)."""
     ts = tx["timestamp"].to_numpy(dtype="datetime64[ns]")
     c64 = np.datetime64(cutoff.to_datetime64(), "ns")
     codes = getattr(data, "customer_idx", None) if not isinstance(data, pd.DataFrame) else None
@@ -119,7 +119,7 @@ def _cut(data: History, tx: pd.DataFrame, cutoff: pd.Timestamp):
     if codes is not None and len(codes) == len(tx):
         # Dataset: transactions are sorted by time
         pos = int(np.searchsorted(ts, c64, side="left"))
-        return tx.iloc[:pos], np.asarray(codes[:pos], dtype=np.int64), np.asarray(vocab.ids, dtype=object)
+        return tx.iloc[:pos], np.asarray(codes[:pos], dtype=np.int64), vocab
     mask = ts < c64
     sub = tx.loc[mask] if not mask.all() else tx
     return sub, None, None
@@ -146,7 +146,7 @@ def prepare_arrays(data: History, as_of: DateLike) -> ProfileArrays:
     if callable(getattr(data, "until", None)):
         data = data.until(cutoff)  # the Dataset as known at as_of (later returns not yet netted)
     tx = transactions_of(data)
-    tx, codes, vocab_ids = _cut(data, tx, cutoff)
+    tx, codes, vocab = _cut(data, tx, cutoff)
     if len(tx) == 0:
         raise DataError(f"no transactions before as_of {cutoff}", table="transactions",
                         column="timestamp")
@@ -186,10 +186,7 @@ def prepare_arrays(data: History, as_of: DateLike) -> ProfileArrays:
             codes = codes.astype(np.int64)
         ids = np.asarray(uniq, dtype=object)
     else:
-        present = np.bincount(codes, minlength=len(vocab_ids)) > 0
-        remap = np.cumsum(present) - 1
-        codes = remap[codes]
-        ids = vocab_ids[present]
+        codes, ids = vocab.compact(codes)
     n = len(ids)
 
     # ---- order keys -----------------------------------------------------

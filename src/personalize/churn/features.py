@@ -354,9 +354,7 @@ def churn_features(data: History, cutoff: DateLike, *, horizon_days: float = 90.
     if cidx is not None and len(cidx) == len(tx) and pt.customer_vocab.is_sorted and (cidx >= 0).all():
         # the Dataset's codes over its sorted vocabulary: the order factorize(sort=True) gives, without a pass
         # over millions of id strings
-        present = _sets.unique(cidx)
-        codes = np.searchsorted(present, cidx).astype(np.int64)
-        ids = np.asarray(pt.customer_vocab.ids, dtype=object)[present]
+        codes, ids = pt.customer_vocab.compact(np.asarray(cidx, np.int64))
     else:
         codes, uniq = pd.factorize(cust, sort=True)
         codes = codes.astype(np.int64)

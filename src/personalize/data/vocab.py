@@ -40,6 +40,13 @@ class Vocabulary:
     def ids(self) -> np.ndarray:
         return self._index.to_numpy(dtype=object)
 
+    def compact(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``codes`` (positions in this vocabulary) renumbered 0..n-1 over the ids that occur, in vocabulary
+        order, and those n ids: ``(new codes, ids)``."""
+        present = np.bincount(codes, minlength=len(self)) > 0
+        remap = np.cumsum(present) - 1
+        return remap[codes], self.ids[present]
+
     @property
     def is_sorted(self) -> bool:
         """Ids in increasing order (as :meth:`from_values` builds them): codes then sort like the ids."""

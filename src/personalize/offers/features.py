@@ -62,7 +62,7 @@ def economics(ds: Dataset, catalog: OfferCatalog, cutoff: pd.Timestamp,
     cidx, iidx = np.asarray(sub.customer_idx, np.int64), np.asarray(sub.item_idx, np.int64)
     ids = customer_ids
     if ids is None:
-        ids = cvocab[_sets.unique(cidx)]
+        ids = ds.customer_vocab.compact(cidx)[1]
         if not ds.customer_vocab.is_sorted:
             ids = np.sort(ids.astype(str)).astype(object)
     items = ds.items
