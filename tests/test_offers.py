@@ -561,3 +561,25 @@ def fast_fill(ds, cat, day):
     tx = ds.until(day).transactions
     return margin_fill(pd.Series(ds.items["margin"].to_numpy(np.float64), index=ds.items["item_id"].astype(str)),
                        tx["item_id"].astype(str).value_counts())
+
+
+def test_candidate_affinity_equals_the_candidate_table_it_replaces(retail):
+    """personalize train keeps only which offers' targets are among each customer's candidates (and frees the
+    table): the affinity is the same as read from the table, whatever the customers' order and the catalog's."""
+    from personalize.offers import CandidateAffinity
+    from personalize.offers.scores import _affinity
+    from personalize.recommenders import CandidateTable, Popular
+
+    ds = retail[0]
+    cat = OfferCatalog.from_frame(ds.offers)
+    assert cat.targeted.any()
+    rec = ALS(factors=8, iterations=3, random_state=0).fit(ds)
+    table = CandidateTable.build(rec, ds, n=20, cold=Popular().fit(ds))
+    kept = CandidateAffinity.from_table(cat, table, batch=97)  # batches that do not divide the customers
+    ids = np.append(np.asarray(table.customer_ids[::-1][:400], dtype=object), "never-seen")
+    none = np.zeros((len(ids), len(cat)), bool)
+    from_table = _affinity(cat, none, table, ids)
+    np.testing.assert_array_equal(_affinity(cat, none, kept, ids), from_table)
+    assert from_table[:, cat.targeted].any() and not from_table[-1].any()
+    reordered = OfferCatalog.from_frame(ds.offers.iloc[::-1].reset_index(drop=True))
+    np.testing.assert_array_equal(_affinity(reordered, none, kept, ids), from_table[:, ::-1])

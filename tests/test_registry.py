@@ -16,7 +16,8 @@ from serving_helpers import make_models, publish_tiny, tiny_dataset  # noqa: E40
 from personalize.errors import BundleError, PersonalizeError, UnknownIdError  # noqa: E402
 from personalize.recommenders import CandidateTable  # noqa: E402
 from personalize.runtime import Runtime  # noqa: E402
-from personalize.store import current_version, list_versions, load_bundle, prune, publish, rollback  # noqa: E402
+from personalize.store import (BundleWriter, current_version, list_versions, load_bundle, prune, publish,  # noqa: E402
+                               rollback)
 
 
 @pytest.fixture(scope="module")
@@ -139,6 +140,57 @@ def test_failed_publish_keeps_current(tmp_path, ds):
         publish({"t": pd.DataFrame({"a": [1]}), "r": Broken()}, ds, store=store)
     assert current_version(store) == v1
     assert [v["version"] for v in list_versions(store)] == [v1]
+
+
+def test_bundle_writer_piece_by_piece(tmp_path, ds):
+    """Components written one at a time are invisible until commit; a failure removes them and keeps CURRENT."""
+    store = tmp_path / "m"
+    v1 = publish({"t": pd.DataFrame({"a": [1]})}, ds, store=store)["version"]
+    with BundleWriter(store) as bundle:
+        bundle.add("t", pd.DataFrame({"a": [2, 3]}))
+        staging = list(store.glob(".publish-*"))
+        assert len(staging) == 1 and (staging[0] / "t" / "table.parquet").is_file()
+        assert current_version(store) == v1 and [v["version"] for v in list_versions(store)] == [v1]
+        prune(store, keep=1)  # a live writer's staging directory survives the leftover sweep
+        assert staging[0].is_dir()
+        with pytest.raises(PersonalizeError, match="already added"):
+            bundle.add("t", pd.DataFrame({"a": [4]}))
+        bundle.add("u", pd.DataFrame({"b": ["x"]}))
+        m = bundle.commit(ds, metrics={"note": 1})
+    assert current_version(store) == m["version"] != v1 and not list(store.glob(".publish-*"))
+    assert list(m["components"]) == ["t", "u"] and m["metrics"] == {"note": 1}
+    assert load_bundle(store)["t"]["a"].tolist() == [2, 3]
+    with pytest.raises(PersonalizeError, match="already committed"):
+        bundle.add("v", pd.DataFrame({"a": [1]}))
+
+    with pytest.raises(RuntimeError, match="stage failed"):
+        with BundleWriter(store) as bundle:
+            bundle.add("t", pd.DataFrame({"a": [5]}))
+            raise RuntimeError("stage failed")
+    assert current_version(store) == m["version"] and not list(store.glob(".publish-*"))
+    with BundleWriter(store) as bundle:  # nothing added: commit refuses, and nothing is left behind
+        with pytest.raises(PersonalizeError, match="at least one component"):
+            bundle.commit(ds)
+    assert not list(store.glob(".publish-*")) and len(list_versions(store)) == 2
+
+
+def test_prune_sweeps_only_dead_writers_leftovers(tmp_path, ds):
+    import os
+    import time
+
+    store = tmp_path / "m"
+    publish({"t": pd.DataFrame({"a": [1]})}, ds, store=store)
+    old = time.time() - 7200
+    dead = store / ".publish-999999999-abc"  # no such process
+    other = store / f".publish-{os.getppid()}-def"  # a live process (the test runner's parent)
+    legacy = store / ".publish-xyz"  # the name older versions used
+    for d in (dead, other, legacy):
+        d.mkdir()
+        os.utime(d, (old, old))
+    young = store / ".publish-999999998-new"
+    young.mkdir()
+    prune(store, keep=1)
+    assert not dead.exists() and not legacy.exists() and other.is_dir() and young.is_dir()
 
 
 def test_candidate_table_matches_recommender(ds):

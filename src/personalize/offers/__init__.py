@@ -11,8 +11,9 @@ from personalize.offers.acceptance import AcceptanceModel, AcceptanceSet, accept
 from personalize.offers.catalog import CHANNELS, OfferCatalog, Rules
 from personalize.offers.eligibility import REASONS, ContactPolicy, CustomerState, eligibility
 from personalize.offers.features import OFFER_FEATURES, DayFeatures, Economics, customer_frame, economics, pair_features
-from personalize.offers.scores import OfferScores, score_offers
+from personalize.offers.scores import CandidateAffinity, OfferScores, score_offers
 
 __all__ = ["AcceptanceModel", "AcceptanceSet", "acceptance_training_set", "score_pairs", "CHANNELS", "OfferCatalog",
            "Rules", "REASONS", "ContactPolicy", "CustomerState", "eligibility", "OFFER_FEATURES", "Economics",
-           "customer_frame", "economics", "pair_features", "DayFeatures", "OfferScores", "score_offers"]
+           "customer_frame", "economics", "pair_features", "DayFeatures", "OfferScores", "CandidateAffinity",
+           "score_offers"]

@@ -25,7 +25,7 @@ from personalize.errors import PersonalizeError
 from personalize.offers import AcceptanceModel, ContactPolicy, DayFeatures, OfferCatalog, acceptance_training_set, \
     economics, score_offers
 from personalize.offers.features import customer_frame
-from personalize.offers.scores import OfferScores
+from personalize.offers.scores import CandidateAffinity, OfferScores
 from personalize.pipeline.churn import LARGE_TRAINING_ROWS
 from personalize.uplift import AutoUplift
 
@@ -45,7 +45,7 @@ OfferScoring = Callable[[AcceptanceModel, "tuple[Ladder, AutoUplift] | None"],
                         "tuple[OfferScores, dict[str, np.ndarray] | None, np.ndarray]"]
 
 
-def train_offers(ds: Dataset, customers: pd.DataFrame, candidates: CandidateTable | None, *,
+def train_offers(ds: Dataset, customers: pd.DataFrame, candidates: CandidateTable | CandidateAffinity | None, *,
                  ladder: str | None = None, policy: ContactPolicy | None = None,
                  anyway_redeem_rate: float = DEFAULT_ANYWAY_REDEEM_RATE, seed: int = 0, n_jobs: int | None = 1,
                  progress: Callable[[str], None] | None = None) -> tuple[dict[str, Any], dict, dict]:
@@ -151,6 +151,7 @@ def fit_and_score_offers(ds, catalog: OfferCatalog, end: pd.Timestamp, features:
     offers_fit_s = time.perf_counter() - t
     t = time.perf_counter()
     coupon = None
+    X = treatment = y = None
     try:
         lad = Ladder.parse(ladder, catalog) if ladder else Ladder.default(catalog, ds.exposures)
         X, treatment, y, _cut = coupon_training_set(ds, catalog, lad, features=features)
@@ -162,13 +163,14 @@ def fit_and_score_offers(ds, catalog: OfferCatalog, end: pd.Timestamp, features:
     except PersonalizeError as exc:
         info["coupons"] = {"status": "skipped", "reason": str(exc)}
     coupons_fit_s = time.perf_counter() - t
-    del features
+    training_rows = len(aset)
+    del features, aset, X, treatment, y  # the training sets and their day features, before scoring everyone
     t = time.perf_counter()
     say("scoring next-best-offers" + (" and coupon levels" if coupon is not None else "") + " for every customer")
     scores, opts, known = score(model, coupon)
     score_s = time.perf_counter() - t
     comps.update(acceptance=model, offers=scores)
-    info["offers"] = {"status": "published", "offers": len(catalog), "training_rows": len(aset),
+    info["offers"] = {"status": "published", "offers": len(catalog), "training_rows": training_rows,
                       "fallback_offers": model.fallback_offers_, "as_of": end.isoformat(),
                       "seconds": round(offers_fit_s + score_s, 2)}
     metrics["acceptance"] = {k: v for k, v in (model.validation_ or {}).items()

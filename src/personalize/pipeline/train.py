@@ -49,12 +49,13 @@ from personalize._memory import release_memory
 from personalize.customers import customer_table, merge_scores
 from personalize.evaluation import evaluate, time_split
 from personalize.errors import PersonalizeError
+from personalize.offers import CandidateAffinity, OfferCatalog
 from personalize.pipeline.offers import train_offers
 from personalize.pipeline.select import select_recommender
 from personalize.pipeline.churn import (DEFAULT_CHURN_CUTOFFS, DEFAULT_CHURN_HORIZON_DAYS, DEFAULT_CHURN_SPACING_DAYS,
                                         train_churn)
 from personalize.recommenders import ALS, CandidateTable, Popular, Recommender
-from personalize.store import publish
+from personalize.store import BundleWriter
 from personalize.store.events import EventStore
 
 if TYPE_CHECKING:
@@ -197,6 +198,32 @@ def train_bundle(dataset: Dataset, *, store: str | Path = "models", factors: int
         timings["validate_s"] = time.perf_counter() - t
     elif "recommender" not in metrics:
         metrics["recommender"] = {"status": "skipped", "reason": "validation disabled (validate=False)"}
+    params = {"recommender": {"class": type(recommender).__name__, **_scalar_params(recommender)},
+              "popular": {"class": type(popular).__name__, **_scalar_params(popular)},
+              "candidates": candidates, "seed": seed, **(extra_params or {})}
+    # the bundle is written component by component as each is ready (the served model and its candidates go to
+    # disk before the churn and offer models are trained, and their memory is freed); it becomes visible only
+    # when it is committed at the end, and an exception removes what was written
+    models = {"recommender": recommender, "popular": popular}
+    del recommender  # _train_components drops the model once it is written: no reference may stay here
+    with BundleWriter(store) as bundle:
+        return _train_components(dataset, bundle, models, params=params, metrics=metrics,
+                                 data_info=data_info, timings=timings, candidates=candidates, keep=keep,
+                                 seed=seed, customers=customers, churn=churn, churn_horizon_days=churn_horizon_days,
+                                 churn_cutoffs=churn_cutoffs, churn_spacing_days=churn_spacing_days, offers=offers,
+                                 ladder=ladder, say=say, progress=progress)
+
+
+def _train_components(dataset: Dataset, bundle: BundleWriter, models: dict[str, Any], *,
+                      params: dict, metrics: dict, data_info: dict, timings: dict, candidates: int,
+                      keep: int | None, seed: int, customers: bool, churn, churn_horizon_days: float,
+                      churn_cutoffs: int, churn_spacing_days: float, offers: bool, ladder: str | None, say,
+                      progress) -> dict:
+    """:func:`train_bundle` from the recommender fit on, adding each component to ``bundle`` when it is ready.
+
+    ``models`` holds the recommender and Popular; the recommender is taken out of it once written, so that
+    (unless the caller kept a reference) its memory is freed before the churn and offer models are trained."""
+    recommender, popular = models.pop("recommender"), models.pop("popular")
     with threadpool_limits(1, "blas"):
         t = time.perf_counter()
         if (metrics.get("recommender") or {}).get("reuse") and hasattr(recommender, "refit"):
@@ -223,7 +250,21 @@ def train_bundle(dataset: Dataset, *, store: str | Path = "models", factors: int
         table = CandidateTable.build(recommender, dataset, n=candidates, cold=popular,
                                      progress=cand_progress if progress is not None else None)
         timings["candidates_s"] = time.perf_counter() - t
-    components: dict[str, Any] = {"recommender": recommender, "popular": popular, "candidates": table}
+    t = time.perf_counter()
+    say("writing the recommender, Popular and the candidates")
+    bundle.add("recommender", recommender)
+    bundle.add("popular", popular)
+    bundle.add("candidates", table)
+    del recommender  # only the caller's reference (if any) keeps it now: the stages below never use it
+    # the offer scores need only which offers' targets are among each customer's candidates: that, and not the
+    # table (gigabytes at a million customers), is kept for them
+    train_offers_now = offers and customers and dataset.offers is not None and dataset.exposures is not None \
+        and len(dataset.exposures) > 0
+    affinity = CandidateAffinity.from_table(OfferCatalog.from_frame(dataset.offers), table) \
+        if train_offers_now else None
+    del table
+    timings["write_models_s"] = time.perf_counter() - t
+    components: dict[str, Any] = {}
     if customers:
         t = time.perf_counter()
         say("building the customer table")
@@ -253,21 +294,23 @@ def train_bundle(dataset: Dataset, *, store: str | Path = "models", factors: int
     offer_info: dict[str, Any] = {}
     if offers and customers:
         t = time.perf_counter()
-        comps, offer_info, offer_metrics = train_offers(dataset, components["customers"], table, ladder=ladder,
-                                                        seed=seed, progress=say)
+        comps, offer_info, offer_metrics = train_offers(dataset, components["customers"], affinity,
+                                                        ladder=ladder, seed=seed, progress=say)
+        del affinity
         components.update(comps)
         metrics.update(offer_metrics)
         timings["offers_s"] = time.perf_counter() - t
-    params = {"recommender": {"class": type(recommender).__name__, **_scalar_params(recommender)},
-              "popular": {"class": type(popular).__name__, **_scalar_params(popular)},
-              "candidates": candidates, "seed": seed, **(extra_params or {})}
     if "churn" in components:
         params["churn"] = {"class": type(components["churn"]).__name__, "horizon_days": churn_horizon_days,
                            "n_cutoffs": churn_cutoffs, "spacing_days": churn_spacing_days,
                            **_scalar_params(components["churn"])}
     say("publishing")
-    return publish(components, dataset, store=store, params=params, metrics=metrics, keep=keep,
-                   extra={"churn": churn_info, **offer_info, **loyalty_info}, data=data_info)
+    t = time.perf_counter()
+    for name in list(components):
+        bundle.add(name, components.pop(name))  # each table freed once written
+    timings["write_tables_s"] = time.perf_counter() - t
+    return bundle.commit(dataset, params=params, metrics=metrics, keep=keep,
+                         extra={"churn": churn_info, **offer_info, **loyalty_info}, data=data_info)
 
 
 def loyalty_tables(dataset: Dataset, components: dict, say) -> dict:

@@ -37,14 +37,22 @@ class _PurchaseDays(Recommender):
 
     def _fit_days(self, ds, n_c: int, n_i: int):
         """Purchase days per (customer, item): fills the fitted state and returns (rows, cols, counts, first, last)."""
-        ci = ds.customer_idx.astype(np.int64)
-        ii = ds.item_idx.astype(np.int64)
+        # in place where it can be: every line-length temporary is 160 MB at 20M lines
+        key = ds.customer_idx.astype(np.int64)
+        key *= n_i
+        key += ds.item_idx
         day = _days(ds.transactions["timestamp"].to_numpy()).astype(np.int64)
-        key = ci * n_i + ii
         if len(key):
-            span = int(day.max() - day.min() + 1)
-            uk = _sets.unique(key * span + (day - day.min()))
-            pkey, pday = uk // span, (uk % span + day.min()).astype(np.float64)
+            dmin = int(day.min())
+            span = int(day.max() - dmin + 1)
+            key *= span
+            day -= dmin
+            key += day
+            del day
+            uk = _sets.unique(key)
+            del key
+            pkey, pday = uk // span, (uk % span + dmin).astype(np.float64)
+            del uk
             starts = np.r_[0, np.flatnonzero(np.diff(pkey)) + 1]
             keys = pkey[starts]
             counts = np.diff(np.r_[starts, len(pkey)]).astype(np.float64)
@@ -299,8 +307,11 @@ class BuyAgain(_PurchaseDays):
             return *fallback, {"status": "skipped", "reason": "nobody with earlier purchases bought in the "
                                                               "validation window"}
         sel = _sets.isin(rows, who)
-        r, j, n, dd = np.searchsorted(who, rows[sel]), cols[sel], counts[sel], shadow.now_day_ - last[sel]
-        hit = _sets.isin(rows[sel] * n_i + j, label).astype(np.float64)
+        rs, j, n, dd = rows[sel], cols[sel], counts[sel], shadow.now_day_ - last[sel]
+        del rows, cols, counts, first, last, sel, shadow  # the window's customers' pairs are all that is scored
+        r = np.searchsorted(who, rs)
+        hit = _sets.isin(rs * n_i + j, label).astype(np.float64)
+        del rs
         n_rel = np.bincount(np.searchsorted(who, label[_sets.isin(label // n_i, who)] // n_i), minlength=len(who))
         disc = 1.0 / np.log2(np.arange(2, 12))
         idcg = np.concatenate([[0.0], np.cumsum(disc)])[np.minimum(n_rel, 10)]

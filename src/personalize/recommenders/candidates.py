@@ -40,12 +40,18 @@ if TYPE_CHECKING:
     from personalize.data import Dataset
     from personalize.recommenders.base import Recommender
 
-__all__ = ["CandidateTable", "QUANTILE_GRID"]
+__all__ = ["CandidateTable", "QUANTILE_GRID", "item_code_dtype"]
 
 #: the probabilities at which :meth:`CandidateTable.score_quantiles` cuts each source's scores
 QUANTILE_GRID = np.linspace(0.0, 1.0, 257)
 #: scores drawn (without replacement, fixed seed) when a table holds more than this many
 _QUANTILE_SAMPLE = 2_000_000
+
+
+def item_code_dtype(n_items: int) -> np.dtype:
+    """The dtype of a candidate table's item codes (-1 = no item): int16 for catalogs under 32,767 items (a
+    million customers' top-200 lists take 0.4 GB instead of 0.8), int32 above."""
+    return np.dtype(np.int16) if n_items < np.iinfo(np.int16).max else np.dtype(np.int32)
 
 
 class CandidateTable:
@@ -104,7 +110,7 @@ class CandidateTable:
         item_pos = pd.Index(item_ids)
         n_c = len(customer_ids)
         n = int(min(n, len(item_ids))) if len(item_ids) else int(n)
-        items = np.full((n_c, n), -1, dtype=np.int32)
+        items = np.full((n_c, n), -1, dtype=item_code_dtype(len(item_ids)))
         scores = np.zeros((n_c, n), dtype=np.float32)
         sources = np.zeros((n_c, n), dtype=np.int8)
         source_names: list[str] = []

@@ -157,30 +157,58 @@ class _State:
 
     @classmethod
     def build(cls, ds, now: pd.Timestamp) -> "_State":
+        # every line-length temporary is dropped after its last use: at 20M lines each is 160 MB, and holding
+        # them all to the end cost 3.9 GB on top of the dataset (the refit's peak)
         n_c, n_i = len(ds.customer_vocab), len(ds.item_vocab)
         tx = ds.transactions
         now_day = float(_days([now.to_datetime64()])[0])
         day = _days(tx["timestamp"].to_numpy())
         dint = np.floor(day).astype(np.int64)
         d0 = int(dint.min()) if len(dint) else 0
+        dint -= d0
         c = ds.customer_idx.astype(np.int64)
         i = ds.item_idx.astype(np.int64)
-        price = tx["price"].to_numpy(dtype=np.float64)
-        amount = tx["amount"].to_numpy(dtype=np.float64)
+        # --- distinct purchase days per customer
+        cday = c * 65536
+        cday += dint
+        cday = _sets.unique(cday)
+        n_days = np.bincount(cday // 65536, minlength=n_c).astype(np.float64)
+        recent = (now_day - (cday % 65536 + d0)) <= 90
+        days90 = np.bincount(cday[recent] // 65536, minlength=n_c).astype(np.float64)
+        del cday, recent
         # --- pairs: distinct purchase days per (customer, item)
         key = c * n_i + i
-        kd = _sets.unique(key * 65536 + (dint - d0))
-        kk, kday = kd // 65536, (kd % 65536 + d0).astype(np.float64)
-        pair_key, start, inv, counts = np.unique(kk, return_index=True, return_inverse=True, return_counts=True)
+        kd = key * 65536
+        kd += dint
+        del dint
+        kd = _sets.unique(kd)
+        kk = kd // 65536
+        kday = (kd % 65536 + d0).astype(np.float64)
+        del kd
+        # kk is sorted: its runs are the pairs (what np.unique(kk, return_index, return_inverse, return_counts)
+        # gives, without sorting it again)
+        edge = np.empty(len(kk), dtype=bool)
+        edge[:1] = True
+        np.not_equal(kk[1:], kk[:-1], out=edge[1:])
+        start = np.flatnonzero(edge)
+        pair_key = kk[start]
+        del kk
+        inv = np.cumsum(edge) - 1
+        del edge
+        counts = np.diff(np.append(start, len(inv)))
         pair_first = kday[start]
         pair_last = kday[start + counts - 1]
         pair_days = counts.astype(np.float64)
+        del start, counts
         # purchase days weighted by 0.5 ** (age / half-life)
         pair_decay = np.stack([np.bincount(inv, weights=0.5 ** (np.maximum(now_day - kday, 0) / h),
                                            minlength=len(pair_key)) for h in cls.HALF_LIVES], 1)
+        del inv, kday
         qpos = np.searchsorted(pair_key, key)
+        del key
         pair_qty = np.bincount(qpos, weights=np.maximum(tx["quantity"].to_numpy(dtype=np.float64), 0),
-                               minlength=len(pair_key)) if len(key) else np.zeros(0)
+                               minlength=len(pair_key)) if len(qpos) else np.zeros(0)
+        del qpos
         # --- items
         pc = pair_key // max(n_i, 1)
         pi = pair_key % max(n_i, 1)
@@ -192,10 +220,14 @@ class _State:
         if has.any():
             med = pd.Series(own_cycle[has]).groupby(pi[has]).median()
             item_cycle[med.index.to_numpy()] = med.to_numpy()
+        del own_cycle, has, pi
         age = now_day - day
         sales7 = np.bincount(i[age <= 7], minlength=n_i).astype(np.float64)
         sales30 = np.bincount(i[age <= 30], minlength=n_i).astype(np.float64)
         sales_prev = np.bincount(i[(age > 30) & (age <= 60)], minlength=n_i).astype(np.float64)
+        rec = age <= 30
+        del age
+        price = tx["price"].to_numpy(dtype=np.float64)
         item_price = np.full(n_i, np.nan)
         if len(i):
             med = pd.Series(price).groupby(i).median()
@@ -211,30 +243,29 @@ class _State:
         # popularity on scales that mean the same in every window (the raw counts grow with the history): share
         # of the customers so far who bought the item, and the item's rank (0 = most bought, 1 = least), all
         # time and over the last 30 days (distinct buyers among the customers active then)
-        n_buyers_all = max(int(np.count_nonzero(np.bincount(pc, minlength=n_c))), 1)
-        rec = age <= 30
+        n_items = np.bincount(pc, minlength=n_c).astype(np.float64)
+        del pc
+        n_buyers_all = max(int(np.count_nonzero(n_items)), 1)
         recent_pairs = _sets.unique(c[rec] * n_i + i[rec]) if rec.any() else np.zeros(0, np.int64)
         recent_buyers = np.bincount(recent_pairs % max(n_i, 1), minlength=n_i).astype(np.float64)
         n_recent = max(int(_sets.unique(c[rec]).size), 1)
+        del recent_pairs, rec
         item = np.stack([np.log1p(buyers), sales7, sales30, sales_prev, (sales30 + 1) / (sales_prev + 1), item_price,
                          np.divide(repeaters, buyers, out=np.zeros(n_i), where=buyers > 0), item_cycle,
                          now_day - first_sale, buyers / n_buyers_all, _rank_share(buyers),
                          recent_buyers / n_recent, _rank_share(recent_buyers)], 1)
         # --- customers
-        cday = _sets.unique(c * 65536 + (dint - d0))
-        n_days = np.bincount(cday // 65536, minlength=n_c).astype(np.float64)
-        recent = (now_day - (cday % 65536 + d0)) <= 90
-        days90 = np.bincount(cday[recent] // 65536, minlength=n_c).astype(np.float64)
         last = np.full(n_c, np.nan)
         first = np.full(n_c, np.nan)
         if len(c):
             np.fmax.at(last, c, day)
             np.fmin.at(first, c, day)
-        spend = np.bincount(c, weights=amount, minlength=n_c)
+        del day
+        spend = np.bincount(c, weights=tx["amount"].to_numpy(dtype=np.float64), minlength=n_c)
         lines = np.bincount(c, minlength=n_c).astype(np.float64)
         mean_price = np.divide(np.bincount(c, weights=price, minlength=n_c), lines, out=np.full(n_c, np.nan),
                                where=lines > 0)
-        n_items = np.bincount(pc, minlength=n_c).astype(np.float64)
+        del price
         gap = np.where(n_days >= 2, (last - first) / np.maximum(n_days - 1, 1), np.nan)
         cust = np.stack([now_day - last, n_days, np.log1p(np.maximum(spend, 0)), n_items, now_day - first,
                          mean_price, gap, days90], 1)
@@ -250,14 +281,18 @@ class _State:
             cat_of_item[idx[ok]] = codes[ok]
             n_cat = int(codes.max()) + 1 if codes.size else 0
             ic = cat_of_item[i]
+            del i
             m = ic >= 0
             if m.any() and n_cat:
-                ck, cnt = np.unique(c[m] * n_cat + ic[m], return_counts=True)
+                ck = c[m] * n_cat
+                ck += ic[m]
+                del ic, m, c
+                ck, cnt = np.unique(ck, return_counts=True)
                 cat_key = ck
                 cat_share = cnt / lines[ck // n_cat]
         return cls(item=item, cust=cust, pair_key=pair_key, pair_days=pair_days, pair_first=pair_first,
-                   pair_last=pair_last, pair_decay=pair_decay, pair_qty=pair_qty, cat_of_item=cat_of_item, cat_key=cat_key, cat_share=cat_share,
-                   now_day=np.array([now_day]))
+                   pair_last=pair_last, pair_decay=pair_decay, pair_qty=pair_qty, cat_of_item=cat_of_item,
+                   cat_key=cat_key, cat_share=cat_share, now_day=np.array([now_day]))
 
     @property
     def n_items(self) -> int:

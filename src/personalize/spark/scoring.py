@@ -136,13 +136,14 @@ def candidate_table(scored: pd.DataFrame | str | Path, recommender: Recommender,
     """The :class:`~personalize.recommenders.CandidateTable` of scored candidates (a frame or the Parquet
     that :func:`score_candidates` wrote), over ``recommender``'s vocabularies and catalog."""
     from personalize.recommenders import CandidateTable
+    from personalize.recommenders.candidates import item_code_dtype
 
     df = pd.read_parquet(scored) if isinstance(scored, (str, Path)) else scored
     customer_ids = np.asarray(recommender.customer_ids_, dtype=str)
     item_ids = np.asarray(recommender.item_ids_, dtype=str)
     n = int(min(n, len(item_ids))) if len(item_ids) else int(n)
     n_c = len(customer_ids)
-    items = np.full((n_c, n), -1, dtype=np.int32)
+    items = np.full((n_c, n), -1, dtype=item_code_dtype(len(item_ids)))
     scores = np.zeros((n_c, n), dtype=np.float32)
     sources = np.zeros((n_c, n), dtype=np.int8)
     source_names: list[str] = []

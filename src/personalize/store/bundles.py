@@ -24,7 +24,6 @@ import datetime as _dt
 import hashlib
 import importlib
 import json
-import mmap
 import os
 import re
 import secrets
@@ -46,7 +45,7 @@ from personalize.errors import BundleError, PersonalizeError
 if TYPE_CHECKING:
     from personalize.data import Dataset
 
-__all__ = ["FORMAT_VERSION", "SUPPORTED_FORMATS", "Bundle", "publish", "load_bundle",
+__all__ = ["FORMAT_VERSION", "SUPPORTED_FORMATS", "Bundle", "BundleWriter", "publish", "load_bundle",
            "list_versions", "current_version", "rollback", "prune", "register_loader", "read_manifest",
            "resolve_version_dir"]
 
@@ -111,15 +110,14 @@ def _kind_of(obj: Any) -> str:
 
 # --------------------------------------------------------------------------- helpers
 def _sha256(path: Path) -> str:
+    # through one reused buffer: mapping the file instead would count every page of a gigabyte-sized array file
+    # in the process's resident memory while it is hashed (the peak of a large training run)
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        size = os.fstat(fh.fileno()).st_size
-        if size >= 1 << 20:  # hash the page cache's pages in place: no read into a copy (a bundle's arrays)
-            with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-                h.update(mm)
-            return h.hexdigest()
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
+    buf = bytearray(1 << 22)
+    view = memoryview(buf)
+    with open(path, "rb", buffering=0) as fh:
+        while n := fh.readinto(buf):
+            h.update(view[:n])
     return h.hexdigest()
 
 
@@ -168,6 +166,118 @@ def _new_version(created: _dt.datetime, checksums: Mapping[str, str]) -> str:
     return created.strftime("%Y%m%dT%H%M%SZ") + "-" + h.hexdigest()[:8]
 
 
+class BundleWriter:
+    """A bundle written one component at a time, so that a component's memory can be freed once it is on disk.
+
+    Components go to a staging directory in the store (``.publish-<pid>-*``)
+    as they are added; :meth:`commit` writes the manifest, renames the staging
+    directory to the new version and makes it CURRENT. Nothing is visible in
+    the store before ``commit``; :meth:`abort` (or leaving the ``with`` block
+    with an exception) removes what was written::
+
+        with BundleWriter("models") as bundle:
+            bundle.add("recommender", model)
+            del model                      # on disk now
+            ...
+            manifest = bundle.commit(dataset, params=..., metrics=...)
+
+    :func:`publish` is the one-call form.
+    """
+
+    def __init__(self, store: str | Path = "models") -> None:
+        self.store = Path(store)
+        self.store.mkdir(parents=True, exist_ok=True)
+        self._tmp: Path | None = Path(tempfile.mkdtemp(dir=self.store, prefix=f".publish-{os.getpid()}-"))
+        self._meta: dict[str, dict] = {}
+        self._sums: dict[str, str] = {}
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._meta
+
+    def __enter__(self) -> BundleWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self._tmp is not None:  # not committed: an exception, or a caller that never committed
+            self.abort()
+
+    def _staging(self) -> Path:
+        if self._tmp is None:
+            raise PersonalizeError("this bundle was already committed or aborted")
+        if not self._tmp.is_dir():
+            raise BundleError(f"the staging directory {self._tmp} disappeared before the bundle was committed")
+        return self._tmp
+
+    def add(self, name: str, obj: Any) -> None:
+        """Write component ``name``: a DataFrame (Parquet, kind ``"table"``) or an object with ``save(directory)``."""
+        tmp = self._staging()
+        if not isinstance(name, str) or not _NAME_RE.match(name) or name == MANIFEST:
+            raise PersonalizeError(f"invalid component name {name!r}: use letters, digits, '_', '-', '.'")
+        if name in self._meta:
+            raise PersonalizeError(f"component {name!r} was already added to this bundle")
+        kind = _kind_of(obj)
+        if kind not in _LOADERS:
+            raise PersonalizeError(f"component {name!r}: no loader registered for kind {kind!r}")
+        target = tmp / name
+        target.mkdir()
+        if kind == "table":
+            obj.to_parquet(target / _TABLE_FILE, index=False)
+        else:
+            obj.save(target)
+        files = {f.relative_to(tmp).as_posix(): _sha256(f) for f in sorted(target.rglob("*")) if f.is_file()}
+        if not files:
+            raise PersonalizeError(f"component {name!r} ({type(obj).__name__}) wrote no files")
+        self._sums.update(files)
+        self._meta[name] = {"kind": kind, "class": type(obj).__name__, "files": files}
+        os.utime(tmp)  # a long training's staging directory stays young for prune's leftover sweep
+
+    def commit(self, dataset: Dataset | None = None, *, params: Mapping | None = None,
+               metrics: Mapping | None = None, keep: int | None = None, extra: Mapping | None = None,
+               data: Mapping | None = None) -> dict:
+        """Write the manifest, publish the version, make it CURRENT; return the manifest (see :func:`publish`)."""
+        tmp = self._staging()
+        if not self._meta:
+            raise PersonalizeError("a bundle needs at least one component")
+        if keep is not None and keep < 1:
+            raise PersonalizeError(f"keep must be at least 1, got {keep}")
+        created = _dt.datetime.now(_dt.timezone.utc)
+        try:
+            version = _new_version(created, self._sums)
+            manifest = {
+                "version": version,
+                "created_at": created.isoformat(),
+                "library_version": __version__,
+                "format_version": FORMAT_VERSION,
+                "data": {**_data_info(dataset), **to_jsonable(dict(data or {}))},
+                "params": to_jsonable(dict(params or {})),
+                "metrics": to_jsonable(dict(metrics or {})),
+                "components": self._meta,
+            }
+            if extra:
+                manifest["extra"] = to_jsonable(dict(extra))
+            with open(tmp / MANIFEST, "w", encoding="utf-8") as fh:
+                json.dump(manifest, fh, indent=2, allow_nan=False)
+                fh.flush()
+                os.fsync(fh.fileno())
+            fsync_dir(tmp)
+            os.rename(tmp, self.store / version)
+            self._tmp = None
+            fsync_dir(self.store)
+        except BaseException:
+            self.abort()
+            raise
+        _write_atomic(self.store / CURRENT, version + "\n")
+        if keep is not None:
+            prune(self.store, keep=keep)
+        return manifest
+
+    def abort(self) -> None:
+        """Remove everything written so far (nothing was visible in the store)."""
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+
+
 def publish(components: Mapping[str, Any], dataset: Dataset | None = None, *, store: str | Path = "models",
             params: Mapping | None = None, metrics: Mapping | None = None, keep: int | None = None,
             extra: Mapping | None = None, data: Mapping | None = None) -> dict:
@@ -178,67 +288,16 @@ def publish(components: Mapping[str, Any], dataset: Dataset | None = None, *, st
     attribute, ``"recommender"`` by default). ``dataset`` supplies the data
     fingerprint and time range; ``data`` adds to that section (e.g. ``events_through_id``, the last
     stored event the training data included). ``keep`` prunes all but the newest ``keep`` versions
-    afterwards (the current one is always kept).
+    afterwards (the current one is always kept). :class:`BundleWriter` writes a bundle piece by piece.
     """
     if not components:
         raise PersonalizeError("a bundle needs at least one component")
     if keep is not None and keep < 1:
         raise PersonalizeError(f"keep must be at least 1, got {keep}")
-    store = Path(store)
-    store.mkdir(parents=True, exist_ok=True)
-    created = _dt.datetime.now(_dt.timezone.utc)
-    tmp = Path(tempfile.mkdtemp(dir=store, prefix=".publish-"))
-    try:
-        comp_meta: dict[str, dict] = {}
-        all_sums: dict[str, str] = {}
+    with BundleWriter(store) as bundle:
         for name, obj in components.items():
-            if not _NAME_RE.match(name) or name == MANIFEST:
-                raise PersonalizeError(f"invalid component name {name!r}: use letters, digits, '_', '-', '.'")
-            kind = _kind_of(obj)
-            if kind not in _LOADERS:
-                raise PersonalizeError(f"component {name!r}: no loader registered for kind {kind!r}")
-            target = tmp / name
-            target.mkdir()
-            if kind == "table":
-                obj.to_parquet(target / _TABLE_FILE, index=False)
-            else:
-                obj.save(target)
-            files = {}
-            for f in sorted(p for p in target.rglob("*") if p.is_file()):
-                rel = f.relative_to(tmp).as_posix()
-                files[rel] = _sha256(f)
-            if not files:
-                raise PersonalizeError(f"component {name!r} ({type(obj).__name__}) wrote no files")
-            all_sums.update(files)
-            comp_meta[name] = {"kind": kind, "class": type(obj).__name__, "files": files}
-        version = _new_version(created, all_sums)
-        manifest = {
-            "version": version,
-            "created_at": created.isoformat(),
-            "library_version": __version__,
-            "format_version": FORMAT_VERSION,
-            "data": {**_data_info(dataset), **to_jsonable(dict(data or {}))},
-            "params": to_jsonable(dict(params or {})),
-            "metrics": to_jsonable(dict(metrics or {})),
-            "components": comp_meta,
-        }
-        if extra:
-            manifest["extra"] = to_jsonable(dict(extra))
-        with open(tmp / MANIFEST, "w", encoding="utf-8") as fh:
-            json.dump(manifest, fh, indent=2, allow_nan=False)
-            fh.flush()
-            os.fsync(fh.fileno())
-        fsync_dir(tmp)
-        final = store / version
-        os.rename(tmp, final)
-        fsync_dir(store)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    _write_atomic(store / CURRENT, version + "\n")
-    if keep is not None:
-        prune(store, keep=keep)
-    return manifest
+            bundle.add(name, obj)
+        return bundle.commit(dataset, params=params, metrics=metrics, keep=keep, extra=extra, data=data)
 
 
 # --------------------------------------------------------------------------- store queries
@@ -390,11 +449,27 @@ def prune(store: str | Path = "models", *, keep: int) -> list[str]:
         if v not in survivors:
             shutil.rmtree(store / v, ignore_errors=True)
             removed.append(v)
-    # leftovers of publishes that crashed before the rename (old enough not to be a publish in progress)
+    # leftovers of publishes that crashed before the rename: not a live writer's on this machine, and an hour
+    # without a new component (a writer touches its directory on every component)
     for p in store.glob(".publish-*"):
         try:
-            if time.time() - p.stat().st_mtime > 3600:
-                shutil.rmtree(p, ignore_errors=True)
+            if _writer_alive(p.name) or time.time() - p.stat().st_mtime <= 3600:
+                continue
+            shutil.rmtree(p, ignore_errors=True)
         except OSError:  # pragma: no cover - removed concurrently
             pass
     return removed
+
+
+def _writer_alive(name: str) -> bool:
+    """Whether the staging directory ``name`` (``.publish-<pid>-*``) belongs to a running process here."""
+    m = re.match(r"^\.publish-(\d+)-", name)
+    if m is None or int(m.group(1)) == os.getpid():
+        return False  # an old-style name, or this process's own (its writers are done when it prunes)
+    try:
+        os.kill(int(m.group(1)), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
