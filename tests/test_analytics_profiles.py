@@ -112,6 +112,11 @@ def test_dataset_and_frame_give_the_same_profiles():
     assert set(from_ds.columns) >= {"share_cat__x", "top_category", "share_channel__web"}
     # a Dataset slice cut later still gives the same profile at the earlier cutoff
     pd.testing.assert_frame_equal(profiles(ds.until("2023-12-01"), as_of), from_ds)
+    # without the share columns (what the offer features read): the same other columns
+    lean = profiles(ds, as_of, shares=False)
+    shares = [c for c in from_ds.columns if c.startswith(("share_cat__", "share_channel__")) or c == "top_category"]
+    assert shares and not set(shares) & set(lean.columns)
+    pd.testing.assert_frame_equal(lean, from_ds.drop(columns=shares))
 
 
 def test_run_shortcut_gives_the_same_profiles_as_plain_hashing():

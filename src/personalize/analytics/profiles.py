@@ -362,12 +362,15 @@ def _share_columns(prefix: str, codes: np.ndarray, labels: np.ndarray, cust: np.
 
 def profiles(data: History, as_of: DateLike, *, items: pd.DataFrame | None = None,
              customers: pd.DataFrame | None = None, top_categories: int = 5,
-             trend_days: float = 90.0, arrays: ProfileArrays | None = None) -> pd.DataFrame:
+             trend_days: float = 90.0, arrays: ProfileArrays | None = None, shares: bool = True) -> pd.DataFrame:
     """One row per customer with an order strictly before ``as_of`` (see module docstring).
 
     ``data`` is a Dataset (its items and customers tables are used) or a
     canonical transactions frame (pass ``items`` / ``customers`` for category
     and birthday columns). ``arrays`` reuses :func:`prepare_arrays` output.
+    ``shares=False`` leaves out the category and channel columns
+    (``share_cat__*``, ``top_category``, ``share_channel__*``): the costliest
+    part on millions of lines, for callers that read none of them.
     Returns a frame indexed by ``customer_id`` (sorted); ``attrs["as_of"]``
     holds the cutoff.
     """
@@ -474,7 +477,7 @@ def profiles(data: History, as_of: DateLike, *, items: pd.DataFrame | None = Non
     # categories and channels
     items_t = optional_table(data, "items", items)
     buy = a.line_order >= 0
-    if items_t is not None and "category" in items_t.columns and "item_id" in frame.columns \
+    if shares and items_t is not None and "category" in items_t.columns and "item_id" in frame.columns \
             and top_categories >= 0:
         # item codes of the slice the arrays were cut from (the full data's rows differ from the slice's
         # once a slice restores purchases returned after its end)
@@ -499,7 +502,7 @@ def profiles(data: History, as_of: DateLike, *, items: pd.DataFrame | None = Non
             np.minimum.at(pick, uc[cand], ucat[cand])
             top = np.r_[clabels, None].astype(object)[pick]
             cols["top_category"] = top
-    if "channel" in frame.columns:
+    if shares and "channel" in frame.columns:
         chan = frame["channel"] if identity else frame["channel"].iloc[a.line_pos]
         chcode, chlabels = pd.factorize(chan)
         if (chcode >= 0).any():

@@ -165,12 +165,23 @@ def _bgnbd_columns(x, tx, T, horizon_weeks: float) -> tuple[dict[str, np.ndarray
 def _item_cycle_columns(item_id, codes, day, n, span, dmin, cut_f) -> dict[str, np.ndarray]:
     """Repeat-item rhythm: for items a customer bought on >= 2 days, the next due date
     (last purchase + her mean gap for that item); min over items, relative to the cutoff."""
-    icode, _ = pd.factorize(item_id)
-    icode = icode.astype(np.int64)
-    n_items = int(icode.max()) + 1
-    ci = codes * n_items + icode
-    key = _sets.unique(ci * span + (day - dmin))
+    item_id = np.asarray(item_id)
+    if item_id.dtype.kind in "iu" and (not len(item_id) or item_id.min() >= 0):
+        # codes already (a Dataset's item index): only which lines share an item matters, not the numbering
+        icode, n_items = item_id, (int(item_id.max()) + 1 if len(item_id) else 1)
+    else:
+        icode, _ = pd.factorize(item_id)
+        n_items = int(icode.max()) + 1
+    # (customer, item, day) keys built in place: at 20M lines every temporary is 160 MB
+    key = np.multiply(codes, n_items, dtype=np.int64)
+    key += icode
+    del icode
+    key *= span
+    key += day
+    key -= dmin
+    key = _sets.unique(key)
     pair, d = key // span, key % span + dmin
+    del key
     starts = np.flatnonzero(np.r_[True, pair[1:] != pair[:-1]])
     cnt = np.diff(np.r_[starts, len(pair)])
     first, last = d[starts], d[starts + cnt - 1]
@@ -207,10 +218,16 @@ def purchase_day_columns(codes: np.ndarray, n: int, day: np.ndarray, amount: np.
     # ---- one purchase per (customer, day) ------------------------------------------------
     dmin = int(day.min())
     span = end_day - dmin + 1
-    key = codes * span + (day - dmin)
+    # the repeat-item columns first, while no other line-length array is held (they are added last)
+    item_cols = _item_cycle_columns(items, codes, day, n, span, dmin, cut_f) if items is not None else {}
+    key = np.multiply(codes, span, dtype=np.int64)
+    key += day
+    key -= dmin
     ukey, inv = np.unique(key, return_inverse=True)
+    del key
     d_amt = np.bincount(inv, weights=amount, minlength=len(ukey))
     d_qty = np.bincount(inv, weights=qty, minlength=len(ukey))
+    del inv
     k_c = ukey // span
     k_d = ukey % span + dmin
     counts = np.bincount(k_c, minlength=n)
@@ -273,8 +290,7 @@ def purchase_day_columns(codes: np.ndarray, n: int, day: np.ndarray, amount: np.
         tot = np.abs(s_rec) + np.abs(s_prev)
         cols["spend_trend"] = np.where(tot > 0, (s_rec - s_prev) / np.where(tot > 0, tot, 1.0), 0.0)
 
-    if items is not None:
-        cols.update(_item_cycle_columns(items, codes, day, n, span, dmin, cut_f))
+    cols.update(item_cols)
     return cols, (purchases, first_d, last_d, span, dmin)
 
 

@@ -111,19 +111,20 @@ def economics_of_lines(tx: pd.DataFrame, items: pd.DataFrame | None, catalog: Of
         iuniq = np.asarray(iuniq, dtype=object).astype(str).astype(object)
     else:
         cuniq, ccode, iuniq, icode = codes
-    # code -1 (a missing id) points at an appended "unknown" entry
-    ccode, icode = np.asarray(ccode, np.int64), np.asarray(icode, np.int64)
-    row = np.r_[index.get_indexer(np.asarray(cuniq, dtype=object)), -1][ccode]
+    # code -1 (a missing id) points at an appended "unknown" entry; line-length arrays are copied only when some
+    # lines are left out (each is 160 MB at 20M lines)
+    ccode, icode = np.asarray(ccode), np.asarray(icode)
+    row = np.r_[index.get_indexer(np.asarray(cuniq, dtype=object)), -1].astype(np.int64)[ccode]
     ok = row >= 0
-    row, amount = row[ok], tx["amount"].to_numpy(np.float64)[ok]
-    icode = np.where(icode[ok] < 0, len(iuniq), icode[ok])
+    every = bool(ok.all())
+    amount = tx["amount"].to_numpy(np.float64)
+    if not every:
+        row, amount, icode = row[ok], amount[ok], icode[ok]
+    if (icode < 0).any():
+        icode = np.where(icode < 0, len(iuniq), icode)
     spend = np.bincount(row, weights=amount, minlength=n)
-    key = "order_id" if "order_id" in tx.columns else "timestamp"
-    ocode = pd.factorize(tx[key])[0].astype(np.int64)[ok]
-    has = ocode >= 0  # a missing order id is not an order
-    n_o = int(ocode.max()) + 1 if has.any() else 1
-    pairs = _sets.unique(row[has] * n_o + ocode[has])
-    orders = np.bincount(pairs // n_o, minlength=n)
+    orders = _orders_per_row(tx["order_id"] if "order_id" in tx.columns else tx["timestamp"], row,
+                             None if every else ok, n)
     with np.errstate(invalid="ignore", divide="ignore"):
         aov = np.where(orders > 0, spend / np.maximum(orders, 1), np.nan)
     margin_rate = np.full(n, DEFAULT_MARGIN)
@@ -154,6 +155,40 @@ def economics_of_lines(tx: pd.DataFrame, items: pd.DataFrame | None, catalog: Of
         share[:, j] = np.divide(s, spend, out=np.zeros(n), where=spend > 0)
         bought[:, j] = np.bincount(row[hit], minlength=n) > 0
     return Economics(ids, aov, margin_rate, share, bought)
+
+
+def _orders_per_row(order: pd.Series, row: np.ndarray, ok: np.ndarray | None, n: int) -> np.ndarray:
+    """Distinct orders (``order``: each line's order id, missing = not an order) per row 0..n-1 of ``row`` (the
+    kept lines' rows; ``ok`` marks the kept lines among ``order``'s, None = all)."""
+    from personalize.analytics.profiles import _same_as_previous
+
+    same = _same_as_previous(order)
+    if same is not None:
+        # an order's lines are consecutive in time-sorted data: its id is hashed once per run of equal ids, and
+        # a run's lines share one (row, order) pair
+        if ok is not None:
+            same = same[ok]
+            same[1:] &= ok[np.flatnonzero(ok)[1:] - 1]  # a run never spans a dropped line
+        same[1:] &= row[1:] == row[:-1]
+        heads = np.flatnonzero(~same)
+        lines = np.flatnonzero(ok)[heads] if ok is not None else heads
+        ocode = pd.factorize(order.iloc[lines])[0]
+        hrow = row[heads]
+    else:
+        ocode = pd.factorize(order)[0]
+        hrow = row
+        if ok is not None:
+            ocode = ocode[ok]
+    has = ocode >= 0  # a missing order id is not an order
+    n_o = int(ocode.max()) + 1 if has.any() else 1
+    if has.all():
+        key = hrow * n_o
+        key += ocode
+    else:
+        key = hrow[has] * n_o + ocode[has]
+    del ocode, has
+    pairs = _sets.unique(key)
+    return np.bincount(pairs // n_o, minlength=n)
 
 
 def pair_features(catalog: OfferCatalog, customer: pd.DataFrame, econ: Economics, rows: np.ndarray,
@@ -194,7 +229,7 @@ PROFILE_FEATURES = ("discount_share", "discount_rate", "items_per_order", "trend
 def customer_frame(ds: Dataset, cutoff: pd.Timestamp, econ: Economics) -> pd.DataFrame:
     """Churn features plus discount and basket habits (:data:`PROFILE_FEATURES`) of ``econ``'s customers as
     of ``cutoff`` (rows aligned with ``econ``; NaN without history)."""
-    return assemble_customer_frame(churn_features(ds, cutoff), profiles(ds, cutoff),
+    return assemble_customer_frame(churn_features(ds, cutoff), profiles(ds, cutoff, shares=False),
                                    campaign_history(ds, cutoff, econ.customer_ids), econ.customer_ids)
 
 
