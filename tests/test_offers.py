@@ -583,3 +583,24 @@ def test_candidate_affinity_equals_the_candidate_table_it_replaces(retail):
     assert from_table[:, cat.targeted].any() and not from_table[-1].any()
     reordered = OfferCatalog.from_frame(ds.offers.iloc[::-1].reset_index(drop=True))
     np.testing.assert_array_equal(_affinity(reordered, none, kept, ids), from_table[:, ::-1])
+
+
+def test_campaign_history_from_codes_equals_the_plain_frame_path(retail):
+    """A Dataset's coupon orders are counted on its customer codes, the Spark path's plain frame on id strings:
+    the same counts, also with lines that have no order id (one per customer) and an unknown customer."""
+    from types import SimpleNamespace
+
+    from personalize.data import Dataset
+    from personalize.offers.features import campaign_history
+
+    ds = retail[0]
+    tx = ds.transactions.copy()
+    tx.loc[tx.index[::5], "order_id"] = None
+    gappy = Dataset.from_frames(tx, items=ds.items, customers=ds.customers, offers=ds.offers, exposures=ds.exposures)
+    for data in (ds, gappy):
+        cut = pd.Timestamp(data.transactions["timestamp"].quantile(0.7))
+        who = np.append(np.asarray(data.customer_vocab.ids, dtype=object)[::-1], "nobody")
+        fast = campaign_history(data, cut, who)
+        plain = campaign_history(SimpleNamespace(exposures=data.exposures, transactions=data.transactions), cut, who)
+        pd.testing.assert_frame_equal(fast, plain, check_exact=True)
+        assert fast["coupon_orders"].sum() > 0 and fast.loc["nobody", "coupon_orders"] == 0

@@ -257,3 +257,21 @@ def test_customer_without_training_history_gets_the_fallback_chain():
         assert len(recs) == 5
         assert (recs["source"] != model.source).all(), recs
         assert (recs["score"] != 0).any()
+
+
+def test_keyed_sort_orders_as_lexsort_with_ties_zeros_infinities_and_nan():
+    """topk_rows orders a row's candidates by one sort of 64-bit keys: the same order as lexsort((col, -score)),
+    ties by column, -0.0 equal to 0.0, -inf after every finite score and NaN last."""
+    from personalize.recommenders.topk import sort_by_score_then_column, topk_rows
+
+    rng = np.random.default_rng(5)
+    pool = np.array([0.0, -0.0, 1.0, 0.5, -1.0, np.inf, -np.inf, np.nan, 1e-30, -1e-30, 3.0], np.float32)
+    for _ in range(50):
+        b, w = int(rng.integers(1, 30)), int(rng.integers(1, 300))
+        vals = rng.choice(pool, size=(b, w)).astype(np.float32)
+        cols = np.argsort(rng.random((b, w)), axis=1)
+        ref = np.take_along_axis(cols, np.lexsort((cols, -vals)), axis=1)
+        np.testing.assert_array_equal(sort_by_score_then_column(vals, cols), ref)
+    out = np.array([[0.5, 2.0, 2.0, -np.inf, 1.0]], np.float32)
+    top, val = topk_rows(out, 5, 3)
+    assert top.tolist() == [[1, 2, 4]] and val.tolist() == [[2.0, 2.0, 1.0]]

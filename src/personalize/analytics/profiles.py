@@ -161,7 +161,7 @@ def prepare_arrays(data: History, as_of: DateLike) -> ProfileArrays:
 
     # Runs of consecutive rows with the same customer and order id (time-sorted data keeps
     # an order's lines together): ids are hashed once per run instead of once per line.
-    heads = run_idx = None
+    heads = run_len = None
     if all_buy and oid_complete:
         same = _same_as_previous(oid)
         if same is not None and codes is None:
@@ -171,7 +171,8 @@ def prepare_arrays(data: History, as_of: DateLike) -> ProfileArrays:
             same[1:] &= codes[1:] == codes[:-1]
         if same is not None:
             heads = np.flatnonzero(~same)
-            run_idx = np.cumsum(~same) - 1
+            run_len = np.diff(np.append(heads, len(same)))  # a run's value is repeated over its lines
+            del same
 
     if codes is None:
         cust_ids = tx["customer_id"]
@@ -180,7 +181,7 @@ def prepare_arrays(data: History, as_of: DateLike) -> ProfileArrays:
                             rows=np.flatnonzero(cust_ids.isna().to_numpy())[:5].tolist())
         if heads is not None:
             rc, uniq = pd.factorize(cust_ids.iloc[heads], sort=True)
-            codes = rc.astype(np.int64)[run_idx]
+            codes = np.repeat(rc.astype(np.int64), run_len)
         else:
             codes, uniq = pd.factorize(cust_ids, sort=True)
             codes = codes.astype(np.int64)
@@ -195,7 +196,7 @@ def prepare_arrays(data: History, as_of: DateLike) -> ProfileArrays:
     if oid is not None and oid.notna().any():
         if heads is not None:
             rc, ouniq = pd.factorize(oid.iloc[heads])
-            ocode = rc.astype(np.int64)[run_idx]
+            ocode = np.repeat(rc.astype(np.int64), run_len)
         else:
             ocode, ouniq = pd.factorize(oid if all_buy else oid[buy])
             ocode = ocode.astype(np.int64)

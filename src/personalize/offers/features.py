@@ -273,7 +273,21 @@ def campaign_history(ds: Dataset, cutoff: pd.Timestamp, customer_ids: np.ndarray
         last = np.where(np.isfinite(last_age), last_age, np.nan)
     coupons = np.zeros(n)
     tx = ds.transactions
-    if "coupon_id" in tx.columns:
+    cidx, vocab = getattr(ds, "customer_idx", None), getattr(ds, "customer_vocab", None)
+    if "coupon_id" in tx.columns and cidx is not None and vocab is not None and len(cidx) == len(tx):
+        # a Dataset: its customer codes, not millions of id strings (each a Python object)
+        m = (tx["timestamp"] < cutoff).to_numpy() & tx["coupon_id"].notna().to_numpy()
+        code = np.asarray(cidx)[m].astype(np.int64)
+        if "order_id" in tx.columns:  # one per (customer, order); lines without an order id: one per customer
+            oc = pd.factorize(tx["order_id"][m])[0].astype(np.int64) + 1
+            width = int(oc.max()) + 1 if len(oc) else 1
+            code = _sets.unique(code * width + oc) // width
+        pos = vocab.index(idx.to_numpy(dtype=object))
+        row_of = np.full(len(vocab) + 1, -1, dtype=np.int64)  # last slot: a line without a customer code
+        row_of[pos[pos >= 0]] = np.flatnonzero(pos >= 0)
+        rows = row_of[np.where(code >= 0, code, len(vocab))]
+        coupons = np.bincount(rows[rows >= 0], minlength=n).astype(np.float64)
+    elif "coupon_id" in tx.columns:
         t = tx[(tx["timestamp"] < cutoff) & tx["coupon_id"].notna()]
         if "order_id" in t.columns:
             t = t.drop_duplicates(["customer_id", "order_id"])
