@@ -56,6 +56,7 @@ from personalize.pipeline.churn import (DEFAULT_CHURN_CUTOFFS, DEFAULT_CHURN_HOR
                                         train_churn)
 from personalize.recommenders import ALS, CandidateTable, Popular, Recommender
 from personalize.store import BundleWriter
+from personalize.store.bundles import check_keep
 from personalize.store.events import EventStore
 
 if TYPE_CHECKING:
@@ -166,6 +167,7 @@ def train_bundle(dataset: Dataset, *, store: str | Path = "models", factors: int
         if progress is not None:
             progress(msg)
 
+    check_keep(keep)  # a bad value fails now, not after every model is trained
     timings: dict[str, float] = {}
     data_info: dict[str, Any] = {"events_through_id": 0}
     if events is not None:

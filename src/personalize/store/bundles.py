@@ -166,6 +166,13 @@ def _new_version(created: _dt.datetime, checksums: Mapping[str, str]) -> str:
     return created.strftime("%Y%m%dT%H%M%SZ") + "-" + h.hexdigest()[:8]
 
 
+def check_keep(keep: int | None) -> None:
+    """``keep`` (versions to keep when pruning) is None or at least 1: checked by :func:`publish`, :func:`prune`
+    and :meth:`BundleWriter.commit`, and by a training before it starts (not after its last stage)."""
+    if keep is not None and keep < 1:
+        raise PersonalizeError(f"keep must be at least 1, got {keep}")
+
+
 class BundleWriter:
     """A bundle written one component at a time, so that a component's memory can be freed once it is on disk.
 
@@ -238,8 +245,7 @@ class BundleWriter:
         tmp = self._staging()
         if not self._meta:
             raise PersonalizeError("a bundle needs at least one component")
-        if keep is not None and keep < 1:
-            raise PersonalizeError(f"keep must be at least 1, got {keep}")
+        check_keep(keep)
         created = _dt.datetime.now(_dt.timezone.utc)
         try:
             version = _new_version(created, self._sums)
@@ -292,8 +298,7 @@ def publish(components: Mapping[str, Any], dataset: Dataset | None = None, *, st
     """
     if not components:
         raise PersonalizeError("a bundle needs at least one component")
-    if keep is not None and keep < 1:
-        raise PersonalizeError(f"keep must be at least 1, got {keep}")
+    check_keep(keep)  # before anything is written
     with BundleWriter(store) as bundle:
         for name, obj in components.items():
             bundle.add(name, obj)
@@ -436,8 +441,7 @@ def rollback(store: str | Path = "models", version: str | None = None) -> str:
 
 def prune(store: str | Path = "models", *, keep: int) -> list[str]:
     """Delete all but the newest ``keep`` versions (never the current one); return the deleted versions."""
-    if keep < 1:
-        raise PersonalizeError(f"keep must be at least 1, got {keep}")
+    check_keep(keep)
     store = Path(store)
     cur = current_version(store)
     versions = [v["version"] for v in list_versions(store)]
