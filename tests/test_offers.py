@@ -604,3 +604,28 @@ def test_campaign_history_from_codes_equals_the_plain_frame_path(retail):
         plain = campaign_history(SimpleNamespace(exposures=data.exposures, transactions=data.transactions), cut, who)
         pd.testing.assert_frame_equal(fast, plain, check_exact=True)
         assert fast["coupon_orders"].sum() > 0 and fast.loc["nobody", "coupon_orders"] == 0
+
+
+def test_customer_frame_cut_part_by_part_equals_joining_the_whole_parts(retail):
+    """customer_frame cuts each part (churn features, profiles) to the asked customers before computing the next
+    (memory at a million customers): the same frame as joining the whole parts, including a customer with no
+    history before the cutoff (all NaN but the campaign history) and one unknown to the data."""
+    from personalize.analytics import profiles
+    from personalize.churn import churn_features
+    from personalize.offers.features import assemble_customer_frame, campaign_history, customer_frame, economics
+
+    ds = retail[0]
+    cat = OfferCatalog.from_frame(ds.offers)
+    cut = pd.Timestamp(ds.transactions["timestamp"].quantile(0.6))
+    first = ds.transactions.groupby("customer_id")["timestamp"].min()
+    later = first[first >= cut].index.astype(str)[:3].tolist()  # first purchase after the cutoff
+    assert later
+    some = [c for c in np.asarray(ds.customer_vocab.ids, dtype=object)[:40:3] if c not in later]
+    ids = np.asarray([*some, *later, "nobody"], dtype=object)
+    econ = economics(ds, cat, cut, customer_ids=ids)
+    got = customer_frame(ds, cut, econ)
+    want = assemble_customer_frame(churn_features(ds, cut), profiles(ds, cut, shares=False),
+                                   campaign_history(ds, cut, econ.customer_ids), econ.customer_ids)
+    pd.testing.assert_frame_equal(got, want, check_exact=True)
+    assert got.loc[later + ["nobody"], "profile_discount_share"].isna().all()
+    assert got["profile_discount_share"].notna().sum() >= 10

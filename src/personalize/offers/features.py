@@ -229,8 +229,24 @@ PROFILE_FEATURES = ("discount_share", "discount_rate", "items_per_order", "trend
 def customer_frame(ds: Dataset, cutoff: pd.Timestamp, econ: Economics) -> pd.DataFrame:
     """Churn features plus discount and basket habits (:data:`PROFILE_FEATURES`) of ``econ``'s customers as
     of ``cutoff`` (rows aligned with ``econ``; NaN without history)."""
-    return assemble_customer_frame(churn_features(ds, cutoff), profiles(ds, cutoff, shares=False),
-                                   campaign_history(ds, cutoff, econ.customer_ids), econ.customer_ids)
+    ids = econ.customer_ids
+    # each part is computed for every customer (the BG/NBD fit and the return rates need them all) and cut to
+    # ``ids`` before the next one: at a million customers a full part held through the next one's peak costs
+    # hundreds of MB
+    churn, known = _rows_of(churn_features(ds, cutoff), ids)
+    prof, _ = _rows_of(profiles(ds, cutoff, shares=False), ids, PROFILE_FEATURES)
+    prof[~known] = np.nan  # as a left join on the churn rows: no profile for a customer without churn features
+    return assemble_customer_frame(churn, prof, campaign_history(ds, cutoff, ids), ids)
+
+
+def _rows_of(frame: pd.DataFrame, customer_ids, columns=None) -> tuple[pd.DataFrame, np.ndarray]:
+    """``frame`` (indexed by customer id) in rows ``customer_ids`` (NaN where it has none), only ``columns`` if
+    given, and which of ``customer_ids`` it had."""
+    if columns is not None:
+        frame = frame[[c for c in columns if c in frame.columns]]
+    frame.index = frame.index.astype(str)
+    ids = pd.Index(np.asarray(customer_ids, dtype=object), dtype=object)
+    return frame.reindex(ids), frame.index.get_indexer(ids) >= 0
 
 
 def assemble_customer_frame(churn: pd.DataFrame, prof: pd.DataFrame, history: pd.DataFrame,
