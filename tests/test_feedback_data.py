@@ -214,3 +214,23 @@ def test_planted_truth_visits_before_points_expire(generated):
     window = ((days_before > 0) & (days_before <= 14)).sum() / (len(exp) * 14)
     overall = len(o) / (len(exp) * 365)
     assert window > 1.8 * overall        # planted: 3x the visit rate in the 14 days before points expire
+
+
+def test_features_before_the_first_feedback_are_empty_not_an_error():
+    """A survey programme younger than the cutoff (every feedback row after it), as churn's training cutoffs meet
+    it: the feedback columns are there and empty (no score, no complaint), not an IndexError."""
+    from personalize.analytics.satisfaction import feedback_columns
+
+    fb = _fb(timestamp=["2024-02-12", "2024-02-15", "2024-02-20", "2024-02-25"])
+    ds = Dataset.from_frames(TX, feedback=fb)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        f = churn_features(ds, "2024-02-10", bgnbd=False)
+        p = profiles(ds, "2024-02-10")
+    cols = feedback_columns(ds.feedback, "2024-02-10", ["c1", "c2", "c3"])
+    assert cols["last_score"].isna().all() and cols["last_score_scale"].isna().all()
+    assert not cols["detractor"].any() and cols["detractor"].dtype == bool
+    assert (cols["feedback_responses"] == 0).all() and (cols["open_complaints"] == 0).all()
+    assert f.loc["c1", "open_complaints"] == 0 and np.isnan(p.loc["c1", "last_score"])
+    later = feedback_columns(ds.feedback, "2024-03-01", ["c1", "c2", "c3"])  # the rows do count once before
+    assert later.loc["c1", "last_score"] == 9 and later.loc["c1", "complaints"] == 1

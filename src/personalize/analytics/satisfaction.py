@@ -208,16 +208,24 @@ def feedback_columns(feedback: pd.DataFrame | None, as_of: DateLike,
     has = last >= 0
     score = fb["score"].to_numpy(dtype=np.float64, na_value=np.nan)
     scale = fb["scale"].astype("object").to_numpy()
-    cols["last_score"] = np.where(has, score[np.maximum(last, 0)], np.nan)
-    cols["last_score_scale"] = pd.array(np.where(has, scale[np.maximum(last, 0)], None), dtype="str")
-    cols["last_score_norm"] = np.where(has, norm[np.maximum(last, 0)], np.nan)
+    at = np.maximum(last, 0)
+
+    def at_last(values: np.ndarray, none):
+        """Each customer's value on her last scored row (``none`` without one, e.g. no feedback before
+        ``as_of`` at all: a survey programme younger than the cutoff)."""
+        return np.where(has, values[at], none) if len(values) else np.full(n, none, dtype=object
+                                                                             if none is None else type(none))
+
+    cols["last_score"] = at_last(score, np.nan)
+    cols["last_score_scale"] = pd.array(at_last(scale, None), dtype="str")
+    cols["last_score_norm"] = at_last(norm, np.nan)
     tot = np.bincount(sp, weights=sn, minlength=n)
     with np.errstate(invalid="ignore", divide="ignore"):
         cols["mean_score_norm"] = np.where(cnt > 0, tot / np.maximum(cnt, 1), np.nan)
         earlier = (tot - np.nan_to_num(cols["last_score_norm"])) / np.maximum(cnt - 1, 1)
     cols["score_trend"] = np.where(cnt > 1, cols["last_score_norm"] - earlier, np.nan)
     det = detractor_answers(fb)
-    cols["detractor"] = has & det[np.maximum(last, 0)]
+    cols["detractor"] = at_last(det, False).astype(bool)
     comp = (fb["kind"].astype("object") == "complaint").to_numpy()
     cols["complaints"] = np.bincount(pos[comp], minlength=n).astype(np.int64)
     cols["open_complaints"] = np.bincount(pos[open_complaints_mask(fb, cut)], minlength=n).astype(np.int64)
