@@ -220,6 +220,31 @@ def test_a_bundle_trained_on_the_events_does_not_replay_them_twice(env):
         assert len(b.app.state.service.runtime.live) == 0       # already in the bundle: nothing replayed
 
 
+def test_training_warns_when_the_stored_events_are_years_past_the_history(env, caplog):
+    """The demo's store reused for another history (its live events years after that history's end) is named, with
+    what to do; events days after the export are the normal case and get no warning."""
+    settings, ds = env
+    soon = (ds.last_timestamp + pd.Timedelta(days=3)).isoformat()
+    later = (ds.last_timestamp + pd.Timedelta(days=800)).isoformat()
+    with TestClient(create_app(settings)) as a:
+        a.post("/v1/events", json={"events": [{"type": "purchase", "customer_id": "C013", "item_id": "I013",
+                                               "timestamp": soon}]}, headers=ALL)
+    said: list[str] = []
+    with EventStore(settings.events_path) as store:
+        m = train_bundle(ds, store=settings.models, recommender=ALS(factors=4, iterations=2), candidates=10,
+                         churn=False, events=store, progress=said.append)
+    assert "events_warning" not in m["data"] and not any("WARNING" in s for s in said)
+    with TestClient(create_app(settings)) as a:
+        a.post("/v1/events", json={"events": [{"type": "purchase", "customer_id": "C014", "item_id": "I013",
+                                               "timestamp": later}]}, headers=ALL)
+    with EventStore(settings.events_path) as store, caplog.at_level(logging.WARNING):
+        m = train_bundle(ds, store=settings.models, recommender=ALS(factors=4, iterations=2), candidates=10,
+                         churn=False, events=store, progress=said.append)
+    warning = m["data"]["events_warning"]
+    assert "800 days after" in warning and "--no-events" in warning and "another --out" in warning
+    assert any(warning in s for s in said) and warning in caplog.text
+
+
 # ---------------------------------------------------------------------- 7. the events contract
 def test_events_follow_the_data_contract_and_retries_are_idempotent(env):
     settings, _ds = env

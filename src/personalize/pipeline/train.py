@@ -32,10 +32,14 @@ on its erasure list are dropped before anything is fitted, and the stored
 purchase events are added to the training data (skipping order lines the
 data already has), and so are its feedback and points events; the manifest records the last event id included
 (``data.events_through_id``), so a service replays exactly the later ones.
+Purchase events more than a year after the data's last purchase get a warning
+(progress and ``data.events_warning`` in the manifest): the store most likely
+belongs to another history.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -65,9 +69,14 @@ if TYPE_CHECKING:
 
 __all__ = ["train_bundle", "default_recommender", "validate_recommender", "validation_window"]
 
+log = logging.getLogger(__name__)
+
 DEFAULT_FACTORS = 64
 DEFAULT_CANDIDATES = 200
 VALIDATION_K = 10
+#: stored purchase events reaching further than this past the history's last purchase get a warning (live events
+#: are days or weeks newer than an export; years newer is another history's store)
+STALE_EVENTS_DAYS = 365
 #: the validation window: 28 days, or less on short histories (at most 15 % of the span, at least 7 days)
 VALIDATION_DAYS = 28.0
 _MIN_VALIDATION_DAYS = 7.0
@@ -375,10 +384,20 @@ def _apply_event_store(dataset: Dataset, events: EventStore, include: bool, say)
         frame = events.purchases_frame(upto_id=through)
         if len(erasures) and len(frame):
             frame = frame.loc[~erasures.mask(frame["customer_id"].to_numpy(dtype=object))]
-        n0 = len(dataset)
+        n0, end0 = len(dataset), dataset.last_timestamp
         dataset = dataset.with_purchases(frame)
         info.update(events_through_id=through, event_purchases_added=len(dataset) - n0)
         say(f"added {len(dataset) - n0} stored purchase event(s) (through event {through})")
+        gap = (dataset.last_timestamp - end0) if end0 is not None and dataset.last_timestamp is not None else None
+        if gap is not None and gap > pd.Timedelta(days=STALE_EVENTS_DAYS):
+            # live events are days or weeks newer than the export; years newer is another history's store
+            # (e.g. the demo's): every window of the models would then sit in the events' dates, not the data's
+            info["events_warning"] = (
+                f"the event store's purchases reach {dataset.last_timestamp:%Y-%m-%d}, {gap.days:,} days after this "
+                f"history's last purchase ({end0:%Y-%m-%d}): if the store belongs to another history (e.g. the "
+                f"demo's), train into another --out, or pass --no-events to leave its events out")
+            log.warning(info["events_warning"])
+            say(f"WARNING: {info['events_warning']}")
         for kind in ("feedback", "points"):
             rows = events.feedback_frame(upto_id=through) if kind == "feedback" else events.points_frame(
                 upto_id=through)
