@@ -208,13 +208,13 @@ def feedback_columns(feedback: pd.DataFrame | None, as_of: DateLike,
     has = last >= 0
     score = fb["score"].to_numpy(dtype=np.float64, na_value=np.nan)
     scale = fb["scale"].astype("object").to_numpy()
-    at = np.maximum(last, 0)
+    # a customer without a scored row points at an appended empty entry (also when no row at all is before
+    # as_of: a survey programme younger than the cutoff)
+    pick = np.where(has, last, len(fb))
 
     def at_last(values: np.ndarray, none):
-        """Each customer's value on her last scored row (``none`` without one, e.g. no feedback before
-        ``as_of`` at all: a survey programme younger than the cutoff)."""
-        return np.where(has, values[at], none) if len(values) else np.full(n, none, dtype=object
-                                                                             if none is None else type(none))
+        """Each customer's value on her last scored row (``none`` without one)."""
+        return np.append(values, np.array([none], dtype=values.dtype))[pick]
 
     cols["last_score"] = at_last(score, np.nan)
     cols["last_score_scale"] = pd.array(at_last(scale, None), dtype="str")
@@ -225,7 +225,7 @@ def feedback_columns(feedback: pd.DataFrame | None, as_of: DateLike,
         earlier = (tot - np.nan_to_num(cols["last_score_norm"])) / np.maximum(cnt - 1, 1)
     cols["score_trend"] = np.where(cnt > 1, cols["last_score_norm"] - earlier, np.nan)
     det = detractor_answers(fb)
-    cols["detractor"] = at_last(det, False).astype(bool)
+    cols["detractor"] = at_last(det, False)
     comp = (fb["kind"].astype("object") == "complaint").to_numpy()
     cols["complaints"] = np.bincount(pos[comp], minlength=n).astype(np.int64)
     cols["open_complaints"] = np.bincount(pos[open_complaints_mask(fb, cut)], minlength=n).astype(np.int64)
