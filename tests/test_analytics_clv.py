@@ -179,6 +179,28 @@ def test_gamma_gamma_gradient_and_recovery():
     assert gg.expected_spend(frequency=1000, monetary_value=50.0) == pytest.approx(50.0, rel=0.01)
 
 
+def test_gamma_gamma_with_equal_spend_rates_fits_the_limit_and_says_so():
+    # every customer's purchases come from one Gamma(2, 0.1): the optimum is q, v -> infinity, where L-BFGS-B
+    # loses precision (it stopped with ABNORMAL on SciPy 1.17); the limit model is fitted instead
+    rng = np.random.default_rng(1)
+    x = rng.integers(1, 8, 3000).astype(float)
+    mval = np.array([rng.gamma(2.0, 10.0, int(k)).mean() for k in x])
+    gg = GammaGammaModel().fit(frequency=x, monetary_value=mval)
+    assert gg.homogeneous_ and gg.params_["p"] == pytest.approx(2.0, rel=0.1)
+    assert gg.population_mean_spend_ == pytest.approx(20.0, rel=0.05)
+    diag = gg.diagnostics_
+    assert diag["status"] == "ok" and [w["code"] for w in diag["warnings"]] == ["equal_spend_rates"]
+    # a customer's own mean barely moves their expected spend off the population mean
+    spend = gg.expected_spend(frequency=x, monetary_value=mval)
+    assert np.ptp(spend) < 1e-3 * gg.population_mean_spend_
+    assert np.isfinite(gg.log_likelihood_)
+    # spend rates that do differ keep the open fit
+    x2, m2 = simulate_gg(3000, p=2.0, q=4.0, v=40.0, seed=3)
+    het = GammaGammaModel().fit(frequency=x2, monetary_value=m2)
+    assert not het.homogeneous_ and het.params_["q"] == pytest.approx(4.0, rel=0.3)
+    assert het.diagnostics_["warnings"] == []
+
+
 def test_gamma_gamma_rejects_non_positive_spend_and_ignores_one_timers():
     s = pd.DataFrame({"frequency": [0, 2, 3], "monetary_value": [0.0, -1.0, 5.0]}, index=["a", "b", "c"])
     with pytest.raises(DataError, match="monetary_value") as info:

@@ -74,6 +74,10 @@ __all__ = [
 TIME_UNITS: dict[str, float] = {"D": 1.0, "W": 7.0, "M": 365.25 / 12.0, "Y": 365.25}
 
 _LOG_BOUND = 25.0  # parameters live in [e^-25, e^25]; hitting this bound means "did not converge"
+#: Gamma-Gamma's q from which customers' spend rates no longer differ (the weight of a customer's own mean in
+#: their expected spend, p x / (p x + q - 1), is below 1e-5 for x < 10 repeat purchases and p < 1); a fit that
+#: runs past it is represented by this q (and v = q / nu), where its log-likelihood is still exact to ~1e-9
+_Q_HOMOGENEOUS = 1e6
 
 
 def _unit_days(time_unit: str) -> float:
@@ -271,8 +275,9 @@ def _minimize(fun, theta0: np.ndarray, names: tuple[str, ...], model: str, *, ma
             f"{'0' if (res.x[at_bound] < 0).all() else 'infinity'}; the data may not identify "
             "the model (too few repeat purchases, or every customer alive/dead)")
     if not (res.success or stationary):
-        raise ConvergenceError(f"{model} fit did not converge after {res.nit} iterations: "
-                               f"{res.message}")
+        exc = ConvergenceError(f"{model} fit did not converge after {res.nit} iterations: {res.message}")
+        exc.result = res  # where it stopped, for a caller that knows a limit model to compare with
+        raise exc
     return res
 
 
@@ -710,7 +715,25 @@ class GammaGammaModel(_MaximumLikelihoodModel):
         wsum = float(w.sum())
         mean_m = float((w * m).sum() / wsum)
         starts = [np.log([p0, q0, mean_m * (q0 - 1.0) / p0]) for p0, q0 in ((2.0, 3.0), (1.0, 2.0))]
-        best = self._best_start(lambda th: self._objective(th, x, m, w, wsum), starts, "Gamma-Gamma")
+        try:
+            best, full_err = self._best_start(lambda th: self._objective(th, x, m, w, wsum), starts,
+                                              "Gamma-Gamma"), None
+        except ConvergenceError as exc:
+            best, full_err = None, exc
+        self.homogeneous_ = False
+        if self.penalizer == 0 and (best is None or math.exp(best.x[1]) >= _Q_HOMOGENEOUS):
+            # spend rates that do not differ between customers (means that differ no more than chance makes
+            # them) put the optimum at q, v -> infinity, where the likelihood is flat up to rounding and
+            # L-BFGS-B stops wherever its line search loses precision; the limit model (one Gamma(p, nu) for
+            # every purchase) is then fitted directly and kept if the open fit found nothing better
+            hom = self._fit_homogeneous(x, m, w, wsum)
+            stopped = best if best is not None else getattr(full_err, "result", None)
+            if hom is not None and (stopped is None or hom[2] <= float(stopped.fun) + 1e-6):
+                p, nu, _, nit = hom
+                best = optimize.OptimizeResult(x=np.log([p, _Q_HOMOGENEOUS, _Q_HOMOGENEOUS / nu]), nit=nit)
+                self.homogeneous_ = True
+        if best is None:
+            raise full_err  # type: ignore[misc]
         p, q, v = np.exp(best.x)
         self.params_ = {"p": float(p), "q": float(q), "v": float(v)}
         self.log_likelihood_ = float((w * self._loglik((p, q, v), x, m)).sum())
@@ -718,6 +741,33 @@ class GammaGammaModel(_MaximumLikelihoodModel):
         self.n_iter_ = int(best.nit)
         self.diagnostics_ = self._diagnostics(x, m, w)
         return self
+
+    @staticmethod
+    def _fit_homogeneous(x, m, w, wsum):
+        """The q -> infinity limit: every purchase value ~ Gamma(p, nu), one nu for all customers.
+
+        The mean of x values is then Gamma(p x, nu x); for a given p the likelihood is highest at
+        nu = p sum(w x) / sum(w x m), so only p is searched. Returns (p, nu, mean negative
+        log-likelihood, iterations), or None when p does not converge either (no spread within customers).
+        """
+        sx, sxm = float((w * x).sum()), float((w * x * m).sum())
+        lx, lm = np.log(x), np.log(m)
+
+        def fun(theta):
+            p = math.exp(theta[0])
+            nu = p * sx / sxm
+            px = p * x
+            ll = px * math.log(nu) - gammaln(px) + (px - 1.0) * lm + px * lx - nu * x * m
+            d_p = (w * x * (math.log(nu) - digamma(px) + lm + lx)).sum()  # nu's own term is 0 at its optimum
+            return -float((w * ll).sum()) / wsum, np.array([-p * d_p / wsum])
+
+        try:
+            res = _minimize(fun, np.array([0.0]), ("p",), "Gamma-Gamma (equal spend rates)", max_iter=1000,
+                            tol=1e-12)
+        except ConvergenceError:
+            return None
+        p = math.exp(float(res.x[0]))
+        return p, p * sx / sxm, float(res.fun), int(res.nit)
 
     def _diagnostics(self, x, m, w) -> dict:
         """``{"status": "ok" | "degenerate", "issues": [...], "spend_frequency_correlation"}``.
@@ -734,7 +784,15 @@ class GammaGammaModel(_MaximumLikelihoodModel):
             issues.append({"code": "infinite_mean_spend",
                            "message": f"Gamma-Gamma q = {q:.3g} <= 1: the population mean spend is infinite, so the "
                                       "expected spend of a one-time buyer is not finite"})
-        near = [k for k, val in self.params_.items() if abs(math.log(val)) >= NEAR_BOUND]
+        homogeneous = getattr(self, "homogeneous_", False)
+        near = [k for k, val in self.params_.items()
+                if abs(math.log(val)) >= NEAR_BOUND and not (homogeneous and k in ("q", "v"))]
+        if homogeneous:
+            warnings_.append({"code": "equal_spend_rates",
+                              "message": "repeat buyers' mean spends differ no more than chance would make them: "
+                                         f"Gamma-Gamma found no difference between customers (q = {q:.3g}), so "
+                                         "every customer's expected spend is the population mean "
+                                         f"{p * v / (q - 1.0):.4g}"})
         if near:
             issues.append({"code": "boundary", "message": f"Gamma-Gamma parameter(s) {', '.join(near)} ran towards "
                                                           "0 or infinity: the data barely identify the model"})
