@@ -125,11 +125,26 @@ def main() -> None:
                                                                  ).items()},
               "served": (manifest.get("metrics", {}).get("recommender") or {}).get("served"),
               "recommender_selection": manifest.get("metrics", {}).get("recommender"),
-              "components": manifest.get("components")}
+              "components": manifest.get("components"), "compiled_trees": _compiled_trees()}
     checks = {"wall_le_15min": wall <= args.wall_target_s,
               "peak_rss_le_8gb": result["peak_rss_mb"] <= args.rss_target_mb,
               "wall_le_1.5x_raw_fits": raw > 0 and wall <= args.overhead_target * raw}
     finish("train", result, checks)
+
+
+def _compiled_trees() -> dict:
+    """Whether batch scoring ran on lleaves-compiled trees (the personalize[fast] extra) or LightGBM's predict."""
+    from personalize import _trees
+
+    try:
+        import lleaves  # noqa: F401
+        from importlib.metadata import version
+        have = version("lleaves")
+    except ImportError:
+        have = None
+    return {"lleaves": have, "enabled": _trees.compiling_enabled(), "min_rows": _trees.COMPILE_MIN_ROWS,
+            "compiled_models": _trees.STATS["compiled"], "compile_s": round(_trees.STATS["compile_seconds"], 1),
+            "warnings": sorted(_trees._WARNED)}
 
 
 if __name__ == "__main__":

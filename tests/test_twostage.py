@@ -427,3 +427,22 @@ def test_train_auto_on_a_sample_publishes_the_refit_twostage(synth, tmp_path, mo
     assert rec.kind == "twostage" and len(rec.customer_ids_) == len(synth.customer_vocab)   # refit on everyone
     assert "rankers_from" in rec.train_info_
     assert len(rec.recommend(list(synth.customer_vocab.ids[:5]), k=5)) == 25
+
+
+def test_precomputed_candidates_from_compiled_trees_are_lightgbms(split, fitted, monkeypatch):
+    # the precompute scores its batches with lleaves-compiled rankers when they are installed: same lists
+    pytest.importorskip("lleaves", reason="the personalize[fast] extra (lleaves) is not installed")
+    from personalize import _trees
+    from personalize.recommenders import CandidateTable
+
+    pop = Popular().fit(split.train)
+    monkeypatch.setenv("PERSONALIZE_COMPILED_TREES", "0")
+    plain = CandidateTable.build(fitted, split.train, n=40, cold=pop, batch_size=200)
+    monkeypatch.setenv("PERSONALIZE_COMPILED_TREES", "1")
+    monkeypatch.setattr(_trees, "COMPILE_MIN_ROWS", 1)
+    monkeypatch.setattr(_trees, "_CACHE", type(_trees._CACHE)())
+    fast = CandidateTable.build(fitted, split.train, n=40, cold=pop, batch_size=200)
+    assert any(m is not None for c in _trees._CACHE.values() for m in c.values())  # the compiled trees scored
+    np.testing.assert_array_equal(fast.items, plain.items)
+    np.testing.assert_allclose(fast.scores, plain.scores, rtol=1e-9, atol=1e-9)
+    np.testing.assert_array_equal(fast.sources, plain.sources)

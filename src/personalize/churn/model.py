@@ -44,6 +44,7 @@ import pandas as pd
 
 from personalize import _sets
 from personalize._atomic import atomic_write
+from personalize._trees import predict_rows
 from personalize._json import to_jsonable
 from personalize._params import Params
 from personalize.churn.metrics import binary_metrics
@@ -359,7 +360,8 @@ class PropensityModel(Params):
     def decision_function(self, X) -> np.ndarray:
         """Raw LightGBM score (log-odds before calibration)."""
         self._check_fitted()
-        return self.booster_.predict(self._matrix(X), num_iteration=self.best_iteration_, raw_score=True)
+        return predict_rows(self.booster_, self._matrix(X), num_iteration=self.best_iteration_, raw_score=True,
+                            num_threads=self.n_jobs if self.n_jobs is not None else 0)
 
     def predict_probability(self, X) -> np.ndarray:
         """Calibrated P(event) per row (1-D); the hot path."""

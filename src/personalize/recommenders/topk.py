@@ -31,7 +31,9 @@ def blas_one_thread():
     return _controller.limit(limits=1, user_api="blas")
 
 
-_SCORING_THREADS: contextvars.ContextVar[int] = contextvars.ContextVar("personalize_scoring_threads", default=1)
+#: None outside :func:`bulk_scoring` (a request: one thread)
+_SCORING_THREADS: contextvars.ContextVar[int | None] = contextvars.ContextVar("personalize_scoring_threads",
+                                                                              default=None)
 
 
 @contextlib.contextmanager
@@ -48,7 +50,13 @@ def bulk_scoring(threads: int = 0):
 
 def scoring_threads() -> int:
     """Threads a model's scorer may use here (see :func:`bulk_scoring`)."""
-    return _SCORING_THREADS.get()
+    threads = _SCORING_THREADS.get()
+    return 1 if threads is None else threads
+
+
+def in_bulk_scoring() -> bool:
+    """True inside :func:`bulk_scoring` (a batch job, where compiling the ranker's trees pays off)."""
+    return _SCORING_THREADS.get() is not None
 
 
 def csr_gather(indptr: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

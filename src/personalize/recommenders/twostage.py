@@ -78,6 +78,7 @@ import pandas as pd
 
 from personalize import _sets
 from personalize._memory import release_memory
+from personalize._trees import predict_rows
 from personalize._json import to_jsonable
 from personalize.errors import BundleError, DataError, ParameterError
 from personalize.recommenders import kinds
@@ -85,7 +86,7 @@ from personalize.recommenders.base import Customers, Recommender, fit_together
 from personalize.recommenders.fallback import DEFAULT_FALLBACK
 from personalize.recommenders.popular import Popular
 from personalize.recommenders.query import Query
-from personalize.recommenders.topk import NEG, ranks, scoring_threads
+from personalize.recommenders.topk import NEG, in_bulk_scoring, ranks, scoring_threads
 
 _MODES = ("all", "discovery")
 _DAY = np.timedelta64(86400, "s")
@@ -787,7 +788,7 @@ class TwoStage(Recommender):
 
         out = {}
         if booster is not None:
-            s = booster.predict(X, num_threads=int(self.num_threads))
+            s = predict_rows(booster, X, num_threads=int(self.num_threads))
             order = np.lexsort((-s, pos))
             r = np.empty(len(pos), np.float64)
             r[order] = ranks(pos[order])
@@ -910,7 +911,10 @@ class TwoStage(Recommender):
                                                        k=kk, exclude=exclude, cand=cand, pool=pool)
             if len(pos):
                 if ranker is not None:
-                    s = ranker.predict(X, num_threads=scoring_threads())
+                    # a batch job's rows score on the compiled trees when lleaves is there; a request never
+                    # waits for a compiler
+                    s = predict_rows(ranker, X, num_threads=scoring_threads(),
+                                     compiled=None if in_bulk_scoring() else False)
                 else:  # no window had a positive label: mean generator rank
                     s = -np.nanmean(X[:, 1:2 * n_gen:2], axis=1)
             else:

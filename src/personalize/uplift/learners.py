@@ -69,6 +69,7 @@ import pandas as pd
 
 from personalize._atomic import atomic_write
 from personalize._params import Params
+from personalize._trees import predict_rows
 from personalize.errors import BundleError, DataError, NotFittedError, PersonalizeError
 from personalize.uplift._features import FeatureEncoder, check_rows, storable_scalar, parse_outcome, parse_treatment
 
@@ -216,7 +217,8 @@ class UpliftLearner(Params):
         self.training_[name] = info
 
     def _predict_booster(self, name: str, X: np.ndarray) -> np.ndarray:
-        return self.boosters_[name].predict(X, num_iteration=self.best_iterations_[name])
+        return predict_rows(self.boosters_[name], X, num_iteration=self.best_iterations_[name],
+                            num_threads=self.n_jobs if self.n_jobs is not None else 0)
 
     def _objective(self) -> str:
         return "binary" if self.outcome_ == "binary" else "regression"
