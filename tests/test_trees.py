@@ -42,6 +42,19 @@ def test_compiled_scores_equal_lightgbm_and_are_compiled_once(booster):
     assert not np.allclose(got, b.predict(X, raw_score=True))
 
 
+def test_large_batches_are_scored_in_slices_that_add_up(booster, monkeypatch):
+    b, X = booster
+    monkeypatch.setattr(_trees, "_SLICE_ROWS", 999)  # 4000 rows: 5 slices, the last one short
+    got = _trees.predict_rows(b, X.astype(np.float32), compiled=True)
+    np.testing.assert_allclose(got, b.predict(X.astype(np.float32)), rtol=1e-12, atol=1e-12)
+    # a multiclass model (the offer models score every offer at once): one column per class, slice by slice
+    y = np.digitize(np.nan_to_num(X[:, 0]), [-0.5, 0.5])
+    multi = lgb.train({"objective": "multiclass", "num_class": 3, "verbose": -1}, lgb.Dataset(X, y), 10)
+    got = _trees.predict_rows(multi, X, compiled=True)
+    assert got.shape == (len(X), 3)
+    np.testing.assert_allclose(got, multi.predict(X), rtol=1e-12, atol=1e-12)
+
+
 def test_small_batches_and_the_switch_use_lightgbm(booster, monkeypatch):
     b, X = booster
     _trees.predict_rows(b, X[:100])  # below COMPILE_MIN_ROWS: a serving request never waits for a compiler

@@ -446,3 +446,15 @@ def test_precomputed_candidates_from_compiled_trees_are_lightgbms(split, fitted,
     np.testing.assert_array_equal(fast.items, plain.items)
     np.testing.assert_allclose(fast.scores, plain.scores, rtol=1e-9, atol=1e-9)
     np.testing.assert_array_equal(fast.sources, plain.sources)
+
+
+def test_a_request_never_compiles_the_ranker(split, fitted, monkeypatch):
+    # outside bulk_scoring (a serving request) the ranker scores with LightGBM whatever the batch size
+    pytest.importorskip("lleaves", reason="the personalize[fast] extra (lleaves) is not installed")
+    from personalize import _trees
+
+    monkeypatch.setattr(_trees, "COMPILE_MIN_ROWS", 1)
+    monkeypatch.setattr(_trees, "_CACHE", type(_trees._CACHE)())
+    customers = list(split.train.customer_vocab.ids[:50])
+    rec = fitted.recommend(customers, k=10)
+    assert len(rec) == 500 and len(_trees._CACHE) == 0

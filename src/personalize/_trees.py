@@ -27,6 +27,8 @@ import numpy as np
 
 #: batches from this many rows up are scored by the compiled trees (when lleaves is installed)
 COMPILE_MIN_ROWS = 10_000
+#: rows scored per call of a compiled model
+_SLICE_ROWS = 131_072
 #: rows compared with Booster.predict before a compiled model is trusted
 _CHECK_ROWS = 2_000
 _LOCK = threading.Lock()
@@ -107,5 +109,12 @@ def predict_rows(booster, X: np.ndarray, *, num_threads: int = 1, raw_score: boo
     if use and compiling_enabled() and len(X):
         model = _compiled(booster, raw_score, num_iteration, X, threads)
         if model is not None:
-            return np.asarray(model.predict(X, n_jobs=threads), dtype=np.float64)
+            # in slices: lleaves copies rows that are not float64 (e.g. a float32 feature matrix), and a copy
+            # of a whole customer base's rows would add to the run's peak memory
+            first = np.asarray(model.predict(X[:_SLICE_ROWS], n_jobs=threads), dtype=np.float64)
+            out = np.empty((len(X), *first.shape[1:]), dtype=np.float64)  # (rows, classes) for multiclass
+            out[:len(first)] = first
+            for i in range(_SLICE_ROWS, len(X), _SLICE_ROWS):
+                out[i:i + _SLICE_ROWS] = model.predict(X[i:i + _SLICE_ROWS], n_jobs=threads)
+            return out
     return booster.predict(X, raw_score=raw_score, num_iteration=num_iteration, num_threads=threads)
