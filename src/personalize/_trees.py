@@ -32,7 +32,8 @@ _SLICE_ROWS = 131_072
 #: rows compared with Booster.predict before a compiled model is trusted
 _CHECK_ROWS = 2_000
 _LOCK = threading.Lock()
-#: booster -> {raw_score: compiled model or None (cannot)}; weak, so a model's compiled code goes with it
+#: booster -> {(raw_score, num_iteration): compiled model or None (cannot)}; weak, so a model's compiled
+#: code goes with it
 _CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 _WARNED: set[str] = set()
 #: what this process compiled (models, seconds): the benchmarks report it
@@ -95,7 +96,8 @@ def _compiled(booster, raw_score: bool, num_iteration: int | None, X: np.ndarray
 
 def predict_rows(booster, X: np.ndarray, *, num_threads: int = 1, raw_score: bool = False,
                  num_iteration: int | None = None, compiled: bool | None = None) -> np.ndarray:
-    """``booster.predict(X)`` (float64, one score per row), from compiled trees for large batches.
+    """``booster.predict(X)`` (float64: one score per row, or rows x classes for a multiclass model), from
+    compiled trees for large batches.
 
     ``compiled``: None = when lleaves is installed and ``X`` has at least :data:`COMPILE_MIN_ROWS` rows;
     False = LightGBM's predict; True = compiled whatever the size (still falling back when it cannot).
