@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from threadpoolctl import threadpool_limits
 
+from personalize.data.dataset import LABEL_COLUMNS
 from personalize.data.schema import OFFER_KINDS, TABLES
 from personalize.datasets import DEFAULT_DEFECT_RATES, RetailTruth, make_retail, make_retail_frames
 from personalize.errors import PersonalizeError, UnknownIdError
@@ -170,7 +171,10 @@ def test_make_retail_builds_a_clean_dataset(small):
     assert ds.report.dropped == {} and ds.report.kept_rows == truth.n_lines
     assert len(ds.customer_vocab) == SMALL["n_customers"] and len(ds.item_vocab) == SMALL["n_items"]
     assert ds.offers is not None and ds.exposures is not None and len(ds.exposures) == len(small[0]["exposures"])
-    pd.testing.assert_frame_equal(ds.transactions.drop(columns="amount"), small[0]["transactions"])
+    tx = ds.transactions.drop(columns="amount")
+    # channels, stores and coupon codes are held as categoricals (a few codes, not a string a line): same values
+    assert all(isinstance(tx[c].dtype, pd.CategoricalDtype) for c in LABEL_COLUMNS)
+    pd.testing.assert_frame_equal(tx.astype({c: "str" for c in LABEL_COLUMNS}), small[0]["transactions"])
     # the exposure truth stays aligned with the Dataset's (time-sorted) exposures
     assert (ds.exposures["customer_id"].to_numpy() == truth.exposure_truth["customer_id"].to_numpy()).all()
     assert (ds.exposures["campaign_id"].to_numpy() == truth.exposure_truth["campaign_id"].to_numpy()).all()

@@ -24,6 +24,10 @@ from personalize.errors import DataError
 _AUX = ("items", "customers", "offers", "exposures")
 #: the customer-voice and loyalty tables (not keyed; sliced by time like exposures)
 _LEDGERS = ("feedback", "points")
+#: optional transaction columns held as categoricals (the values are unchanged): a channel, a store or a coupon
+#: code repeats over millions of lines; as strings each such column costs about 10-15 bytes a line (200-300 MB at
+#: 20M lines), as codes 1-4
+LABEL_COLUMNS = ("channel", "store_id", "coupon_id")
 Weight = Literal["count", "quantity", "spend"]
 
 
@@ -162,6 +166,7 @@ class Dataset:
     @classmethod
     def _index(cls, tx: pd.DataFrame, *, report: CleaningReport, items=None, customers=None, offers=None,
                exposures=None, returns=None, netted=None, feedback=None, points=None) -> "Dataset":
+        tx = _label_columns(tx)
         cust_codes, cust_uniques = pd.factorize(tx["customer_id"], sort=True)
         item_codes, item_uniques = pd.factorize(tx["item_id"], sort=True)
         cvocab = Vocabulary(pd.Index(np.asarray(cust_uniques, dtype=object)))
@@ -618,6 +623,18 @@ class Dataset:
                     h.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
             self._fingerprint = h.hexdigest()
         return self._fingerprint
+
+
+def _label_columns(tx: pd.DataFrame) -> pd.DataFrame:
+    """``tx`` with the :data:`LABEL_COLUMNS` it has as categoricals of strings (missing stays missing). The
+    frame passed in is not changed; the other columns are not copied."""
+    todo = [c for c in LABEL_COLUMNS if c in tx.columns and not isinstance(tx[c].dtype, pd.CategoricalDtype)]
+    if not todo:
+        return tx
+    out = tx.copy(deep=False)
+    for c in todo:
+        out[c] = tx[c].astype("str").astype("category")
+    return out
 
 
 #: what analytics and churn functions read: a Dataset, or a canonical transactions frame
