@@ -197,7 +197,7 @@ def main() -> None:
             checks["als_single_p99_ms<=5"] = r["single"]["p99_ms"] <= TARGET_P99_MS
             checks["als_batch_100k<=60s"] = r["batch_s"] <= TARGET_BATCH_S * len(batch_ids) / 100_000
             checks["als_batch_exactly_k"] = r["batch_exactly_k"]
-        del m
+        m = None  # freed before the next model is fitted (the lambdas above are done with it)
     if not args.skip_twostage:
         from personalize.recommenders import TwoStage
 

@@ -194,11 +194,16 @@ def test_gamma_gamma_with_equal_spend_rates_fits_the_limit_and_says_so():
     spend = gg.expected_spend(frequency=x, monetary_value=mval)
     assert np.ptp(spend) < 1e-3 * gg.population_mean_spend_
     assert np.isfinite(gg.log_likelihood_)
+    # a saved and reloaded model is still the limit model, with the same expected spends
+    back = GammaGammaModel.from_dict(json.loads(json.dumps(gg.to_dict())))
+    assert back.homogeneous_ and back.diagnostics_ == diag
+    np.testing.assert_allclose(back.expected_spend(frequency=x, monetary_value=mval), spend, rtol=1e-12)
     # spend rates that do differ keep the open fit
     x2, m2 = simulate_gg(3000, p=2.0, q=4.0, v=40.0, seed=3)
     het = GammaGammaModel().fit(frequency=x2, monetary_value=m2)
     assert not het.homogeneous_ and het.params_["q"] == pytest.approx(4.0, rel=0.3)
     assert het.diagnostics_["warnings"] == []
+    assert not GammaGammaModel.from_dict(het.to_dict()).homogeneous_
 
 
 def test_gamma_gamma_rejects_non_positive_spend_and_ignores_one_timers():

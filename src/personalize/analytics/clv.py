@@ -646,6 +646,14 @@ class GammaGammaModel(_MaximumLikelihoodModel):
     model_name = "gamma_gamma"
     param_names = ("p", "q", "v")
 
+    @classmethod
+    def from_dict(cls, state: dict):
+        m = super().from_dict(state)
+        # the limit model (every customer's spend rate equal) is what the saved diagnostics say it is
+        m.homogeneous_ = any(w.get("code") == "equal_spend_rates"
+                             for w in (getattr(m, "diagnostics_", None) or {}).get("warnings") or [])
+        return m
+
     @staticmethod
     def _loglik(params, x, m):
         p, q, v = params
