@@ -105,6 +105,17 @@ def test_reasons_support_the_predicted_direction(world):
     assert all(r["raises"] for rs in up for r in rs)
 
 
+def test_reasons_count_is_the_one_asked_for(world):
+    _, _, _, test, model = world
+    rows = test.X.iloc[:30]
+    assert model.explain(rows, n=0) == [[] for _ in range(30)]  # no reasons asked: none given
+    assert all(len(rs) <= 1 for rs in model.explain(rows, n=1))
+    three = model.explain(rows, n=3)
+    assert [rs[:1] for rs in three] == model.explain(rows, n=1)  # the first reasons of n=3 are n=1's
+    with pytest.raises(ValueError, match="n must be >= 0"):
+        model.explain(rows, n=-1)
+
+
 def test_importance_and_contributions_add_up(world):
     _, _, _, test, model = world
     imp = model.feature_importance()

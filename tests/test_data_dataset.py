@@ -266,3 +266,26 @@ def test_vocabulary_compacts_codes_to_the_ids_that_occur_in_its_order():
     codes, ids = v.compact(np.array([3, 1, 3, 3, 1], dtype=np.int64))  # d, b, d, d, b
     assert list(ids) == ["b", "d"] and codes.tolist() == [1, 0, 1, 1, 0]
     assert not Vocabulary(np.array(["b", "a"], dtype=object)).is_sorted
+
+
+def test_order_codes_are_the_order_ids_factorized_in_every_slice():
+    from personalize.datasets import make_retail
+
+    ds, _ = make_retail(n_customers=300, n_items=40, seed=2, offers=False, exposures=False)
+    tx = ds.transactions
+    oid = tx["order_id"].to_numpy(dtype=object).copy()
+    oid[::17] = None  # lines without an order id have no code
+    frame = tx.assign(order_id=oid).drop(columns="amount")
+    d = Dataset.from_frames(frame)
+    times = d.transactions["timestamp"]
+    a, b = times.iloc[len(d) // 3], times.iloc[2 * len(d) // 3]
+    for sl in (d, d.until(b), d.between(a, b), d.between(a, b).until(times.iloc[len(d) // 2]), d.until(a)):
+        want = pd.factorize(sl.transactions["order_id"])[0]
+        np.testing.assert_array_equal(sl.order_codes(), want)
+    assert (d.order_codes() == -1).sum() == int(pd.isna(oid).sum())
+    # a slice that restores a purchase returned after its end numbers its own lines
+    r = Dataset.from_frames(_returns_frame().assign(order_id=["o1", "o2", "o3", "r1", "r2"]))
+    feb = r.until("2024-02-01")
+    assert feb.restored_mask is not None
+    np.testing.assert_array_equal(feb.order_codes(), pd.factorize(feb.transactions["order_id"])[0])
+    assert Dataset.from_frames(_returns_frame()).order_codes() is None  # no order ids: no codes

@@ -12,8 +12,9 @@ other input (strings, floats, objects), where NumPy already sorts.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
-__all__ = ["unique", "isin", "intersect1d", "setdiff1d", "union1d"]
+__all__ = ["unique", "isin", "intersect1d", "setdiff1d", "union1d", "first_appearance_codes"]
 
 
 def _ints(a) -> bool:
@@ -73,3 +74,13 @@ def union1d(a, b) -> np.ndarray:
     if not (_ints(a) and _ints(b)):
         return np.union1d(a, b)
     return unique(np.concatenate([a.ravel(), b.ravel()]))
+
+
+def first_appearance_codes(codes: np.ndarray) -> np.ndarray:
+    """Integer codes renumbered 0, 1, ... in order of first appearance (-1 stays -1): ``pd.factorize`` of the
+    values they stand for, from the codes alone."""
+    codes = np.asarray(codes)
+    ok = codes >= 0
+    out = np.full(len(codes), -1, np.int64)
+    out[ok] = pd.factorize(codes[ok])[0]  # a hash pass over integers, in order of appearance
+    return out

@@ -68,6 +68,7 @@ from typing import Any, TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from personalize import _sets
 from personalize.analytics._frames import as_timestamp, optional_table, transactions_of
 from personalize.errors import DataError
 
@@ -158,11 +159,16 @@ def prepare_arrays(data: History, as_of: DateLike) -> ProfileArrays:
     all_buy = bool(buy.all())
     oid = tx["order_id"] if "order_id" in tx.columns else None
     oid_complete = oid is not None and not oid.isna().any()
+    # a Dataset's order codes (factorized once for the whole data): no pass over millions of order id strings
+    dcodes = data.order_codes() if codes is not None and oid is not None and callable(
+        getattr(data, "order_codes", None)) else None
+    if dcodes is not None:
+        dcodes = dcodes[:len(tx)]  # _cut keeps the first lines of a Dataset's
 
     # Runs of consecutive rows with the same customer and order id (time-sorted data keeps
     # an order's lines together): ids are hashed once per run instead of once per line.
     heads = run_len = None
-    if all_buy and oid_complete:
+    if all_buy and oid_complete and dcodes is None:
         same = _same_as_previous(oid)
         if same is not None and codes is None:
             same_c = _same_as_previous(tx["customer_id"])
@@ -194,26 +200,28 @@ def prepare_arrays(data: History, as_of: DateLike) -> ProfileArrays:
     b_codes, b_ts = (codes, ts) if all_buy else (codes[buy], ts[buy])
     okey = None
     if oid is not None and oid.notna().any():
-        if heads is not None:
-            rc, ouniq = pd.factorize(oid.iloc[heads])
+        if dcodes is not None:
+            ocode = dcodes if all_buy else _sets.first_appearance_codes(dcodes[buy])
+        elif heads is not None:
+            rc, _ = pd.factorize(oid.iloc[heads])
             ocode = np.repeat(rc.astype(np.int64), run_len)
         else:
-            ocode, ouniq = pd.factorize(oid if all_buy else oid[buy])
-            ocode = ocode.astype(np.int64)
+            ocode = pd.factorize(oid if all_buy else oid[buy])[0].astype(np.int64)
+        n_ids = int(ocode.max()) + 1  # distinct order ids (codes are numbered by first appearance)
         miss = ocode < 0
         if not miss.any():
             # usual case: each order id belongs to one customer, so the id alone is the key
-            owner = np.empty(len(ouniq), np.int64)
+            owner = np.empty(n_ids, np.int64)
             owner[ocode] = b_codes
             if np.array_equal(owner[ocode], b_codes):
                 okey = ocode
         if okey is None:
             if miss.any():  # no order id: one order per customer and timestamp
                 tcode, tuniq = pd.factorize(b_ts[miss])
-                ocode[miss] = len(ouniq) + tcode
-                width = len(ouniq) + len(tuniq)
+                ocode[miss] = n_ids + tcode
+                width = n_ids + len(tuniq)
             else:
-                width = len(ouniq)
+                width = n_ids
             okey, _ = pd.factorize(b_codes * np.int64(width + 1) + ocode)
     else:
         sec = b_ts // _NS_SEC if len(b_ts) else b_ts

@@ -230,6 +230,8 @@ def top_reasons(contrib: np.ndarray, values: np.ndarray, feature_names: list[str
     """
     if direction not in ("up", "predicted"):
         raise ValueError(f"direction must be 'up' or 'predicted', got {direction!r}")
+    if n < 0:
+        raise ValueError(f"n must be >= 0 reasons, got {n}")
     contrib = np.atleast_2d(np.asarray(contrib, dtype=np.float64))
     values = np.atleast_2d(np.asarray(values, dtype=np.float64))
     k = len(feature_names)
@@ -250,7 +252,7 @@ def top_reasons(contrib: np.ndarray, values: np.ndarray, feature_names: list[str
         order = np.argsort(-sign * gc[r], kind="stable")
         vals = dict(zip(feature_names, values[r].tolist()))
         reasons = []
-        for j in order:
+        for j in order[:n]:
             c = float(gc[r, j])
             if (positive_only or direction == "predicted") and sign * c <= 0:
                 break
@@ -267,7 +269,5 @@ def top_reasons(contrib: np.ndarray, values: np.ndarray, feature_names: list[str
             if c <= 0 and direction == "predicted":
                 text = "lowers it: " + text
             reasons.append({"reason": text, "group": group, "contribution": round(c, 4), "raises": c > 0})
-            if len(reasons) >= n:
-                break
         out.append(reasons)
     return out

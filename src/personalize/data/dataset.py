@@ -131,6 +131,9 @@ class Dataset:
         # after the slice's end); None when there are none
         self.restored_mask: np.ndarray | None = None
         self._window: tuple[pd.Timestamp | None, pd.Timestamp | None] = (None, None)
+        # the root's rows [lo, hi) this dataset's transactions are (None: a slice with restored rows)
+        self._rows: tuple[int, int] | None = (0, len(transactions))
+        self._order_codes: np.ndarray | None = None
         self._fingerprint: str | None = None
 
     # ------------------------------------------------------------------ construction
@@ -502,6 +505,7 @@ class Dataset:
         out._root = root
         out._window = (start, end)
         out.restored_mask = restored
+        out._rows = (lo, hi) if restored is None else None
         return out
 
     def _undo_late_returns(self, tx: pd.DataFrame, cidx: np.ndarray, iidx: np.ndarray, lo: int,
@@ -606,6 +610,29 @@ class Dataset:
         m = sp.csr_matrix((w.astype(np.float32), (self.customer_idx, self.item_idx)), shape=shape)
         m.sum_duplicates()
         return m
+
+    def order_codes(self) -> np.ndarray | None:
+        """Each transaction line's order code (int64; -1 where ``order_id`` is missing), numbered by first
+        appearance: what ``pd.factorize(transactions["order_id"])[0]`` gives, without hashing the id strings
+        again. None without an ``order_id`` column.
+
+        The root dataset factorizes its order ids once and keeps the codes (int32, 4 bytes a line); a time slice
+        whose lines are the root's own takes its part of them (renumbered, an integer pass, unless it starts at
+        the first line, where the root's numbering already is the slice's)."""
+        if "order_id" not in self.transactions.columns:
+            return None
+        root = self._root
+        if self._rows is None or root is self:
+            return self._own_order_codes().astype(np.int64)
+        lo, hi = self._rows
+        part = root._own_order_codes()[lo:hi].astype(np.int64)
+        return part if lo == 0 else _sets.first_appearance_codes(part)
+
+    def _own_order_codes(self) -> np.ndarray:
+        if self._order_codes is None:
+            codes = pd.factorize(self.transactions["order_id"])[0]
+            self._order_codes = codes.astype(np.int32 if len(codes) < 2 ** 31 else np.int64)
+        return self._order_codes
 
     # ------------------------------------------------------------------ identity
     def fingerprint(self) -> str:

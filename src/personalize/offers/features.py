@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from personalize import _sets
+from personalize._memory import release_memory
 from personalize.analytics import profiles
 from personalize.churn import churn_features
 from personalize.errors import DataError
@@ -73,7 +74,8 @@ def economics(ds: Dataset, catalog: OfferCatalog, cutoff: pd.Timestamp,
         lines = pd.Series(n_lines[bought], index=pd.Index(ivocab[bought], dtype=object))
         fill = margin_fill(pd.Series(items["margin"].to_numpy(np.float64), index=items["item_id"].astype(str)),
                            lines)
-    return economics_of_lines(tx, items, catalog, ids, margin=fill, codes=(cvocab, cidx, ivocab, iidx))
+    return economics_of_lines(tx, items, catalog, ids, margin=fill, codes=(cvocab, cidx, ivocab, iidx),
+                              order_codes=sub.order_codes())
 
 
 def margin_fill(margins: pd.Series, lines_per_item: pd.Series) -> float:
@@ -91,7 +93,8 @@ def margin_fill(margins: pd.Series, lines_per_item: pd.Series) -> float:
 
 
 def economics_of_lines(tx: pd.DataFrame, items: pd.DataFrame | None, catalog: OfferCatalog, customer_ids,
-                       *, margin: float, codes: tuple | None = None) -> Economics:
+                       *, margin: float, codes: tuple | None = None,
+                       order_codes: np.ndarray | None = None) -> Economics:
     """:class:`Economics` of ``customer_ids`` from their purchase lines ``tx`` (before the cutoff, in the
     Dataset's order; other customers' lines are ignored, a customer without lines has NaN ``aov``).
     ``margin`` fills the margin rate of customers without known item margins (:func:`margin_fill`).
@@ -99,7 +102,8 @@ def economics_of_lines(tx: pd.DataFrame, items: pd.DataFrame | None, catalog: Of
 
     ``codes``: ``(customer ids, each line's customer code, item ids, each line's item code)`` when the caller
     has them (a Dataset's vocabularies and index arrays); else they are read from ``tx``'s id columns. Every
-    lookup then runs once per distinct customer or item, not once per line.
+    lookup then runs once per distinct customer or item, not once per line. ``order_codes``: each line's
+    order code (:meth:`Dataset.order_codes <personalize.data.Dataset.order_codes>`), when the caller has them.
     """
     ids = np.asarray(customer_ids, dtype=object)
     index = pd.Index(ids)
@@ -124,7 +128,7 @@ def economics_of_lines(tx: pd.DataFrame, items: pd.DataFrame | None, catalog: Of
         icode = np.where(icode < 0, len(iuniq), icode)
     spend = np.bincount(row, weights=amount, minlength=n)
     orders = _orders_per_row(tx["order_id"] if "order_id" in tx.columns else tx["timestamp"], row,
-                             None if every else ok, n)
+                             None if every else ok, n, codes=order_codes if "order_id" in tx.columns else None)
     with np.errstate(invalid="ignore", divide="ignore"):
         aov = np.where(orders > 0, spend / np.maximum(orders, 1), np.nan)
     margin_rate = np.full(n, DEFAULT_MARGIN)
@@ -157,13 +161,18 @@ def economics_of_lines(tx: pd.DataFrame, items: pd.DataFrame | None, catalog: Of
     return Economics(ids, aov, margin_rate, share, bought)
 
 
-def _orders_per_row(order: pd.Series, row: np.ndarray, ok: np.ndarray | None, n: int) -> np.ndarray:
+def _orders_per_row(order: pd.Series, row: np.ndarray, ok: np.ndarray | None, n: int, *,
+                    codes: np.ndarray | None = None) -> np.ndarray:
     """Distinct orders (``order``: each line's order id, missing = not an order) per row 0..n-1 of ``row`` (the
-    kept lines' rows; ``ok`` marks the kept lines among ``order``'s, None = all)."""
+    kept lines' rows; ``ok`` marks the kept lines among ``order``'s, None = all). ``codes``: ``order``'s codes
+    (-1 missing) when the caller has them; the ids are then not read."""
     from personalize.analytics.profiles import _same_as_previous
 
-    same = _same_as_previous(order)
-    if same is not None:
+    same = None if codes is not None else _same_as_previous(order)
+    if codes is not None:
+        ocode = np.asarray(codes) if ok is None else np.asarray(codes)[ok]
+        hrow = row
+    elif same is not None:
         # an order's lines are consecutive in time-sorted data: its id is hashed once per run of equal ids, and
         # a run's lines share one (row, order) pair
         if ok is not None:
@@ -347,6 +356,7 @@ class DayCache:
         if hit is not None:
             base.append(hit[0].customer_ids)
         union = _sets.unique(np.concatenate(base).astype(str)).astype(object)
+        release_memory()  # a day's features pass over the whole history: its peak stacks on less held memory
         entry = self._cache[day] = self._compute(day, union)
         return entry
 
