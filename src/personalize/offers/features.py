@@ -168,11 +168,10 @@ def _orders_per_row(order: pd.Series, row: np.ndarray, ok: np.ndarray | None, n:
     (-1 missing) when the caller has them; the ids are then not read."""
     from personalize.analytics.profiles import _same_as_previous
 
-    same = None if codes is not None else _same_as_previous(order)
     if codes is not None:
         ocode = np.asarray(codes) if ok is None else np.asarray(codes)[ok]
         hrow = row
-    elif same is not None:
+    elif (same := _same_as_previous(order)) is not None:
         # an order's lines are consecutive in time-sorted data: its id is hashed once per run of equal ids, and
         # a run's lines share one (row, order) pair
         if ok is not None:
